@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the Debian packages agentflow needs to build, run and test, skipping what is present.
+# Usage: scripts/deps.sh [build|test]   (test adds the test tools)
+set -euo pipefail
+mode=${1:-build}
+pkgs=(cmake make gcc pkg-config libluajit2-5.1-dev libuv1-dev libjansson-dev
+      libcurl4-openssl-dev libssl-dev libsqlite3-dev)
+if [ "$mode" = test ]; then
+    pkgs+=(libcmocka-dev luajit2 lua-busted lua-dkjson graphviz)
+fi
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+    echo "deps: missing packages: ${missing[*]} (run as root, or install them)" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
