@@ -1,0 +1,81 @@
+/* dsl.h -- the Lua side of an execution: a sandboxed LuaJIT VM with budgets, loading a workflow
+ * script and compiling it into a graph, and running step code as coroutine tasks on the loop.
+ * One VM belongs to one execution (or one `check`); it is not shared between threads. */
+#ifndef AF_DSL_H
+#define AF_DSL_H
+
+#include <jansson.h>
+#include <uv.h>
+#include "core/core.h"
+#include "graph/graph.h"
+#include "plugin/registry.h"
+
+typedef struct af_vm_s af_vm_t;
+typedef struct af_task_s af_task_t;
+
+#define AF_DEFAULT_MAX_INSTRUCTIONS 200000000LL /* ~0.5 s of interpreted Lua */
+#define AF_DEFAULT_MAX_MEMORY       (64u << 20)
+#define AF_MAX_SCRIPT_BYTES         (1u << 20)
+
+typedef struct af_vm_opts_s {
+    uv_loop_t *loop;
+    int64_t max_instructions; /* 0: AF_DEFAULT_MAX_INSTRUCTIONS */
+    size_t max_memory;        /* 0: AF_DEFAULT_MAX_MEMORY */
+    /* Looks a secret up by name; returns a borrowed value or NULL when unknown. */
+    const char *(*secret)(void *ud, const char *name);
+    /* A line written by af.log/print from step code. */
+    void (*log)(void *ud, const char *step, const char *line);
+    /* Fills in what a node call started from Lua (host.exec_node) needs from the engine:
+     * ids, run_child. */
+    void (*prepare_call)(void *ud, af_node_call_t *call);
+    void *ud;
+} af_vm_opts_t;
+
+/* A new VM with the sandbox and the agentflow modules loaded. NULL with err on failure. */
+af_vm_t *af_vm_new(const af_vm_opts_t *opts, af_error_t *err);
+/* Closes the VM; cancels its tasks first. */
+void af_vm_free(af_vm_t *vm);
+/* Changes the budgets (used once the workflow's own limits are known). */
+void af_vm_set_limits(af_vm_t *vm, int64_t max_instructions, size_t max_memory);
+/* Instructions and bytes used so far. */
+void af_vm_usage(const af_vm_t *vm, int64_t *instructions, size_t *memory);
+/* Non-zero once a budget stopped the VM; reason is then a message. */
+int af_vm_killed(const af_vm_t *vm, const char **reason);
+
+/* Evaluates a workflow script (file is used for messages and for relative sub-workflow paths)
+ * and compiles what it returns into *graph (new). Definition errors carry file:line. */
+int af_dsl_load(af_vm_t *vm, const char *file, const char *source, size_t len, af_graph_t **graph,
+                af_error_t *err);
+/* Reads the file (at most AF_MAX_SCRIPT_BYTES) and calls af_dsl_load. */
+int af_dsl_load_file(af_vm_t *vm, const char *file, af_graph_t **graph, af_error_t *err);
+
+/* Sets up the execution's state: ctx.trigger (borrowed input), ctx.vars, ctx.execution. */
+int af_vm_begin(af_vm_t *vm, const af_graph_t *g, json_t *input, const char *execution_id,
+                const char *started_at, af_error_t *err);
+/* Records a finished step's output so later ctx.steps sees it (borrowed). */
+int af_vm_set_output(af_vm_t *vm, const char *step, json_t *output, af_error_t *err);
+/* Resolves a step's config (functions of ctx, secrets) into *config (new). */
+int af_vm_resolve(af_vm_t *vm, int spec_ref, int attempt, json_t *error_info, json_t **config,
+                  af_fault_t *fault);
+/* Runs the workflow's `output` function if it has one: returns 1 and *out (new), 0 when there is
+ * none, or a negative code with fault. */
+int af_vm_output(af_vm_t *vm, json_t **out, af_fault_t *fault);
+
+/* How a step task ends: output is new (or NULL on fault); port may be NULL. */
+typedef void (*af_task_done_fn)(void *ud, json_t *output, const char *port,
+                                const af_fault_t *fault);
+
+/* Runs a Lua-kind step (the node spec at spec_ref) as a coroutine task. Returns AF_NODE_DONE when
+ * it finished at once (done was called), AF_NODE_PENDING with *task set (done follows later,
+ * unless the task is cancelled), or a negative code with fault filled and done not called. */
+int af_vm_run_step(af_vm_t *vm, int spec_ref, const char *step, int attempt, json_t *error_info,
+                   af_task_done_fn done, void *ud, af_task_t **task, af_fault_t *fault);
+/* Stops a task and every task it spawned: timers stop, node calls are cancelled, done is not
+ * called. Safe on a task that is running further up the C stack (it stops when it yields). */
+void af_task_cancel(af_task_t *task);
+
+/* Replaces every known secret value inside strings of `value` by "***" (in place), and in text.
+ * The engine keeps the values; this is the helper both use. */
+char *af_mask_text(const char *text, const char *const *secrets, int n);
+
+#endif

@@ -1,0 +1,504 @@
+/* vm.c -- the sandboxed LuaJIT VM of one execution: allocator with a memory budget, an
+ * instruction budget, the embedded agentflow modules, the agentflow.host module, and the calls
+ * the engine makes into the VM (execution state, config resolution, the workflow's output). */
+#include "dsl/vm_internal.h"
+
+#include <lualib.h>
+#include <luajit.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/lua_json.h"
+
+struct af_embedded_lua {
+    const char *name, *chunk, *src;
+    size_t len;
+};
+extern const struct af_embedded_lua af_embedded_lua[];
+
+#define HOOK_EVERY 1000
+
+/* ---- budgets ---- */
+
+static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+    af_vm_t *vm = ud;
+    if (nsize == 0) {
+        free(ptr);
+        vm->mem_used -= osize;
+        return NULL;
+    }
+    if (nsize > osize && vm->mem_used - osize + nsize > vm->mem_limit) {
+        if (!vm->killed) {
+            vm->killed = 1;
+            snprintf(vm->kill_reason, sizeof vm->kill_reason,
+                     "memory budget of %zu bytes exceeded", vm->mem_limit);
+        }
+        return NULL;
+    }
+    void *p = realloc(ptr, nsize);
+    if (p != NULL) {
+        vm->mem_used = vm->mem_used - osize + nsize;
+    }
+    return p;
+}
+
+static af_vm_t *vm_of(lua_State *L) {
+    void *ud;
+    lua_getallocf(L, &ud);
+    return ud;
+}
+
+static void where_now(lua_State *L, char *buf, size_t size) {
+    lua_Debug ar;
+    buf[0] = '\0';
+    for (int level = 0; lua_getstack(L, level, &ar); level++) {
+        if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0) {
+            const char *src = ar.source[0] == '@' || ar.source[0] == '=' ? ar.source + 1 : ar.source;
+            snprintf(buf, size, "%s:%d: ", src, ar.currentline);
+            return;
+        }
+    }
+}
+
+static void budget_hook(lua_State *L, lua_Debug *ar) {
+    (void)ar;
+    af_vm_t *vm = vm_of(L);
+    vm->instr_used += HOOK_EVERY;
+    if (vm->instr_used <= vm->instr_limit && !vm->killed) {
+        return;
+    }
+    if (!vm->killed) {
+        vm->killed = 1;
+        snprintf(vm->kill_reason, sizeof vm->kill_reason,
+                 "instruction budget of %lld exceeded (a loop that does not end?)",
+                 (long long)vm->instr_limit);
+    }
+    /* From now on every instruction raises, so a pcall in the script cannot keep it alive. */
+    lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
+    char where[300];
+    where_now(L, where, sizeof where);
+    lua_pushfstring(L, "%s%s", where, vm->kill_reason);
+    lua_error(L);
+}
+
+void af_vm_set_limits(af_vm_t *vm, int64_t max_instructions, size_t max_memory) {
+    if (max_instructions > 0) {
+        vm->instr_limit = max_instructions;
+    }
+    if (max_memory > 0) {
+        vm->mem_limit = max_memory;
+    }
+}
+
+void af_vm_usage(const af_vm_t *vm, int64_t *instructions, size_t *memory) {
+    if (instructions) {
+        *instructions = vm->instr_used;
+    }
+    if (memory) {
+        *memory = vm->mem_used;
+    }
+}
+
+int af_vm_killed(const af_vm_t *vm, const char **reason) {
+    if (vm->killed && reason) {
+        *reason = vm->kill_reason;
+    }
+    return vm->killed;
+}
+
+/* ---- errors ---- */
+
+void af__vm_fault_from(af_vm_t *vm, lua_State *L, af_fault_t *fault) {
+    if (vm->killed) {
+        const char *msg = lua_isstring(L, -1) ? lua_tostring(L, -1) : vm->kill_reason;
+        af_fault_set(fault, 0, "BUDGET", "%s", strstr(msg, vm->kill_reason) ? msg : vm->kill_reason);
+        return;
+    }
+    if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, "__af_error");
+        int ours = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+        if (ours) {
+            lua_getfield(L, -1, "code");
+            lua_getfield(L, -2, "message");
+            lua_getfield(L, -3, "retryable");
+            af_fault_set(fault, lua_toboolean(L, -1),
+                         lua_isstring(L, -3) ? lua_tostring(L, -3) : "ERROR", "%s",
+                         lua_isstring(L, -2) ? lua_tostring(L, -2) : "error");
+            lua_pop(L, 3);
+            return;
+        }
+    }
+    const char *msg = lua_isstring(L, -1) ? lua_tostring(L, -1) : NULL;
+    if (msg == NULL) {
+        lua_getglobal(L, "tostring");
+        lua_pushvalue(L, -2);
+        lua_pcall(L, 1, 1, 0);
+        msg = lua_isstring(L, -1) ? lua_tostring(L, -1) : "(error object is not a string)";
+        af_fault_set(fault, 1, "LUA_ERROR", "%s", msg);
+        lua_pop(L, 1);
+        return;
+    }
+    int nomem = strcmp(msg, "not enough memory") == 0;
+    af_fault_set(fault, !nomem, nomem ? "MEMORY" : "LUA_ERROR", "%s", msg);
+}
+
+int af__vm_pcall(af_vm_t *vm, int nargs, int nresults, af_fault_t *fault) {
+    if (vm->killed) {
+        lua_pop(vm->L, nargs + 1);
+        af_fault_set(fault, 0, "BUDGET", "%s", vm->kill_reason);
+        return AF_EBUDGET;
+    }
+    if (lua_pcall(vm->L, nargs, nresults, 0) != 0) {
+        af__vm_fault_from(vm, vm->L, fault);
+        lua_pop(vm->L, 1);
+        return vm->killed ? AF_EBUDGET : AF_ERUNTIME;
+    }
+    return 0;
+}
+
+void af__vm_push_runtime(af_vm_t *vm, const char *name) {
+    lua_rawgeti(vm->L, LUA_REGISTRYINDEX, vm->ref_runtime);
+    lua_getfield(vm->L, -1, name);
+    lua_remove(vm->L, -2);
+}
+
+/* ---- agentflow.host: the functions step code reaches through the agentflow module ---- */
+
+static int host_now(lua_State *L) {
+    lua_pushnumber(L, (lua_Number)af_wall_ms());
+    return 1;
+}
+
+static int host_log(lua_State *L) {
+    af_vm_t *vm = vm_of(L);
+    const char *line = luaL_checkstring(L, 1);
+    if (vm->opts.log) {
+        vm->opts.log(vm->opts.ud, NULL, line);
+    }
+    return 0;
+}
+
+static int host_secret(lua_State *L) {
+    af_vm_t *vm = vm_of(L);
+    const char *name = luaL_checkstring(L, 1);
+    const char *value = vm->opts.secret ? vm->opts.secret(vm->opts.ud, name) : NULL;
+    if (value == NULL) {
+        lua_newtable(L);
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, "__af_error");
+        lua_pushliteral(L, "SECRET_MISSING");
+        lua_setfield(L, -2, "code");
+        lua_pushfstring(L, "secret '%s' is not set", name);
+        lua_setfield(L, -2, "message");
+        lua_pushboolean(L, 0);
+        lua_setfield(L, -2, "retryable");
+        return lua_error(L);
+    }
+    lua_pushstring(L, value);
+    return 1;
+}
+
+static int host_killed(lua_State *L) {
+    lua_pushboolean(L, vm_of(L)->killed);
+    return 1;
+}
+
+static int host_json_encode(lua_State *L) {
+    json_t *j;
+    af_error_t err;
+    luaL_checkany(L, 1);
+    if (af_lua_to_json(L, 1, AF_JSON_MAX_DEPTH, &j, &err) != 0) {
+        return luaL_error(L, "af.json.encode: %s", err.msg);
+    }
+    char *text = af_json_dumps(j, lua_toboolean(L, 2) ? AF_JSON_PRETTY : 0);
+    json_decref(j);
+    if (text == NULL) {
+        return luaL_error(L, "af.json.encode: out of memory");
+    }
+    lua_pushstring(L, text);
+    free(text);
+    return 1;
+}
+
+static int host_json_decode(lua_State *L) {
+    size_t len;
+    const char *text = luaL_checklstring(L, 1, &len);
+    af_error_t err;
+    json_t *j = af_json_loads(text, len, AF_JSON_MAX_DEPTH, &err);
+    if (j == NULL) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "invalid JSON: %s", err.msg);
+        return 2;
+    }
+    int rc = af_lua_push_json(L, j, AF_JSON_MAX_DEPTH);
+    json_decref(j);
+    if (rc != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, "JSON nested too deeply");
+        return 2;
+    }
+    return 1;
+}
+
+static int open_host(lua_State *L) {
+    af_vm_t *vm = vm_of(L);
+    static const luaL_Reg fns[] = {{"now", host_now},
+                                   {"log", host_log},
+                                   {"secret", host_secret},
+                                   {"killed", host_killed},
+                                   {"json_encode", host_json_encode},
+                                   {"json_decode", host_json_decode},
+                                   {NULL, NULL}};
+    lua_newtable(L);
+    luaL_register(L, NULL, fns);
+    lua_pushlightuserdata(L, NULL);
+    lua_setfield(L, -2, "null");
+    luaL_getmetatable(L, AF_LUA_ARRAY_MT);
+    lua_setfield(L, -2, "array_mt");
+    luaL_getmetatable(L, AF_LUA_OBJECT_MT);
+    lua_setfield(L, -2, "object_mt");
+    af__task_register(vm, L);
+    return 1;
+}
+
+static int load_embedded(lua_State *L) {
+    const struct af_embedded_lua *m = lua_touserdata(L, lua_upvalueindex(1));
+    if (luaL_loadbuffer(L, m->src, m->len, m->chunk) != 0) {
+        return lua_error(L);
+    }
+    lua_pushstring(L, m->name);
+    lua_call(L, 1, 1);
+    return 1;
+}
+
+static void preload_modules(lua_State *L) {
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "preload");
+    for (const struct af_embedded_lua *m = af_embedded_lua; m->name; m++) {
+        lua_pushlightuserdata(L, (void *)m);
+        lua_pushcclosure(L, load_embedded, 1);
+        lua_setfield(L, -2, m->name);
+    }
+    lua_pushcfunction(L, open_host);
+    lua_setfield(L, -2, "agentflow.host");
+    lua_pop(L, 2);
+}
+
+static int require_ref(af_vm_t *vm, const char *name, af_error_t *err) {
+    lua_State *L = vm->L;
+    lua_getglobal(L, "require");
+    lua_pushstring(L, name);
+    if (lua_pcall(L, 1, 1, 0) != 0) {
+        af_error_set(err, AF_ERUNTIME, "loading %s: %s", name, lua_tostring(L, -1));
+        lua_pop(L, 1);
+        return LUA_NOREF;
+    }
+    return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+static int setup(af_vm_t *vm, af_error_t *err) {
+    lua_State *L = vm->L;
+    luaL_openlibs(L);
+    /* Compiled traces do not run hooks; the interpreter keeps the budget exact. */
+    luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
+    af_lua_json_init(L);
+    lua_newtable(L);
+    vm->ref_tasks = luaL_ref(L, LUA_REGISTRYINDEX);
+    preload_modules(L);
+    vm->ref_runtime = require_ref(vm, "agentflow.runtime", err);
+    int sandbox = require_ref(vm, "agentflow.sandbox", err);
+    if (vm->ref_runtime == LUA_NOREF || sandbox == LUA_NOREF) {
+        return AF_ERUNTIME;
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, sandbox);
+    lua_getfield(L, -1, "harden");
+    lua_call(L, 0, 0);
+    lua_getfield(L, -1, "new");
+    lua_call(L, 0, 1);
+    vm->ref_sandbox = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pop(L, 1);
+    luaL_unref(L, LUA_REGISTRYINDEX, sandbox);
+    lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
+    return 0;
+}
+
+af_vm_t *af_vm_new(const af_vm_opts_t *opts, af_error_t *err) {
+    af_vm_t *vm = calloc(1, sizeof *vm);
+    if (vm == NULL) {
+        af_error_set(err, AF_ENOMEM, "out of memory");
+        return NULL;
+    }
+    vm->opts = *opts;
+    vm->loop = opts->loop;
+    vm->instr_limit = opts->max_instructions > 0 ? opts->max_instructions
+                                                 : AF_DEFAULT_MAX_INSTRUCTIONS;
+    /* The modules themselves need room; the budget applies on top of a floor. */
+    vm->mem_limit = opts->max_memory > 0 ? opts->max_memory : AF_DEFAULT_MAX_MEMORY;
+    vm->ref_wf = vm->ref_state = LUA_NOREF;
+    vm->L = lua_newstate(vm_alloc, vm);
+    if (vm->L == NULL) {
+        af_error_set(err, AF_ENOMEM, "cannot create a Lua state");
+        free(vm);
+        return NULL;
+    }
+    if (setup(vm, err) != 0) {
+        af_vm_free(vm);
+        return NULL;
+    }
+    return vm;
+}
+
+void af_vm_free(af_vm_t *vm) {
+    if (vm == NULL) {
+        return;
+    }
+    af__task_cancel_all(vm);
+    lua_close(vm->L);
+    free(vm->file);
+    free(vm->dir);
+    free(vm);
+}
+
+/* ---- execution state ---- */
+
+static int push_json_or_nil(lua_State *L, json_t *j) {
+    if (j == NULL) {
+        lua_pushnil(L);
+        return 0;
+    }
+    return af_lua_push_json(L, j, AF_JSON_MAX_DEPTH);
+}
+
+int af_vm_begin(af_vm_t *vm, const af_graph_t *g, json_t *input, const char *execution_id,
+                const char *started_at, af_error_t *err) {
+    lua_State *L = vm->L;
+    lua_newtable(L);
+    if (push_json_or_nil(L, input) != 0) {
+        lua_pop(L, 1);
+        return af_error_set(err, AF_ELIMIT, "input is nested too deeply");
+    }
+    lua_setfield(L, -2, "trigger");
+    lua_newtable(L);
+    lua_setfield(L, -2, "steps");
+    if (g->vars) {
+        af_lua_push_json(L, g->vars, AF_JSON_MAX_DEPTH);
+    } else {
+        lua_newtable(L);
+    }
+    lua_setfield(L, -2, "vars");
+    lua_newtable(L);
+    lua_pushstring(L, execution_id);
+    lua_setfield(L, -2, "id");
+    lua_pushstring(L, g->name);
+    lua_setfield(L, -2, "workflow");
+    lua_pushstring(L, started_at);
+    lua_setfield(L, -2, "started_at");
+    lua_setfield(L, -2, "execution");
+    luaL_unref(L, LUA_REGISTRYINDEX, vm->ref_state);
+    vm->ref_state = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
+int af_vm_set_output(af_vm_t *vm, const char *step, json_t *output, af_error_t *err) {
+    lua_State *L = vm->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_state);
+    lua_getfield(L, -1, "steps");
+    if (push_json_or_nil(L, output) != 0) {
+        lua_pop(L, 2);
+        return af_error_set(err, AF_ELIMIT, "output of step '%s' is nested too deeply", step);
+    }
+    lua_setfield(L, -2, step);
+    lua_pop(L, 2);
+    return 0;
+}
+
+/* Pushes runtime.ctx(state, attempt, error_info). */
+int af__vm_push_ctx(af_vm_t *vm, lua_State *L, int attempt, json_t *error_info) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_runtime);
+    lua_getfield(L, -1, "ctx");
+    lua_remove(L, -2);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_state);
+    lua_pushinteger(L, attempt);
+    push_json_or_nil(L, error_info);
+    lua_call(L, 3, 1);
+    return 0;
+}
+
+int af_vm_resolve(af_vm_t *vm, int spec_ref, int attempt, json_t *error_info, json_t **config,
+                  af_fault_t *fault) {
+    lua_State *L = vm->L;
+    *config = NULL;
+    af__vm_push_runtime(vm, "resolve");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, spec_ref);
+    lua_getfield(L, -1, "config");
+    lua_remove(L, -2);
+    af__vm_push_ctx(vm, L, attempt, error_info);
+    int rc = af__vm_pcall(vm, 2, 1, fault);
+    if (rc != 0) {
+        return rc;
+    }
+    af_error_t err;
+    rc = af_lua_to_json(L, -1, AF_JSON_MAX_DEPTH, config, &err);
+    lua_pop(L, 1);
+    if (rc != 0) {
+        af_fault_set(fault, 0, "CONFIG", "config cannot be converted to JSON: %s", err.msg);
+    }
+    return rc;
+}
+
+int af_vm_output(af_vm_t *vm, json_t **out, af_fault_t *fault) {
+    lua_State *L = vm->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_wf);
+    lua_getfield(L, -1, "options");
+    lua_getfield(L, -1, "output");
+    lua_remove(L, -2);
+    lua_remove(L, -2);
+    if (!lua_isfunction(L, -1)) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    af__vm_push_ctx(vm, L, 1, NULL);
+    int rc = af__vm_pcall(vm, 1, 1, fault);
+    if (rc != 0) {
+        return rc;
+    }
+    af_error_t err;
+    rc = af_lua_to_json(L, -1, AF_JSON_MAX_DEPTH, out, &err);
+    lua_pop(L, 1);
+    if (rc != 0) {
+        af_fault_set(fault, 0, "OUTPUT", "workflow output cannot be converted to JSON: %s",
+                     err.msg);
+        return rc;
+    }
+    return 1;
+}
+
+/* ---- masking ---- */
+
+char *af_mask_text(const char *text, const char *const *secrets, int n) {
+    af_buf_t b = {0};
+    const char *p = text;
+    while (*p) {
+        int hit = -1;
+        size_t hitlen = 0;
+        for (int i = 0; i < n; i++) {
+            size_t len = strlen(secrets[i]);
+            if (len > 0 && len > hitlen && strncmp(p, secrets[i], len) == 0) {
+                hit = i;
+                hitlen = len;
+            }
+        }
+        if (hit >= 0) {
+            af_buf_add(&b, "***", 3);
+            p += hitlen;
+        } else {
+            af_buf_add(&b, p, 1);
+            p++;
+        }
+    }
+    if (b.data == NULL) {
+        af_buf_add(&b, "", 0);
+    }
+    return b.data;
+}

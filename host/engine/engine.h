@@ -1,0 +1,99 @@
+/* engine.h -- the orchestrator: runs executions of compiled workflows on one libuv loop, with a
+ * ready set, concurrent branches, retries with backoff, timeouts, cancellation, error routing,
+ * checkpoints per step and sub-workflow calls. */
+#ifndef AF_ENGINE_H
+#define AF_ENGINE_H
+
+#include <jansson.h>
+#include <uv.h>
+#include "core/core.h"
+#include "graph/graph.h"
+#include "plugin/registry.h"
+
+typedef struct af_engine_s af_engine_t;
+typedef struct af_exec_s af_exec_t;
+
+typedef enum {
+    AF_EXEC_RUNNING,
+    AF_EXEC_SUCCEEDED,
+    AF_EXEC_FAILED,
+    AF_EXEC_CANCELLED
+} af_exec_status_t;
+
+typedef enum {
+    AF_STEP_PENDING,
+    AF_STEP_RUNNING,
+    AF_STEP_WAITING, /* a retry wait */
+    AF_STEP_SUCCEEDED,
+    AF_STEP_FAILED,
+    AF_STEP_SKIPPED,
+    AF_STEP_CANCELLED
+} af_step_status_t;
+
+const char *af_exec_status_name(af_exec_status_t s);
+const char *af_step_status_name(af_step_status_t s);
+
+typedef enum {
+    AF_EV_EXEC_START,
+    AF_EV_STEP_START,
+    AF_EV_STEP_END, /* succeeded, failed, skipped or cancelled: see status */
+    AF_EV_STEP_RETRY,
+    AF_EV_LOG,
+    AF_EV_EXEC_END
+} af_event_kind_t;
+
+/* What happened, for progress logs and status updates. Strings are borrowed for the call and
+ * already masked (no secret values). */
+typedef struct af_event_s {
+    af_event_kind_t kind;
+    const char *workflow, *execution_id;
+    int depth; /* 0 for a top execution, 1 for its sub-workflows, ... */
+    const char *step;
+    af_step_status_t status;
+    int attempt;
+    double duration_ms;
+    const char *port;
+    const char *error; /* code: message */
+    int64_t retry_in_ms;
+    const char *text; /* AF_EV_LOG */
+} af_event_t;
+
+typedef struct af_engine_opts_s {
+    uv_loop_t *loop;
+    int64_t max_instructions; /* Lua budgets per execution; 0: defaults */
+    size_t max_memory;
+    int max_call_depth; /* sub-workflow nesting; 0: 8 */
+    /* Secret values by name (run mode: the environment). Borrowed, or NULL if unknown. */
+    const char *(*secret)(void *ud, const char *name);
+    void (*on_event)(void *ud, const af_event_t *ev);
+    /* Called with each step's result before its dependents start (the storage seam); a
+     * non-zero return fails the execution. May be NULL. */
+    int (*checkpoint)(void *ud, const af_exec_t *x, int step, const json_t *output);
+    void *ud;
+} af_engine_opts_t;
+
+af_engine_t *af_engine_new(const af_engine_opts_t *opts);
+void af_engine_free(af_engine_t *e);
+
+/* Loads `file`, compiles it and starts an execution with `input` (borrowed; NULL uses the
+ * workflow's sample_input). on_done is called once, on a later loop turn. Definition errors
+ * return AF_EDEFINITION/AF_ESYNTAX/... with err (file:line) and start nothing. */
+int af_exec_start_file(af_engine_t *e, const char *file, json_t *input,
+                       void (*on_done)(af_exec_t *x, void *ud), void *ud, af_exec_t **out,
+                       af_error_t *err);
+/* Cancels a running execution: running node calls are cancelled, on_done follows. */
+void af_exec_cancel(af_exec_t *x, const char *reason);
+void af_exec_free(af_exec_t *x);
+
+af_exec_status_t af_exec_status(const af_exec_t *x);
+const af_graph_t *af_exec_graph(const af_exec_t *x);
+/* Why it failed (NULL unless failed or cancelled). */
+const af_fault_t *af_exec_fault(const af_exec_t *x);
+/* The result with secrets masked (new reference; JSON null when there is none). */
+json_t *af_exec_result(const af_exec_t *x);
+/* The whole record, masked (new): id, workflow, status, timings, result, error, steps. */
+json_t *af_exec_to_json(const af_exec_t *x);
+/* Masks every secret value the engine has handed out (new malloc'd string). */
+char *af_engine_mask(af_engine_t *e, const char *text);
+
+#endif

@@ -1,0 +1,316 @@
+/* main.c -- the `agentflow` command line: run, check, --help, --version.
+ * Exit codes: 0 success, 1 the workflow failed, 2 usage or definition error. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "core/core.h"
+#include "dsl/dsl.h"
+#include "engine/engine.h"
+#include "graph/graph.h"
+#include "nodes/nodes.h"
+
+#include <luajit.h>
+
+#define AF_JSON_MAX_DEPTH_INPUT 128
+
+#define EXIT_FAILED 1
+#define EXIT_USAGE  2
+
+static const char *USAGE =
+    "usage: agentflow [--version] [--help] COMMAND [ARGS]\n"
+    "\n"
+    "Runs AI-agent workflows written in Lua.\n"
+    "\n"
+    "commands:\n"
+    "  run FILE.lua     run a workflow once, in this process\n"
+    "  check FILE.lua   validate a workflow and print its graph\n"
+    "\n"
+    "`agentflow COMMAND --help` shows a command's options. Docs: docs/cli.md, docs/dsl.md.\n";
+
+static const char *RUN_USAGE =
+    "usage: agentflow run FILE.lua [--input JSON | --input @FILE.json] [--json] [--quiet]\n"
+    "                     [--max-instructions N] [--max-memory SIZE]\n"
+    "\n"
+    "Loads the workflow, runs it once and prints its result (JSON) on stdout; a per-step\n"
+    "progress log (step, status, attempt, duration) goes to stderr.\n"
+    "\n"
+    "  --input JSON        the trigger input (ctx.trigger); @FILE reads it from a file;\n"
+    "                      default: the workflow's sample_input, else {}\n"
+    "  --json              print the whole execution record instead of the result\n"
+    "  --quiet             no progress log\n"
+    "  --max-instructions  Lua instruction budget of the execution (default 200000000)\n"
+    "  --max-memory        Lua memory budget of the execution, e.g. 64MB (default)\n"
+    "\n"
+    "Secrets (af.secret \"NAME\") are read from the environment variable NAME.\n"
+    "exit status: 0 succeeded, 1 the workflow failed, 2 usage or definition error\n";
+
+static const char *CHECK_USAGE =
+    "usage: agentflow check FILE.lua [--format text|json|dot]\n"
+    "\n"
+    "Validates the workflow (syntax, node types, dependencies, cycles, config) and prints its\n"
+    "graph: steps, edges and triggers. `dot` output renders with Graphviz (dot -Tsvg).\n"
+    "exit status: 0 valid, 2 usage or definition error\n";
+
+typedef struct run_opts_s {
+    const char *file, *input;
+    int json, quiet;
+    int64_t max_instructions;
+    size_t max_memory;
+} run_opts_t;
+
+static int usage_error(const char *usage, const char *fmt, const char *arg) {
+    fprintf(stderr, "agentflow: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n\n%s", usage);
+    return EXIT_USAGE;
+}
+
+static int print_error(const af_error_t *err) {
+    char text[1400];
+    fprintf(stderr, "agentflow: error: %s\n", af_error_text(err, text, sizeof text));
+    return EXIT_USAGE;
+}
+
+/* ---- progress log ---- */
+
+static void on_event(void *ud, const af_event_t *ev) {
+    const run_opts_t *o = ud;
+    if (o->quiet) {
+        return;
+    }
+    char d[32];
+    int ind = 2 + 4 * ev->depth;
+    switch (ev->kind) {
+    case AF_EV_EXEC_START:
+        fprintf(stderr, "%*s%s %s  execution %s\n", ind - 2, "", ev->depth ? "call" : "run",
+                ev->workflow, ev->execution_id);
+        break;
+    case AF_EV_STEP_START:
+        break;
+    case AF_EV_STEP_END:
+        if (ev->status == AF_STEP_SKIPPED || ev->attempt == 0) {
+            fprintf(stderr, "%*s%-10s %-24s\n", ind, "", af_step_status_name(ev->status),
+                    ev->step);
+            break;
+        }
+        fprintf(stderr, "%*s%-10s %-24s attempt %d  %s", ind, "", af_step_status_name(ev->status),
+                ev->step, ev->attempt, af_duration_format(ev->duration_ms, d, sizeof d));
+        if (ev->port) {
+            fprintf(stderr, "  -> %s", ev->port);
+        }
+        if (ev->error) {
+            fprintf(stderr, "  %s", ev->error);
+        }
+        fputc('\n', stderr);
+        break;
+    case AF_EV_STEP_RETRY:
+        fprintf(stderr, "%*s%-10s %-24s attempt %d  %s  %s; retrying in %s\n", ind, "", "retry",
+                ev->step, ev->attempt, af_duration_format(ev->duration_ms, d, sizeof d),
+                ev->error ? ev->error : "", af_duration_format((double)ev->retry_in_ms, d, sizeof d));
+        break;
+    case AF_EV_LOG:
+        fprintf(stderr, "%*s| %s\n", ind, "", ev->text);
+        break;
+    case AF_EV_EXEC_END:
+        fprintf(stderr, "%*s%s %s in %s%s%s\n", ind - 2, "",
+                af_exec_status_name((af_exec_status_t)ev->attempt), ev->workflow,
+                af_duration_format(ev->duration_ms, d, sizeof d), ev->error ? ": " : "",
+                ev->error ? ev->error : "");
+        break;
+    }
+}
+
+static const char *env_secret(void *ud, const char *name) {
+    (void)ud;
+    return getenv(name);
+}
+
+/* ---- run ---- */
+
+static int parse_input(const char *arg, json_t **out, af_error_t *err) {
+    char *text = NULL;
+    size_t len;
+    if (arg[0] == '@') {
+        int rc = af_read_file(arg + 1, 64u << 20, &text, &len, err);
+        if (rc != 0) {
+            return rc;
+        }
+        arg = text;
+    } else {
+        len = strlen(arg);
+    }
+    *out = af_json_loads(arg, len, AF_JSON_MAX_DEPTH_INPUT, err);
+    free(text);
+    if (*out == NULL) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        return af_error_set(err, AF_EINVAL, "--input: %s", msg);
+    }
+    return 0;
+}
+
+static void run_done(af_exec_t *x, void *ud) {
+    (void)x;
+    (void)ud;
+}
+
+static int cmd_run(run_opts_t *o) {
+    af_error_t err = {0};
+    json_t *input = NULL;
+    if (o->input && parse_input(o->input, &input, &err) != 0) {
+        return print_error(&err);
+    }
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    af_engine_opts_t eo = {.loop = &loop,
+                           .max_instructions = o->max_instructions,
+                           .max_memory = o->max_memory,
+                           .secret = env_secret,
+                           .on_event = on_event,
+                           .ud = o};
+    af_engine_t *e = af_engine_new(&eo);
+    af_exec_t *x = NULL;
+    int rc = af_exec_start_file(e, o->file, input, run_done, NULL, &x, &err);
+    json_decref(input);
+    if (rc != 0) {
+        af_engine_free(e);
+        uv_loop_close(&loop);
+        return print_error(&err);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    json_t *out = o->json ? af_exec_to_json(x) : af_exec_result(x);
+    char *text = af_json_dumps(out, AF_JSON_PRETTY);
+    printf("%s\n", text ? text : "null");
+    free(text);
+    json_decref(out);
+    int status = af_exec_status(x) == AF_EXEC_SUCCEEDED ? 0 : EXIT_FAILED;
+    af_exec_free(x);
+    af_engine_free(e);
+    uv_run(&loop, UV_RUN_DEFAULT); /* let closed handles finish */
+    uv_loop_close(&loop);
+    return status;
+}
+
+/* ---- check ---- */
+
+static int cmd_check(const char *file, const char *format) {
+    af_error_t err = {0};
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    af_vm_opts_t vo = {.loop = &loop};
+    af_vm_t *vm = af_vm_new(&vo, &err);
+    af_graph_t *g = NULL;
+    int rc = vm ? af_dsl_load_file(vm, file, &g, &err) : err.code;
+    if (rc == 0) {
+        if (strcmp(format, "json") == 0) {
+            json_t *j = af_graph_to_json(g);
+            char *text = af_json_dumps(j, AF_JSON_PRETTY);
+            printf("%s\n", text);
+            free(text);
+            json_decref(j);
+        } else if (strcmp(format, "dot") == 0) {
+            af_graph_print_dot(g, stdout);
+        } else {
+            af_graph_print_text(g, stdout);
+        }
+    }
+    af_graph_free(g);
+    af_vm_free(vm);
+    uv_loop_close(&loop);
+    return rc == 0 ? 0 : print_error(&err);
+}
+
+/* ---- arguments ---- */
+
+static int is_help(const char *a) {
+    return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0;
+}
+
+static int parse_run(int argc, char **argv, run_opts_t *o) {
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        if (is_help(a)) {
+            fputs(RUN_USAGE, stdout);
+            exit(0);
+        } else if (strcmp(a, "--json") == 0) {
+            o->json = 1;
+        } else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
+            o->quiet = 1;
+        } else if (strcmp(a, "--input") == 0 || strcmp(a, "-i") == 0) {
+            if (++i == argc) {
+                return usage_error(RUN_USAGE, "%s needs a value", a);
+            }
+            o->input = argv[i];
+        } else if (strcmp(a, "--max-instructions") == 0) {
+            char *end;
+            if (++i == argc || (o->max_instructions = strtoll(argv[i], &end, 10)) < 100000 ||
+                *end) {
+                return usage_error(RUN_USAGE, "%s needs a number >= 100000", a);
+            }
+        } else if (strcmp(a, "--max-memory") == 0) {
+            if (++i == argc || af_bytes_parse(argv[i], &o->max_memory) != 0 ||
+                o->max_memory < (4u << 20)) {
+                return usage_error(RUN_USAGE, "%s needs a size of at least 4MB", a);
+            }
+        } else if (a[0] == '-' && a[1] != '\0') {
+            return usage_error(RUN_USAGE, "unknown option '%s'", a);
+        } else if (o->file == NULL) {
+            o->file = a;
+        } else {
+            return usage_error(RUN_USAGE, "unexpected argument '%s'", a);
+        }
+    }
+    return o->file ? 0 : usage_error(RUN_USAGE, "%s", "run needs a workflow file");
+}
+
+static int main_check(int argc, char **argv) {
+    const char *file = NULL, *format = "text";
+    for (int i = 2; i < argc; i++) {
+        if (is_help(argv[i])) {
+            fputs(CHECK_USAGE, stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--format") == 0 || strcmp(argv[i], "-f") == 0) {
+            if (++i == argc || (strcmp(argv[i], "text") && strcmp(argv[i], "json") &&
+                                strcmp(argv[i], "dot"))) {
+                return usage_error(CHECK_USAGE, "%s", "--format is text, json or dot");
+            }
+            format = argv[i];
+        } else if (argv[i][0] == '-') {
+            return usage_error(CHECK_USAGE, "unknown option '%s'", argv[i]);
+        } else if (file == NULL) {
+            file = argv[i];
+        } else {
+            return usage_error(CHECK_USAGE, "unexpected argument '%s'", argv[i]);
+        }
+    }
+    if (file == NULL) {
+        return usage_error(CHECK_USAGE, "%s", "check needs a workflow file");
+    }
+    return cmd_check(file, format);
+}
+
+int main(int argc, char **argv) {
+    af_error_t err;
+    if (af_nodes_register(&err) != 0) {
+        return print_error(&err);
+    }
+    if (argc < 2 || is_help(argv[1])) {
+        fputs(USAGE, argc < 2 ? stderr : stdout);
+        return argc < 2 ? EXIT_USAGE : 0;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        printf("agentflow %s (%s)\n", AF_VERSION, LUAJIT_VERSION);
+        return 0;
+    }
+    if (strcmp(argv[1], "run") == 0) {
+        run_opts_t o = {0};
+        int rc = parse_run(argc, argv, &o);
+        return rc ? rc : cmd_run(&o);
+    }
+    if (strcmp(argv[1], "check") == 0) {
+        return main_check(argc, argv);
+    }
+    return usage_error(USAGE, "unknown command '%s'", argv[1]);
+}

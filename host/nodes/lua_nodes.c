@@ -1,0 +1,52 @@
+/* lua_nodes.c -- node types whose work is Lua in the execution's VM: each attempt runs as a
+ * coroutine task (see dsl/task.c); the completion of the task completes the call. */
+#include <stddef.h>
+
+#include "dsl/dsl.h"
+#include "nodes/nodes_internal.h"
+
+static void on_task_done(void *ud, json_t *output, const char *port, const af_fault_t *fault) {
+    af_node_call_t *call = ud;
+    call->node_data = NULL;
+    if (fault) {
+        af_node_fail(call, fault);
+    } else {
+        af_node_succeed(call, output, port);
+    }
+}
+
+static int lua_execute(af_node_call_t *call) {
+    af_task_t *task;
+    af_fault_t fault;
+    int rc = af_vm_run_step(call->vm, call->spec_ref, call->step, call->attempt,
+                            call->error_info, on_task_done, call, &task, &fault);
+    if (rc < 0) {
+        af_node_fail(call, &fault);
+        return AF_NODE_DONE;
+    }
+    if (rc == AF_NODE_PENDING) {
+        call->node_data = task;
+    }
+    return rc;
+}
+
+static void lua_cancel(af_node_call_t *call) {
+    if (call->node_data) {
+        af_task_cancel(call->node_data);
+        call->node_data = NULL;
+    }
+}
+
+#define LUA_TYPE(id, desc)                                                                         \
+    {.name = id, .description = desc, .schema = NULL, .flags = AF_NODE_LUA,                        \
+     .execute = lua_execute, .cancel = lua_cancel}
+
+const af_node_type_t af__lua_node_types[] = {
+    LUA_TYPE("lua", "Transform: a Lua function of ctx"),
+    LUA_TYPE("condition", "If/else: yes and no ports"),
+    LUA_TYPE("switch", "Named cases and a default"),
+    LUA_TYPE("foreach", "A body per item, bounded concurrency, results in order"),
+    LUA_TYPE("loop", "While loop with a required bound"),
+    LUA_TYPE("parallel", "Named branches run concurrently and joined"),
+    {.name = NULL},
+};
