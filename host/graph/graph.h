@@ -43,6 +43,7 @@ typedef struct af_step_s {
     int on_error_continue; /* on failure: record it, output null, dependents run */
     af_join_t join;
     json_t *config;      /* config for display and for C node types (owned) */
+    int config_dynamic;  /* config holds functions of ctx or secrets: resolved per attempt */
     int spec_ref;        /* opaque handle kept for the DSL (a Lua reference); -1 for none */
     /* set by af_graph_validate: */
     int *dependents;     /* indexes of steps with an edge from this one */
@@ -69,6 +70,10 @@ typedef struct af_graph_s {
     af_trigger_t *triggers;
     int ntriggers;
     int *order; /* a topological order of step indexes, set by af_graph_validate */
+    /* private to graph.c: open-addressing index of steps by name (slot holds index + 1, 0 is
+     * empty), kept by af_graph_add_step so duplicate checks and af_graph_find are O(1) */
+    int *name_slots;
+    int name_cap;
 } af_graph_t;
 
 /* New empty graph (copies name). NULL on out of memory. Defaults: retry attempts 1, exponential,
