@@ -123,9 +123,27 @@ const char *af_time_iso(int64_t wall_ms, char *buf, size_t size) {
     return buf;
 }
 
+/* Digits with at most one '.', then letters only: no hex, exponents or signs. */
+static int plain_decimal(const char *s) {
+    int dots = 0, digits = 0;
+    for (; *s && !isalpha((unsigned char)*s); s++) {
+        if (*s == '.') {
+            dots++;
+        } else if (isdigit((unsigned char)*s)) {
+            digits++;
+        } else {
+            return 0;
+        }
+    }
+    return digits > 0 && dots <= 1 && (s[0] != 'x' && s[0] != 'X' && s[0] != 'e' && s[0] != 'E');
+}
+
 int af_duration_parse(const char *text, int64_t *ms) {
     if (text == NULL || *text == '\0' || isspace((unsigned char)*text) || *text == '-' ||
         *text == '+') {
+        return AF_EINVAL;
+    }
+    if (!plain_decimal(text)) {
         return AF_EINVAL;
     }
     errno = 0;
@@ -171,7 +189,7 @@ const char *af_duration_format(double ms, char *buf, size_t size) {
 }
 
 int af_bytes_parse(const char *text, size_t *bytes) {
-    if (text == NULL || !isdigit((unsigned char)*text)) {
+    if (text == NULL || !isdigit((unsigned char)*text) || !plain_decimal(text)) {
         return AF_EINVAL;
     }
     char *end;
@@ -205,8 +223,10 @@ int af_bytes_parse(const char *text, size_t *bytes) {
 const char *af_uuid_v4(char *buf) {
     unsigned char b[16];
     if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b) {
+        uint64_t seed = (uint64_t)(af_mono_ms() * 1000) ^ (uint64_t)af_wall_ms();
         for (size_t i = 0; i < sizeof b; i++) { /* no entropy source: still unique per process */
-            b[i] = (unsigned char)(rand() ^ (int)(af_mono_ms() * 1000) >> (i % 8));
+            seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+            b[i] = (unsigned char)(seed >> 56);
         }
     }
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);

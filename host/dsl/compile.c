@@ -330,7 +330,7 @@ static int compile(af_vm_t *vm, af_graph_t **out, af_error_t *err) {
     }
     json_t *d;
     af_error_t jerr;
-    if (af_lua_to_json(L, -1, 64, &d, &jerr) != 0) {
+    if (af_lua_to_json(L, -1, AF_JSON_MAX_DEPTH + 4, &d, &jerr) != 0) {
         lua_pop(L, 1);
         char where[300];
         where_of_path(vm, jerr.msg, where, sizeof where);

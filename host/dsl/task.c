@@ -383,8 +383,12 @@ static void on_node_done(af_node_call_t *call, json_t *output, const char *port,
     (void)port;
     af_task_t *t = call->owner;
     if (t->call_sync) { /* still inside exec_node: hand the result over there */
-        int n = push_node_result(t->vm->L, output, fault);
-        t->call_result_ref = pack_result(t->vm->L, t->vm->L, 1, n);
+        lua_State *L = t->vm->L;
+        lua_createtable(L, 2, 0);
+        push_node_result(L, output, fault);
+        lua_rawseti(L, -3, 2);
+        lua_rawseti(L, -2, 1);
+        t->call_result_ref = luaL_ref(L, LUA_REGISTRYINDEX);
         json_decref(output);
         return;
     }
@@ -436,8 +440,8 @@ static int host_exec_node(lua_State *L) {
         end_call(t);
         lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
         luaL_unref(L, LUA_REGISTRYINDEX, ref);
-        lua_rawgeti(L, -1, 2);
-        lua_rawgeti(L, -2, 3);
+        lua_rawgeti(L, -1, 1);
+        lua_rawgeti(L, -2, 2);
         lua_remove(L, -3);
         return 2;
     }

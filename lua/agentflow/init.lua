@@ -81,13 +81,13 @@ end
 --- A transform: a Lua function of ctx whose return value is the step's output.
 function af.transform(fn)
   check_fn(2, "af.transform", "fn", fn)
-  return node({ type = "lua", fn = fn }, 2)
+  return (node({ type = "lua", fn = fn }, 2))
 end
 
 --- If/else: fn(ctx) decides; dependents choose the `yes` or `no` port.
 function af.condition(fn)
   check_fn(2, "af.condition", "fn", fn)
-  return node({ type = "condition", fn = fn, ports = { "yes", "no" } }, 2)
+  return (node({ type = "condition", fn = fn, ports = { "yes", "no" } }, 2))
 end
 
 --- Switch: fn(ctx) returns a case name; dependents choose `s:case "name"` or `s.default`.
@@ -107,7 +107,7 @@ function af.switch(fn, cases)
     ports[#ports + 1] = c
   end
   ports[#ports + 1] = "default"
-  return node({ type = "switch", fn = fn, ports = ports }, 2)
+  return (node({ type = "switch", fn = fn, ports = ports }, 2))
 end
 
 local function check_body(level, ctor, v)
@@ -129,7 +129,7 @@ function af.foreach(t)
   if type(c) ~= "number" or c < 1 or c % 1 ~= 0 then
     fail(2, "af.foreach: 'concurrency' must be a positive integer")
   end
-  return node({ type = "foreach", items = items, body = t.body, concurrency = c }, 2)
+  return (node({ type = "foreach", items = items, body = t.body, concurrency = c }, 2))
 end
 
 --- While loop: state = init; while condition(state, ctx) do state = body(state, i, ctx) end.
@@ -142,7 +142,7 @@ function af.loop(t)
   if type(max) ~= "number" or max < 1 or max % 1 ~= 0 then
     fail(2, "af.loop: 'max' (the bound on iterations) is required and must be a positive integer")
   end
-  return node({ type = "loop", init = t.init, condition = t.condition, body = t.body, max = max }, 2)
+  return (node({ type = "loop", init = t.init, condition = t.condition, body = t.body, max = max }, 2))
 end
 af.while_ = af.loop
 
@@ -155,7 +155,7 @@ function af.parallel(branches)
     if type(k) ~= "string" then fail(2, "af.parallel: branch names must be strings") end
     check_body(2, "af.parallel (branch '" .. k .. "')", v)
   end
-  return node({ type = "parallel", branches = branches }, 2)
+  return (node({ type = "parallel", branches = branches }, 2))
 end
 
 --- Delay: waits for a duration ("200ms", "5s", "1h", or milliseconds) without holding a worker.
@@ -164,7 +164,7 @@ function af.delay(d)
   if not is_duration(d) and type(d) ~= "function" then
     fail(2, "af.delay: expected a duration such as \"5s\", got %s", type(d))
   end
-  return node({ type = "delay", config = { duration = d } }, 2)
+  return (node({ type = "delay", config = { duration = d } }, 2))
 end
 
 --- Sub-workflow: runs another workflow (a file, relative to this one) and returns its result.
@@ -180,7 +180,7 @@ function af.call(target)
     local t = target
     target = t.workflow
     if type(target) ~= "string" then fail(2, "af.call: 'workflow' must be a file name") end
-    return node({ type = "call", where = where, config = { workflow = target, input = t.input } }, 2)
+    return (node({ type = "call", where = where, config = { workflow = target, input = t.input } }, 2))
   end
   if type(target) ~= "string" then fail(2, "af.call: expected a workflow file name") end
   return setmetatable({}, { __call = function(_, t) return build(t) end,
@@ -196,7 +196,7 @@ function af.node(name)
     if config ~= nil and type(config) ~= "table" then
       fail(2, "af.node '%s': config must be a table", name)
     end
-    return node({ type = name, config = config or {}, where = where }, 2)
+    return (node({ type = name, config = config or {}, where = where }, 2))
   end
 end
 

@@ -191,8 +191,10 @@ function R.describe_workflow(wf)
       config = describe({ fn = n.fn, items = n.items, body = n.body, concurrency = n.concurrency,
                           condition = n.condition, init = n.init, max = n.max,
                           branches = n.branches }, 0)
+    elseif dynamic(n.config, 0) then
+      config = describe(n.config, 0)
     else
-      config = describe(n.config or {}, 0)
+      config = n.config or {} -- static: this is the config the node gets, converted whole
     end
     local after = af.array()
     for k, a in ipairs(s.after) do after[k] = { step = a.step, port = a.port } end
