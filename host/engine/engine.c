@@ -706,7 +706,8 @@ static int exec_begin(af_exec_t *x, json_t *input, af_error_t *err) {
     if (x->runs == NULL || x->ready == NULL) {
         return af_error_set(err, AF_ENOMEM, "out of memory");
     }
-    x->input = json_incref(input ? input : g->sample_input ? g->sample_input : json_object());
+    x->input = input ? json_incref(input) : g->sample_input ? json_incref(g->sample_input)
+                                                             : json_object();
     x->started_wall = af_wall_ms();
     x->started_ms = af_mono_ms();
     char iso[40];
@@ -803,8 +804,7 @@ static int run_child(af_node_call_t *call, const char *file, json_t *input, af_f
              file);
     af_exec_t *child;
     af_error_t err;
-    int rc = start(x->e, path, input ? input : json_object(), x->depth + 1, child_done, call,
-                   &child, &err);
+    int rc = start(x->e, path, input, x->depth + 1, child_done, call, &child, &err);
     if (rc != 0) {
         char text[1400];
         af_fault_set(fault, 0, "CALL", "sub-workflow %s: %s", file,
