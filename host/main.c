@@ -111,7 +111,8 @@ static void on_event(void *ud, const af_event_t *ev) {
                 ev->error ? ev->error : "", af_duration_format((double)ev->retry_in_ms, d, sizeof d));
         break;
     case AF_EV_LOG:
-        fprintf(stderr, "%*s| %s\n", ind, "", ev->text);
+        fprintf(stderr, "%*s| %s%s%s\n", ind, "", ev->step ? ev->step : "", ev->step ? ": " : "",
+                ev->text);
         break;
     case AF_EV_EXEC_END:
         fprintf(stderr, "%*s%s %s in %s%s%s\n", ind - 2, "",

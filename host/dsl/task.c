@@ -78,6 +78,11 @@ static af_task_t *task_current(lua_State *L) {
     return t;
 }
 
+const char *af__task_step(lua_State *L) {
+    af_task_t *t = task_current(L);
+    return t ? t->root->step : NULL;
+}
+
 static void timer_closed(uv_handle_t *h) {
     free(h);
 }

@@ -174,7 +174,7 @@ static int host_log(lua_State *L) {
     af_vm_t *vm = vm_of(L);
     const char *line = luaL_checkstring(L, 1);
     if (vm->opts.log) {
-        vm->opts.log(vm->opts.ud, NULL, line);
+        vm->opts.log(vm->opts.ud, af__task_step(L), line);
     }
     return 0;
 }

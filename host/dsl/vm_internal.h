@@ -35,6 +35,8 @@ void af__vm_fault_from(af_vm_t *vm, lua_State *L, af_fault_t *fault);
 /* Registers agentflow.host's task functions (spawn, join, cancel, exec_node, sleep) into the
  * table at the top of the stack. */
 void af__task_register(af_vm_t *vm, lua_State *L);
+/* The step whose task is running L, or NULL outside step code. */
+const char *af__task_step(lua_State *L);
 /* Cancels every task (VM shutdown). */
 void af__task_cancel_all(af_vm_t *vm);
 
