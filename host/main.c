@@ -91,8 +91,7 @@ static void on_event(void *ud, const af_event_t *ev) {
         break;
     case AF_EV_STEP_END:
         if (ev->status == AF_STEP_SKIPPED || ev->attempt == 0) {
-            fprintf(stderr, "%*s%-10s %-24s\n", ind, "", af_step_status_name(ev->status),
-                    ev->step);
+            fprintf(stderr, "%*s%-10s %-24s\n", ind, "", af_step_status_name(ev->status), ev->step);
             break;
         }
         fprintf(stderr, "%*s%-10s %-24s attempt %d  %s", ind, "", af_step_status_name(ev->status),
@@ -108,7 +107,8 @@ static void on_event(void *ud, const af_event_t *ev) {
     case AF_EV_STEP_RETRY:
         fprintf(stderr, "%*s%-10s %-24s attempt %d  %s  %s; retrying in %s\n", ind, "", "retry",
                 ev->step, ev->attempt, af_duration_format(ev->duration_ms, d, sizeof d),
-                ev->error ? ev->error : "", af_duration_format((double)ev->retry_in_ms, d, sizeof d));
+                ev->error ? ev->error : "",
+                af_duration_format((double)ev->retry_in_ms, d, sizeof d));
         break;
     case AF_EV_LOG:
         fprintf(stderr, "%*s| %s%s%s\n", ind, "", ev->step ? ev->step : "", ev->step ? ": " : "",
@@ -273,8 +273,8 @@ static int main_check(int argc, char **argv) {
             fputs(CHECK_USAGE, stdout);
             return 0;
         } else if (strcmp(argv[i], "--format") == 0 || strcmp(argv[i], "-f") == 0) {
-            if (++i == argc || (strcmp(argv[i], "text") && strcmp(argv[i], "json") &&
-                                strcmp(argv[i], "dot"))) {
+            if (++i == argc ||
+                (strcmp(argv[i], "text") && strcmp(argv[i], "json") && strcmp(argv[i], "dot"))) {
                 return usage_error(CHECK_USAGE, "%s", "--format is text, json or dot");
             }
             format = argv[i];

@@ -231,10 +231,9 @@ const char *af_uuid_v4(char *buf) {
     }
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    snprintf(buf, 37,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
+    snprintf(buf, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+             b[14], b[15]);
     return buf;
 }
 
@@ -300,8 +299,8 @@ int af_read_file(const char *path, size_t max, char **out, size_t *len, af_error
     int rc = 0;
     while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
         if (b.len + n > max) {
-            rc = af_error_set(err, AF_ELIMIT, "%s is larger than the limit of %zu bytes", path,
-                              max);
+            rc =
+                af_error_set(err, AF_ELIMIT, "%s is larger than the limit of %zu bytes", path, max);
             break;
         }
         if (af_buf_add(&b, chunk, n) != 0) {

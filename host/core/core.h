@@ -14,7 +14,7 @@
     X(INVAL, -1, "invalid argument")                                                               \
     X(NOMEM, -2, "out of memory")                                                                  \
     X(IO, -3, "input/output error")                                                                \
-    X(SYNTAX, -4, "syntax error")                                                              \
+    X(SYNTAX, -4, "syntax error")                                                                  \
     X(DEFINITION, -5, "invalid workflow definition")                                               \
     X(NOTFOUND, -6, "not found")                                                                   \
     X(EXISTS, -7, "already exists")                                                                \
@@ -88,8 +88,8 @@ const char *af_uuid_v4(char *buf);
 /* ---- JSON text ------------------------------------------------------------------------------
  * jansson prints reals with 17 significant digits (0.1 -> 0.10000000000000001); we print the
  * shortest text that reads back to the same double, and integers as integers. */
-#define AF_JSON_PRETTY 0x1  /* indent by 2 spaces, one member per line */
-#define AF_JSON_SORT   0x2  /* object keys sorted */
+#define AF_JSON_PRETTY 0x1 /* indent by 2 spaces, one member per line */
+#define AF_JSON_SORT   0x2 /* object keys sorted */
 
 /* Returns a new malloc'd NUL-terminated string (caller frees), or NULL on out of memory. */
 char *af_json_dumps(const json_t *value, int flags);

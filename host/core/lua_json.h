@@ -19,16 +19,17 @@
 #include <jansson.h>
 #include "core/core.h"
 
-#define AF_LUA_ARRAY_MT  "agentflow.array"
-#define AF_LUA_OBJECT_MT "agentflow.object"
-#define AF_LUA_BIGINT_MT "agentflow.bigint"
+#define AF_LUA_ARRAY_MT   "agentflow.array"
+#define AF_LUA_OBJECT_MT  "agentflow.object"
+#define AF_LUA_BIGINT_MT  "agentflow.bigint"
 #define AF_JSON_MAX_DEPTH 128
 
 /* Creates the marker metatables in the registry (idempotent). Call once per lua_State. */
 void af_lua_json_init(lua_State *L);
 
 /* Pushes the Lua value for `value` (borrowed). Arrays and objects get their marker metatable so
- * they convert back the same. Returns 0, or AF_ELIMIT (too deep) / AF_ENOMEM with nothing pushed. */
+ * they convert back the same. Returns 0, or AF_ELIMIT (too deep) / AF_ENOMEM with nothing pushed.
+ */
 int af_lua_push_json(lua_State *L, const json_t *value, int max_depth);
 
 /* Converts the Lua value at `idx` to a new JSON reference in *out. On failure returns AF_EINVAL,

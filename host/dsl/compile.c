@@ -173,8 +173,8 @@ static int options_of(af_graph_t *g, json_t *d, af_error_t *err) {
         }
         g->max_instructions = ins ? (int64_t)json_number_value(ins) : 0;
         const char *mem = jstr(lim, "memory");
-        if (json_object_get(lim, "memory") && (mem == NULL || af_bytes_parse(mem, &g->max_memory) ||
-                                              g->max_memory < (4u << 20))) {
+        if (json_object_get(lim, "memory") &&
+            (mem == NULL || af_bytes_parse(mem, &g->max_memory) || g->max_memory < (4u << 20))) {
             return af_error_at(err, AF_EDEFINITION, where,
                                "limits.memory must be a size such as \"64MB\", at least 4MB");
         }
@@ -373,8 +373,8 @@ static int compile(af_vm_t *vm, af_graph_t **out, af_error_t *err) {
 static int check_source(const char *file, const char *source, size_t len, af_error_t *err) {
     size_t bad;
     if (len > AF_MAX_SCRIPT_BYTES) {
-        return af_error_at(err, AF_ELIMIT, file, "script is %zu bytes, over the limit of %u",
-                           len, AF_MAX_SCRIPT_BYTES);
+        return af_error_at(err, AF_ELIMIT, file, "script is %zu bytes, over the limit of %u", len,
+                           AF_MAX_SCRIPT_BYTES);
     }
     if (!af_utf8_valid(source, len, &bad)) {
         int line = 1;

@@ -261,8 +261,7 @@ static void task_resume(af_task_t *t, int nargs) {
 static af_task_t *must_wait_here(lua_State *L, const char *what) {
     af_task_t *t = task_current(L);
     if (t == NULL || t->cancelled) {
-        luaL_error(L, "%s: cannot wait here (only step code running in the engine can wait)",
-                   what);
+        luaL_error(L, "%s: cannot wait here (only step code running in the engine can wait)", what);
     }
     return t;
 }
@@ -460,8 +459,8 @@ static int host_exec_node(lua_State *L) {
 
 void af__task_register(af_vm_t *vm, lua_State *L) {
     (void)vm;
-    static const luaL_Reg fns[] = {{"sleep", host_sleep},   {"spawn", host_spawn},
-                                   {"join", host_join},     {"cancel", host_cancel},
+    static const luaL_Reg fns[] = {{"sleep", host_sleep},         {"spawn", host_spawn},
+                                   {"join", host_join},           {"cancel", host_cancel},
                                    {"exec_node", host_exec_node}, {NULL, NULL}};
     luaL_register(L, NULL, fns);
 }

@@ -30,8 +30,8 @@ static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     if (nsize > osize && vm->mem_used - osize + nsize > vm->mem_limit) {
         if (!vm->killed) {
             vm->killed = 1;
-            snprintf(vm->kill_reason, sizeof vm->kill_reason,
-                     "memory budget of %zu bytes exceeded", vm->mem_limit);
+            snprintf(vm->kill_reason, sizeof vm->kill_reason, "memory budget of %zu bytes exceeded",
+                     vm->mem_limit);
         }
         return NULL;
     }
@@ -53,7 +53,8 @@ static void where_now(lua_State *L, char *buf, size_t size) {
     buf[0] = '\0';
     for (int level = 0; lua_getstack(L, level, &ar); level++) {
         if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0) {
-            const char *src = ar.source[0] == '@' || ar.source[0] == '=' ? ar.source + 1 : ar.source;
+            const char *src =
+                ar.source[0] == '@' || ar.source[0] == '=' ? ar.source + 1 : ar.source;
             snprintf(buf, size, "%s:%d: ", src, ar.currentline);
             return;
         }
@@ -111,7 +112,8 @@ int af_vm_killed(const af_vm_t *vm, const char **reason) {
 void af__vm_fault_from(af_vm_t *vm, lua_State *L, af_fault_t *fault) {
     if (vm->killed) {
         const char *msg = lua_isstring(L, -1) ? lua_tostring(L, -1) : vm->kill_reason;
-        af_fault_set(fault, 0, "BUDGET", "%s", strstr(msg, vm->kill_reason) ? msg : vm->kill_reason);
+        af_fault_set(fault, 0, "BUDGET", "%s",
+                     strstr(msg, vm->kill_reason) ? msg : vm->kill_reason);
         return;
     }
     if (lua_istable(L, -1)) {
@@ -331,8 +333,8 @@ af_vm_t *af_vm_new(const af_vm_opts_t *opts, af_error_t *err) {
     }
     vm->opts = *opts;
     vm->loop = opts->loop;
-    vm->instr_limit = opts->max_instructions > 0 ? opts->max_instructions
-                                                 : AF_DEFAULT_MAX_INSTRUCTIONS;
+    vm->instr_limit =
+        opts->max_instructions > 0 ? opts->max_instructions : AF_DEFAULT_MAX_INSTRUCTIONS;
     /* The modules themselves need room; the budget applies on top of a floor. */
     vm->mem_limit = opts->max_memory > 0 ? opts->max_memory : AF_DEFAULT_MAX_MEMORY;
     vm->ref_wf = vm->ref_state = LUA_NOREF;

@@ -16,11 +16,11 @@ struct af_vm_s {
     char kill_reason[256];
     char *file, *dir; /* the workflow file and its directory */
     /* registry references */
-    int ref_runtime; /* agentflow.runtime */
-    int ref_sandbox; /* the environment of workflow code */
-    int ref_wf;      /* the workflow object the script returned */
-    int ref_state;   /* {trigger, steps, vars, execution} */
-    int ref_tasks;   /* thread -> light userdata task */
+    int ref_runtime;  /* agentflow.runtime */
+    int ref_sandbox;  /* the environment of workflow code */
+    int ref_wf;       /* the workflow object the script returned */
+    int ref_state;    /* {trigger, steps, vars, execution} */
+    int ref_tasks;    /* thread -> light userdata task */
     af_task_t *tasks; /* every live task (roots and children) */
 };
 

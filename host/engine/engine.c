@@ -21,9 +21,9 @@ struct af_engine_s {
 typedef struct step_run_s {
     af_step_status_t status;
     int attempt;
-    int pending_edges;   /* incoming edges whose source has not settled */
+    int pending_edges;    /* incoming edges whose source has not settled */
     int taken, not_taken; /* settled incoming edges */
-    int failed_handled;  /* failed, and routed to an error port or continued */
+    int failed_handled;   /* failed, and routed to an error port or continued */
     json_t *output;
     char *port;
     af_fault_t fault;
@@ -70,7 +70,7 @@ const char *af_exec_status_name(af_exec_status_t s) {
 }
 
 const char *af_step_status_name(af_step_status_t s) {
-    static const char *n[] = {"pending", "running", "waiting", "succeeded",
+    static const char *n[] = {"pending", "running", "waiting",  "succeeded",
                               "failed",  "skipped", "cancelled"};
     return n[s];
 }
@@ -314,8 +314,11 @@ static void attempt_failed(af_exec_t *x, int i, const af_fault_t *f) {
             r->status = AF_STEP_WAITING;
             r->in_flight = 1;
             x->in_flight++;
-            af_event_t ev = {.kind = AF_EV_STEP_RETRY, .step = s->name, .attempt = r->attempt,
-                             .status = AF_STEP_WAITING, .retry_in_ms = wait,
+            af_event_t ev = {.kind = AF_EV_STEP_RETRY,
+                             .step = s->name,
+                             .attempt = r->attempt,
+                             .status = AF_STEP_WAITING,
+                             .retry_in_ms = wait,
                              .duration_ms = r->ended_ms - r->attempt_started_ms};
             char error[1200];
             snprintf(error, sizeof error, "%s: %s", f->code, f->message);
@@ -597,9 +600,8 @@ static void schedule_finish(af_exec_t *x) {
     x->finishing = 1;
     x->ended_ms = af_mono_ms();
     timer_drop(&x->exec_timer);
-    af_event_t ev = {.kind = AF_EV_EXEC_END,
-                     .duration_ms = x->ended_ms - x->started_ms,
-                     .error = NULL};
+    af_event_t ev = {
+        .kind = AF_EV_EXEC_END, .duration_ms = x->ended_ms - x->started_ms, .error = NULL};
     char error[1200];
     char *masked = NULL;
     if (x->status != AF_EXEC_SUCCEEDED) {
@@ -706,8 +708,9 @@ static int exec_begin(af_exec_t *x, json_t *input, af_error_t *err) {
     if (x->runs == NULL || x->ready == NULL) {
         return af_error_set(err, AF_ENOMEM, "out of memory");
     }
-    x->input = input ? json_incref(input) : g->sample_input ? json_incref(g->sample_input)
-                                                             : json_object();
+    x->input = input             ? json_incref(input)
+               : g->sample_input ? json_incref(g->sample_input)
+                                 : json_object();
     x->started_wall = af_wall_ms();
     x->started_ms = af_mono_ms();
     char iso[40];
@@ -736,8 +739,7 @@ static int exec_begin(af_exec_t *x, json_t *input, af_error_t *err) {
 }
 
 static int start(af_engine_t *e, const char *file, json_t *input, int depth,
-                 void (*on_done)(af_exec_t *, void *), void *ud, af_exec_t **out,
-                 af_error_t *err) {
+                 void (*on_done)(af_exec_t *, void *), void *ud, af_exec_t **out, af_error_t *err) {
     af_exec_t *x = exec_new(e, file, err);
     if (x == NULL) {
         return err ? err->code : AF_ENOMEM;

@@ -37,16 +37,16 @@ typedef struct af_step_s {
     int ndeps;
     char **ports; /* output ports besides success and "error": "yes"/"no", switch cases */
     int nports;
-    af_retry_t retry;    /* when has_retry is 0 the workflow's default applies */
+    af_retry_t retry; /* when has_retry is 0 the workflow's default applies */
     int has_retry;
-    int64_t timeout_ms;  /* 0: the workflow's default step timeout */
+    int64_t timeout_ms;    /* 0: the workflow's default step timeout */
     int on_error_continue; /* on failure: record it, output null, dependents run */
     af_join_t join;
-    json_t *config;      /* config for display and for C node types (owned) */
-    int config_dynamic;  /* config holds functions of ctx or secrets: resolved per attempt */
-    int spec_ref;        /* opaque handle kept for the DSL (a Lua reference); -1 for none */
+    json_t *config;     /* config for display and for C node types (owned) */
+    int config_dynamic; /* config holds functions of ctx or secrets: resolved per attempt */
+    int spec_ref;       /* opaque handle kept for the DSL (a Lua reference); -1 for none */
     /* set by af_graph_validate: */
-    int *dependents;     /* indexes of steps with an edge from this one */
+    int *dependents; /* indexes of steps with an edge from this one */
     int ndependents;
 } af_step_t;
 
@@ -83,8 +83,8 @@ void af_graph_free(af_graph_t *g);
 
 /* Appends a step (copies strings). Returns NULL and sets err (AF_EEXISTS, at `where`) when the
  * name is taken or empty. The pointer is valid until the next add. */
-af_step_t *af_graph_add_step(af_graph_t *g, const char *name, const char *type,
-                             const char *where, af_error_t *err);
+af_step_t *af_graph_add_step(af_graph_t *g, const char *name, const char *type, const char *where,
+                             af_error_t *err);
 /* Index of the step called name, or -1. */
 int af_graph_find(const af_graph_t *g, const char *name);
 /* Adds an edge into `s` from step `from` on `port` (NULL for success). Copies strings. */

@@ -23,8 +23,8 @@ static int fail_execute(af_node_call_t *call) {
         af_node_succeed(call, json_pack("{s:i}", "attempt", call->attempt), NULL);
         return AF_NODE_DONE;
     }
-    af_node_failf(call, retryable == NULL || json_is_true(retryable), code ? code : "FAILED",
-                  "%s", msg ? msg : "core.fail");
+    af_node_failf(call, retryable == NULL || json_is_true(retryable), code ? code : "FAILED", "%s",
+                  msg ? msg : "core.fail");
     return AF_NODE_DONE;
 }
 

@@ -129,12 +129,13 @@ static void test_concurrent_branches_overlap(void **state) {
     (void)state;
     run_t r;
     run_init(&r, 0, 0);
-    af_exec_t *x = run_one(&r, src("local wf = af.workflow 'par' {}\n"
-                                   "local a = wf:step('a', function() return 1 end)\n"
-                                   "wf:step('d1', af.delay '100ms', { after = a })\n"
-                                   "wf:step('d2', function() af.sleep(100) return 2 end,"
-                                   " { after = a })\n"
-                                   "return wf\n"),
+    af_exec_t *x = run_one(&r,
+                           src("local wf = af.workflow 'par' {}\n"
+                               "local a = wf:step('a', function() return 1 end)\n"
+                               "wf:step('d1', af.delay '100ms', { after = a })\n"
+                               "wf:step('d2', function() af.sleep(100) return 2 end,"
+                               " { after = a })\n"
+                               "return wf\n"),
                            NULL);
     assert_int_equal(af_exec_status(x), AF_EXEC_SUCCEEDED);
     int s1 = find_event(&r.ev, "start d1"), s2 = find_event(&r.ev, "start d2");
@@ -155,17 +156,18 @@ static void test_condition_and_skip_propagation(void **state) {
     run_t r;
     run_init(&r, 0, 0);
     af_exec_t *x =
-        run_one(&r, src("local wf = af.workflow 'cond' {}\n"
-                        "local c = wf:step('c', af.condition(function(ctx) return ctx.trigger.n > 1"
-                        " end))\n"
-                        "local y = wf:step('y', function() return 'yes' end, { after = c.yes })\n"
-                        "local n = wf:step('n', function() return 'no' end, { after = c.no })\n"
-                        "local n2 = wf:step('n2', function() return 'no2' end, { after = n })\n"
-                        "wf:step('any', function(ctx) return ctx.steps.y or ctx.steps.n2 end,"
-                        " { after = { y, n2 } })\n"
-                        "wf:step('all', function() return 'all' end, { after = { y, n2 },"
-                        " join = 'all' })\n"
-                        "return wf\n"),
+        run_one(&r,
+                src("local wf = af.workflow 'cond' {}\n"
+                    "local c = wf:step('c', af.condition(function(ctx) return ctx.trigger.n > 1"
+                    " end))\n"
+                    "local y = wf:step('y', function() return 'yes' end, { after = c.yes })\n"
+                    "local n = wf:step('n', function() return 'no' end, { after = c.no })\n"
+                    "local n2 = wf:step('n2', function() return 'no2' end, { after = n })\n"
+                    "wf:step('any', function(ctx) return ctx.steps.y or ctx.steps.n2 end,"
+                    " { after = { y, n2 } })\n"
+                    "wf:step('all', function() return 'all' end, { after = { y, n2 },"
+                    " join = 'all' })\n"
+                    "return wf\n"),
                 "{\"n\": 5}");
     assert_int_equal(af_exec_status(x), AF_EXEC_SUCCEEDED);
     assert_true(find_event(&r.ev, "skipped n") >= 0);
@@ -204,14 +206,14 @@ static void test_non_retryable_errors(void **state) {
     (void)state;
     run_t r;
     run_init(&r, 0, 0);
-    af_exec_t *x = run_one(
-        &r,
-        src("local wf = af.workflow 'nr' { retry = { attempts = 5, initial = '1ms',"
-            " non_retryable = { 'BAD_INPUT' } } }\n"
-            "local a = wf:step('a', af.node 'core.fail' { code = 'BAD_INPUT' })\n"
-            "wf:step('b', function() error(af.fatal('no point retrying')) end)\n"
-            "return wf\n"),
-        NULL);
+    af_exec_t *x =
+        run_one(&r,
+                src("local wf = af.workflow 'nr' { retry = { attempts = 5, initial = '1ms',"
+                    " non_retryable = { 'BAD_INPUT' } } }\n"
+                    "local a = wf:step('a', af.node 'core.fail' { code = 'BAD_INPUT' })\n"
+                    "wf:step('b', function() error(af.fatal('no point retrying')) end)\n"
+                    "return wf\n"),
+                NULL);
     assert_int_equal(af_exec_status(x), AF_EXEC_FAILED);
     json_t *a = step_json(x, "a");
     json_t *b = step_json(x, "b");
@@ -396,9 +398,8 @@ static void test_foreach_loop_parallel(void **state) {
     free(text);
     json_decref(res);
     json_t *b = step_json(x, "bound");
-    assert_non_null(strstr(json_string_value(json_object_get(json_object_get(b, "error"),
-                                                             "message")),
-                           "bound of 3"));
+    assert_non_null(strstr(
+        json_string_value(json_object_get(json_object_get(b, "error"), "message")), "bound of 3"));
     json_decref(b);
     af_exec_free(x);
     run_close(&r);
