@@ -242,7 +242,9 @@ static void task_resume(af_task_t *t, int nargs) {
     af_task_t *root = t->root;
     root->busy++;
     t->state = T_RUNNING;
+    t->vm->enforce++;
     int rc = lua_resume(t->co, nargs);
+    t->vm->enforce--;
     if (!t->cancelled && rc != LUA_YIELD) {
         if (t == root) {
             finish_root(t, rc == 0);

@@ -27,7 +27,9 @@ static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
         vm->mem_used -= osize;
         return NULL;
     }
-    if (nsize > osize && vm->mem_used - osize + nsize > vm->mem_limit) {
+    /* Outside protected calls the host itself allocates (results, ctx): refusing there would
+     * be an unprotected error, so the budget is enforced only while Lua code runs. */
+    if (nsize > osize && vm->enforce > 0 && vm->mem_used - osize + nsize > vm->mem_limit) {
         if (!vm->killed) {
             vm->killed = 1;
             snprintf(vm->kill_reason, sizeof vm->kill_reason, "memory budget of %zu bytes exceeded",
@@ -151,7 +153,10 @@ int af__vm_pcall(af_vm_t *vm, int nargs, int nresults, af_fault_t *fault) {
         af_fault_set(fault, 0, "BUDGET", "%s", vm->kill_reason);
         return AF_EBUDGET;
     }
-    if (lua_pcall(vm->L, nargs, nresults, 0) != 0) {
+    vm->enforce++;
+    int rc = lua_pcall(vm->L, nargs, nresults, 0);
+    vm->enforce--;
+    if (rc != 0) {
         af__vm_fault_from(vm, vm->L, fault);
         lua_pop(vm->L, 1);
         return vm->killed ? AF_EBUDGET : AF_ERUNTIME;

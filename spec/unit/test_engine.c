@@ -353,6 +353,27 @@ static void test_memory_budget(void **state) {
     run_close(&r);
 }
 
+/* Host-side copies of a big result happen outside the budget check: no unprotected error. */
+static void test_big_output_near_memory_budget(void **state) {
+    (void)state;
+    run_t r;
+    run_init(&r, 0, 8u << 20);
+    af_exec_t *x = run_one(&r,
+                           src("local wf = af.workflow 'big' {}\n"
+                               "local a = wf:step('a', function()\n"
+                               "  local t = {} for i = 1, 2500 do t[i] = ('y'):rep(1000) .. i end\n"
+                               "  return t end)\n"
+                               "wf:step('b', function(ctx) local t = {} for i = 1, 9000 do"
+                               " t[i] = ctx.steps.a[i % 2500 + 1] .. i end return #t end,"
+                               " { after = a })\n"
+                               "return wf\n"),
+                           NULL);
+    assert_int_equal(af_exec_status(x), AF_EXEC_FAILED);
+    assert_non_null(strstr(af_exec_fault(x)->message, "memory budget"));
+    af_exec_free(x);
+    run_close(&r);
+}
+
 static void test_cancel_stops_waits(void **state) {
     (void)state;
     run_t r;
@@ -495,6 +516,7 @@ int main(void) {
         cmocka_unit_test(test_runaway_step_stopped_others_go_on),
         cmocka_unit_test(test_budget_not_swallowed_by_pcall),
         cmocka_unit_test(test_memory_budget),
+        cmocka_unit_test(test_big_output_near_memory_budget),
         cmocka_unit_test(test_cancel_stops_waits),
         cmocka_unit_test(test_foreach_loop_parallel),
         cmocka_unit_test(test_secrets_masked),
