@@ -876,6 +876,12 @@ json_t *af_exec_to_json(const af_exec_t *x) {
                         json_string(af_time_iso(x->started_wall, iso, sizeof iso)));
     json_object_set_new(o, "duration_ms", json_real(x->ended_ms - x->started_ms));
     json_object_set_new(o, "result", af_exec_result(x));
+    int64_t instructions;
+    size_t memory;
+    af_vm_usage(x->vm, &instructions, &memory);
+    json_object_set_new(o, "usage",
+                        json_pack("{s:I, s:I}", "lua_instructions", (json_int_t)instructions,
+                                  "lua_memory_bytes", (json_int_t)memory));
     if (af_exec_fault(x)) {
         char *m = af_engine_mask(x->e, x->fault.message);
         json_object_set_new(o, "error",
