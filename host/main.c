@@ -80,7 +80,7 @@ static void on_event(void *ud, const af_event_t *ev) {
     if (o->quiet) {
         return;
     }
-    char d[32];
+    char d[32], d2[32];
     int ind = 2 + 4 * ev->depth;
     switch (ev->kind) {
     case AF_EV_EXEC_START:
@@ -108,7 +108,7 @@ static void on_event(void *ud, const af_event_t *ev) {
         fprintf(stderr, "%*s%-10s %-24s attempt %d  %s  %s; retrying in %s\n", ind, "", "retry",
                 ev->step, ev->attempt, af_duration_format(ev->duration_ms, d, sizeof d),
                 ev->error ? ev->error : "",
-                af_duration_format((double)ev->retry_in_ms, d, sizeof d));
+                af_duration_format((double)ev->retry_in_ms, d2, sizeof d2));
         break;
     case AF_EV_LOG:
         fprintf(stderr, "%*s| %s%s%s\n", ind, "", ev->step ? ev->step : "", ev->step ? ": " : "",

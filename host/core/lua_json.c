@@ -300,6 +300,36 @@ static json_t *bigint_to_json(converter_t *c, int t) {
     return out ? out : nomem(c);
 }
 
+static int key_cmp(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Lua's table order changes from run to run; objects built from tables get their keys sorted
+ * so results, checkpoints and printed output are the same every time. Steals o. */
+static json_t *sorted(json_t *o) {
+    size_t n = json_object_size(o), i = 0;
+    const char **keys = malloc(n * sizeof *keys);
+    json_t *out = json_object();
+    if (keys == NULL || out == NULL) {
+        free(keys);
+        json_decref(out);
+        json_decref(o);
+        return NULL;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v) {
+        keys[i++] = k;
+    }
+    qsort(keys, n, sizeof *keys, key_cmp);
+    for (i = 0; i < n; i++) {
+        json_object_set_nocheck(out, keys[i], json_object_get(o, keys[i]));
+    }
+    free(keys);
+    json_decref(o);
+    return out;
+}
+
 /* One pass over the keys decides array or object and converts as it goes; an array whose
  * integer keys do not come in order 1, 2, 3... is rebuilt with lua_rawgeti afterwards. */
 static json_t *table_to_json(converter_t *c, int t, int depth) {
@@ -420,6 +450,8 @@ static json_t *table_to_json(converter_t *c, int t, int depth) {
             }
         }
     } else if (out == NULL && (out = json_object()) == NULL) {
+        return nomem(c);
+    } else if (json_object_size(out) > 1 && (out = sorted(out)) == NULL) {
         return nomem(c);
     }
     return out;

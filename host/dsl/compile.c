@@ -242,9 +242,11 @@ static int step_of(af_vm_t *vm, af_graph_t *g, json_t *d, int index, af_error_t 
     }
     json_t *r = json_object_get(d, "retry");
     if (r) {
-        s->retry = g->retry;
+        s->retry = g->retry; /* a step's retry starts from the workflow's, codes included */
         s->retry.non_retryable = NULL;
         s->retry.n_non_retryable = 0;
+        af_retry_set_non_retryable(&s->retry, (const char *const *)g->retry.non_retryable,
+                                   g->retry.n_non_retryable);
         char what[300];
         snprintf(what, sizeof what, "step '%s'", name);
         if (retry_of(r, &s->retry, what, where, err) != 0) {
@@ -432,8 +434,16 @@ int af_dsl_load(af_vm_t *vm, const char *file, const char *source, size_t len, a
     luaL_unref(L, LUA_REGISTRYINDEX, vm->ref_wf);
     vm->ref_wf = luaL_ref(L, LUA_REGISTRYINDEX);
     rc = compile(vm, graph, err);
-    if (rc == 0) {
-        af_vm_set_limits(vm, (*graph)->max_instructions, (*graph)->max_memory);
+    if (rc == 0) { /* the workflow's own limits, capped by the operator's (opts) */
+        int64_t ins = (*graph)->max_instructions;
+        size_t mem = (*graph)->max_memory;
+        if (vm->opts.max_instructions > 0 && (ins == 0 || ins > vm->opts.max_instructions)) {
+            ins = vm->opts.max_instructions;
+        }
+        if (vm->opts.max_memory > 0 && (mem == 0 || mem > vm->opts.max_memory)) {
+            mem = vm->opts.max_memory;
+        }
+        af_vm_set_limits(vm, ins, mem);
     }
     return rc;
 }

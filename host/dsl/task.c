@@ -293,6 +293,7 @@ static int host_sleep(lua_State *L) {
         uv_timer_init(t->vm->loop, t->timer);
         t->timer->data = t;
     }
+    uv_update_time(t->vm->loop); /* Lua may have run for a while since the loop woke */
     uv_timer_start(t->timer, on_timer, (uint64_t)ms, 0);
     t->state = T_WAIT_TIMER;
     return lua_yield(L, 0);

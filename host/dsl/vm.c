@@ -54,7 +54,9 @@ static void where_now(lua_State *L, char *buf, size_t size) {
     lua_Debug ar;
     buf[0] = '\0';
     for (int level = 0; lua_getstack(L, level, &ar); level++) {
-        if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0) {
+        /* the user's line, not one inside our own modules */
+        if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0 &&
+            strncmp(ar.source, "@lua/agentflow/", 15) != 0) {
             const char *src =
                 ar.source[0] == '@' || ar.source[0] == '=' ? ar.source + 1 : ar.source;
             snprintf(buf, size, "%s:%d: ", src, ar.currentline);
@@ -189,6 +191,9 @@ static int host_log(lua_State *L) {
 static int host_secret(lua_State *L) {
     af_vm_t *vm = vm_of(L);
     const char *name = luaL_checkstring(L, 1);
+    if (af__task_step(L) == NULL && vm->resolving == 0) {
+        return luaL_error(L, "secret '%s': secrets are only available when a step runs", name);
+    }
     const char *value = vm->opts.secret ? vm->opts.secret(vm->opts.ud, name) : NULL;
     if (value == NULL) {
         lua_newtable(L);
@@ -441,7 +446,9 @@ int af_vm_resolve(af_vm_t *vm, int spec_ref, int attempt, json_t *error_info, js
     lua_getfield(L, -1, "config");
     lua_remove(L, -2);
     af__vm_push_ctx(vm, L, attempt, error_info);
+    vm->resolving++;
     int rc = af__vm_pcall(vm, 2, 1, fault);
+    vm->resolving--;
     if (rc != 0) {
         return rc;
     }
@@ -466,7 +473,9 @@ int af_vm_output(af_vm_t *vm, json_t **out, af_fault_t *fault) {
         return 0;
     }
     af__vm_push_ctx(vm, L, 1, NULL);
+    vm->resolving++;
     int rc = af__vm_pcall(vm, 1, 1, fault);
+    vm->resolving--;
     if (rc != 0) {
         return rc;
     }

@@ -19,6 +19,8 @@ struct af_engine_s {
 };
 
 typedef struct step_run_s {
+    af_exec_t *x; /* back pointers for timer callbacks */
+    int index;
     af_step_status_t status;
     int attempt;
     int pending_edges;    /* incoming edges whose source has not settled */
@@ -156,7 +158,7 @@ static void emit(af_exec_t *x, af_event_t *ev) {
     if (e->opts.on_event == NULL) {
         return;
     }
-    ev->workflow = x->g->name;
+    ev->workflow = x->g ? x->g->name : "";
     ev->execution_id = x->id;
     ev->depth = x->depth;
     e->opts.on_event(e->opts.ud, ev);
@@ -197,6 +199,7 @@ static void timer_closed(uv_handle_t *h) {
 
 static uv_timer_t *timer_new(af_exec_t *x, void *data) {
     uv_timer_t *t = malloc(sizeof *t);
+    uv_update_time(x->e->opts.loop); /* waits count from now, not from the loop's last wake */
     if (t) {
         uv_timer_init(x->e->opts.loop, t);
         t->data = data;
@@ -213,11 +216,6 @@ static void timer_drop(uv_timer_t **t) {
 }
 
 /* ---- step attempts ---- */
-
-typedef struct step_ref_s {
-    af_exec_t *x;
-    int i;
-} step_ref_t;
 
 static int step_index(af_exec_t *x, af_node_call_t *call) {
     return (int)(((char *)call - (char *)&x->runs[0].call) / (ptrdiff_t)sizeof(step_run_t));
@@ -260,10 +258,9 @@ static int retry_allowed(const af_retry_t *p, const af_fault_t *f, int attempt) 
 static void start_attempt(af_exec_t *x, int i);
 
 static void on_retry_timer(uv_timer_t *t) {
-    step_ref_t *ref = t->data;
-    af_exec_t *x = ref->x;
-    int i = ref->i;
-    free(ref);
+    step_run_t *run = t->data;
+    af_exec_t *x = run->x;
+    int i = run->index;
     timer_drop(&x->runs[i].timer);
     x->in_flight--;
     x->runs[i].in_flight = 0;
@@ -298,7 +295,7 @@ static void attempt_failed(af_exec_t *x, int i, const af_fault_t *f) {
     r->fault = *f;
     r->has_fault = 1;
     r->ended_ms = af_mono_ms();
-    if (strcmp(f->code, "BUDGET") == 0) { /* the VM is spent: nothing else can run */
+    if (af_vm_killed(x->vm, NULL)) { /* this execution's VM is spent: nothing else can run */
         step_end(x, i, AF_STEP_FAILED);
         fail_exec(x, f, AF_EXEC_FAILED);
         return;
@@ -306,11 +303,8 @@ static void attempt_failed(af_exec_t *x, int i, const af_fault_t *f) {
     const af_retry_t *p = retry_of(x, i);
     if (retry_allowed(p, f, r->attempt)) {
         int64_t wait = backoff_ms(p, r->attempt);
-        step_ref_t *ref = malloc(sizeof *ref);
-        r->timer = ref ? timer_new(x, ref) : NULL;
+        r->timer = timer_new(x, r);
         if (r->timer) {
-            ref->x = x;
-            ref->i = i;
             r->status = AF_STEP_WAITING;
             r->in_flight = 1;
             x->in_flight++;
@@ -329,7 +323,6 @@ static void attempt_failed(af_exec_t *x, int i, const af_fault_t *f) {
             uv_timer_start(r->timer, on_retry_timer, (uint64_t)wait, 0);
             return;
         }
-        free(ref);
     }
     if (s->on_error_continue || has_error_route(x, i)) {
         r->failed_handled = 1;
@@ -392,11 +385,14 @@ static void on_call_done(af_node_call_t *call, json_t *output, const char *port,
     drain(x);
 }
 
+static int64_t step_timeout_ms(const af_exec_t *x, int i) {
+    return x->g->steps[i].timeout_ms ? x->g->steps[i].timeout_ms : x->g->step_timeout_ms;
+}
+
 static void on_step_timeout(uv_timer_t *t) {
-    af_exec_t *x = ((step_ref_t *)t->data)->x;
-    int i = ((step_ref_t *)t->data)->i;
-    free(t->data);
-    step_run_t *r = &x->runs[i];
+    step_run_t *r = t->data;
+    af_exec_t *x = r->x;
+    int i = r->index;
     timer_drop(&r->timer);
     af_node_cancel(&r->call);
     json_decref(r->config);
@@ -406,7 +402,7 @@ static void on_step_timeout(uv_timer_t *t) {
     af_fault_t f;
     char d[32];
     af_fault_set(&f, 1, "TIMEOUT", "timed out after %s",
-                 af_duration_format((double)x->g->steps[i].timeout_ms, d, sizeof d));
+                 af_duration_format((double)step_timeout_ms(x, i), d, sizeof d));
     attempt_failed(x, i, &f);
     drain(x);
 }
@@ -479,16 +475,9 @@ static void start_attempt(af_exec_t *x, int i) {
     prepare_call(x, call);
     r->in_flight = 1;
     x->in_flight++;
-    int64_t timeout = s->timeout_ms ? s->timeout_ms : x->g->step_timeout_ms;
-    if (timeout > 0) {
-        step_ref_t *ref = malloc(sizeof *ref);
-        if (ref && (r->timer = timer_new(x, ref)) != NULL) {
-            ref->x = x;
-            ref->i = i;
-            uv_timer_start(r->timer, on_step_timeout, (uint64_t)timeout, 0);
-        } else {
-            free(ref);
-        }
+    int64_t timeout = step_timeout_ms(x, i);
+    if (timeout > 0 && (r->timer = timer_new(x, r)) != NULL) {
+        uv_timer_start(r->timer, on_step_timeout, (uint64_t)timeout, 0);
     }
     int rc = af_node_execute(call, &fault);
     if (rc < 0 && !call->finished) {
@@ -726,6 +715,8 @@ static int exec_begin(af_exec_t *x, json_t *input, af_error_t *err) {
         uv_timer_start(x->exec_timer, on_exec_timeout, (uint64_t)g->timeout_ms, 0);
     }
     for (int i = 0; i < g->nsteps; i++) {
+        x->runs[i].x = x;
+        x->runs[i].index = i;
         x->runs[i].pending_edges = g->steps[i].ndeps;
     }
     for (int k = 0; k < g->nsteps; k++) {
@@ -771,9 +762,11 @@ static void child_done(af_exec_t *child, void *ud) {
     af_node_call_t *call = ud;
     if (child->status == AF_EXEC_SUCCEEDED) {
         af_node_succeed(call, json_incref(child->result), NULL);
+    } else if (strcmp(child->fault.code, "CALL_DEPTH") == 0) {
+        af_node_fail(call, &child->fault); /* one message, not one prefix per level */
     } else {
         af_fault_t f;
-        af_fault_set(&f, child->fault.retryable, child->fault.code, "sub-workflow %s: %s",
+        af_fault_set(&f, child->fault.retryable, child->fault.code, "sub-workflow %.100s: %.900s",
                      child->g->name, child->fault.message);
         af_node_fail(call, &f);
     }
@@ -796,7 +789,7 @@ static void cancel_child(af_node_call_t *call) {
 
 static int run_child(af_node_call_t *call, const char *file, json_t *input, af_fault_t *fault) {
     af_exec_t *x = call->engine;
-    if (x->depth + 1 >= x->e->opts.max_call_depth) {
+    if (x->depth + 1 > x->e->opts.max_call_depth) {
         af_fault_set(fault, 0, "CALL_DEPTH", "sub-workflows nested deeper than %d (recursion?)",
                      x->e->opts.max_call_depth);
         return AF_ELIMIT;

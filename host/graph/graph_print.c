@@ -172,7 +172,7 @@ static void print_json_inline(FILE *out, const json_t *v) {
     if (v == NULL || json_is_null(v)) {
         return;
     }
-    char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS);
     if (text != NULL) {
         fprintf(out, "  %s", text);
         free(text);

@@ -45,6 +45,7 @@ static int delay_execute(af_node_call_t *call) {
     d->ms = ms;
     uv_timer_init(call->loop, &d->timer);
     d->timer.data = d;
+    uv_update_time(call->loop);
     uv_timer_start(&d->timer, delay_fired, (uint64_t)ms, 0);
     call->node_data = d;
     return AF_NODE_PENDING;

@@ -231,10 +231,24 @@ local TRIGGER_CHECKS = {
   manual = function() end,
 }
 
+local TRIGGER_FIELDS = {
+  webhook = { path = 1, method = 1, methods = 1, hmac = 1, signature = 1, headers = 1, response = 1,
+              input = 1, description = 1 },
+  schedule = { cron = 1, every = 1, timezone = 1, missed = 1, max_catchup = 1, window = 1,
+               overlap = 1, input = 1, description = 1 },
+  event = { type = 1, filter = 1, input = 1, description = 1 },
+  poll = { interval = 1, jitter = 1, fn = 1, node = 1, config = 1, key = 1, hash = 1,
+           baseline = 1, max_per = 1, input = 1, description = 1 },
+  manual = { input_schema = 1, description = 1 },
+}
+
 local function trigger(kind)
   return function(t)
     t = t or {}
     if type(t) ~= "table" then fail(2, "af.%s: expected a table", kind) end
+    for k in pairs(t) do
+      if not TRIGGER_FIELDS[kind][k] then fail(2, "af.%s: unknown field '%s'", kind, tostring(k)) end
+    end
     local problem = TRIGGER_CHECKS[kind](t)
     if problem then fail(2, "af.%s: %s", kind, problem) end
     return setmetatable({ type = kind, config = t, where = caller(2) }, TRIGGER_MT)
@@ -254,16 +268,43 @@ STEP.__name = "agentflow.step"
 
 local function port(step, name) return { step = step.name, port = name, __port = true } end
 
+local function has_port(s, name)
+  for _, p in ipairs(rawget(s, "node").ports or {}) do
+    if p == name then return true end
+  end
+  return false
+end
+
+local function ports_text(s)
+  local ports = rawget(s, "node").ports
+  return ports and table.concat(ports, ", ") .. ", error" or "error"
+end
+
 STEP.__index = function(s, k)
-  if k == "yes" or k == "no" or k == "default" or k == "error" then return port(s, k) end
-  return rawget(STEP, k)
+  if STEP[k] then return STEP[k] end
+  local name = rawget(s, "name")
+  if k == "error" or ((k == "yes" or k == "no" or k == "default") and has_port(s, k)) then
+    return port(s, k)
+  end
+  if type(k) == "string" and has_port(s, k) then
+    fail(2, "step '%s': write %s:case \"%s\" for a switch case", name, name, k)
+  end
+  fail(2, "step '%s' has no port or field '%s' (ports: %s)", name, tostring(k), ports_text(s))
 end
 --- The handle of a switch case, for `after =`.
-function STEP:case(name) return port(self, name) end
+function STEP:case(name)
+  if not has_port(self, name) then
+    fail(2, "step '%s' has no case '%s' (ports: %s)", rawget(self, "name"), tostring(name),
+         ports_text(self))
+  end
+  return port(self, name)
+end
 
 local OPTIONS = { description = "string", retry = "table", timeout = "duration",
   step_timeout = "duration", vars = "table", sample_input = "table", limits = "table",
   output = "function", version = "string", tags = "table" }
+
+local LIMITS = { instructions = "number", memory = "string" }
 
 local function check_options(level, what, t, known)
   for k, v in pairs(t) do
@@ -287,6 +328,7 @@ function af.workflow(name)
     opts = opts or {}
     if type(opts) ~= "table" then fail(2, "af.workflow '%s': options must be a table", name) end
     check_options(2, "af.workflow '" .. name .. "'", opts, OPTIONS)
+    if opts.limits then check_options(2, "af.workflow '" .. name .. "' limits", opts.limits, LIMITS) end
     return setmetatable({ name = name, options = opts, where = where,
                           triggers = {}, steps = {}, by_name = {} }, WF)
   end
@@ -380,15 +422,22 @@ af.sleep = need_host "sleep"
 af.now = host and host.now or function() return os.time() * 1000 end
 --- Writes a line to the execution log.
 af.log = need_host "log"
---- Raises an error that is never retried.
+--- An error value that is never retried: error(af.fatal("bad input")).
 function af.fatal(message, code)
   return { message = tostring(message), code = code or "FATAL", retryable = false, __af_error = true }
 end
---- Raises an error with a code and a retryable flag: error(af.error { code =, message = }).
+--- An error value with a code and a retryable flag: error(af.error { code =, message = }).
 function af.error(t)
   if type(t) == "string" then t = { message = t } end
   return { message = tostring(t.message or "error"), code = t.code or "ERROR",
            retryable = t.retryable ~= false, __af_error = true }
+end
+--- Runs a node (af.node "core.echo" {...}, af.delay "1s", af.call "x.lua", ...) from step code
+--- and returns its output; waits without blocking other steps.
+function af.run(node_spec, ctx)
+  if not af.is_node(node_spec) then error("af.run: expected a node (af.node, af.delay, ...)", 2) end
+  if not host then error("af.run is only available when a step runs", 2) end
+  return require("agentflow.runtime").run(node_spec, ctx or {})
 end
 af.json = {
   encode = need_host "json_encode",

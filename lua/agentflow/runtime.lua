@@ -62,10 +62,15 @@ R.dynamic = function(v) return dynamic(v, 0) end
 local run -- forward
 
 -- Runs fn(i) for i = 1..n with at most `limit` running at once; returns results in order.
+-- A nil result keeps its place in the list as null.
 local function run_bounded(n, limit, fn)
   local results = setmetatable({}, ARRAY_MT)
   if limit <= 1 or n <= 1 then
-    for i = 1, n do results[i] = fn(i) end
+    for i = 1, n do
+      local r = fn(i)
+      if r == nil then r = af.null end
+      results[i] = r
+    end
     return results
   end
   local next_i = 0
@@ -88,14 +93,15 @@ local function run_bounded(n, limit, fn)
       error(err, 0)
     end
   end
-  for i = 1, n do
-    if results[i] == af.null then results[i] = nil end
-  end
   return results
 end
 
-local function run_body(body, ctx, ...)
-  if type(body) == "function" then return body(...) end
+-- A node body sees the item as ctx.item and ctx.index.
+local function run_body(body, ctx, item, index, ...)
+  if type(body) == "function" then return body(item, index, ...) end
+  if index ~= nil then
+    ctx = setmetatable({ item = item, index = index }, { __index = ctx })
+  end
   return run(body, ctx)
 end
 
@@ -104,7 +110,8 @@ local HANDLERS = {}
 function HANDLERS.lua(node, ctx) return node.fn(ctx) end
 
 function HANDLERS.condition(node, ctx)
-  if node.fn(ctx) then return true, "yes" end
+  local v = node.fn(ctx)
+  if v and v ~= af.null then return true, "yes" end
   return false, "no"
 end
 
@@ -148,7 +155,9 @@ function HANDLERS.parallel(node, ctx)
   for name in pairs(node.branches) do names[#names + 1] = name end
   table.sort(names)
   local results = run_bounded(#names, #names, function(i)
-    return run_body(node.branches[names[i]], ctx, ctx)
+    local branch = node.branches[names[i]]
+    if type(branch) == "function" then return branch(ctx) end
+    return run(branch, ctx)
   end)
   local out = af.object()
   for i, name in ipairs(names) do out[name] = results[i] end
@@ -200,7 +209,8 @@ function R.describe_workflow(wf)
     for k, a in ipairs(s.after) do after[k] = { step = a.step, port = a.port } end
     d.steps[i] = { name = s.name, type = n.type, where = s.where, node_where = n.where,
                    after = after, ports = n.ports and af.array(n.ports) or nil,
-                   retry = s.retry, timeout = s.timeout, on_error = s.on_error, join = s.join,
+                   retry = rawget(s, "retry"), timeout = rawget(s, "timeout"),
+                   on_error = rawget(s, "on_error"), join = rawget(s, "join"),
                    config = af.object(config), lua = LUA_TYPES[n.type] or false,
                    dynamic = not LUA_TYPES[n.type] and dynamic(n.config, 0) or false }
   end

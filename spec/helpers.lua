@@ -1,0 +1,148 @@
+-- spec/helpers.lua -- what the busted specs share: running the agentflow binary and reading what
+-- it printed, paths of examples and fixtures, temporary files, JSON. Loaded by busted's
+-- --helper and by `local helpers = require "spec.helpers"` in a spec (it is the same table).
+--
+-- Run specs from the repository root:
+--   AGENTFLOW_BIN=build/agentflow luajit /usr/bin/busted --helper=spec/helpers.lua spec/integration
+if type(package.loaded["spec.helpers"]) == "table" then return package.loaded["spec.helpers"] end
+
+local json = require "dkjson"
+
+local helpers = {}
+package.loaded["spec.helpers"] = helpers
+
+--- The binary under test: $AGENTFLOW_BIN, else build/agentflow (relative to the repository).
+helpers.BIN = os.getenv("AGENTFLOW_BIN") or "build/agentflow"
+--- How long one command may take before it counts as hung (seconds).
+helpers.TIMEOUT = tonumber(os.getenv("AGENTFLOW_SPEC_TIMEOUT") or "") or 60
+
+-- ---------------------------------------------------------------------------------------------
+-- paths
+
+--- Joins path parts with "/".
+function helpers.path(...)
+  return (table.concat({ ... }, "/"):gsub("//+", "/"))
+end
+--- examples/NAME
+function helpers.example(name) return helpers.path("examples", name) end
+--- spec/integration/fixtures/NAME
+function helpers.fixture(name) return helpers.path("spec/integration/fixtures", name) end
+
+--- Quotes a string for /bin/sh.
+function helpers.quote(s)
+  s = tostring(s)
+  if s:match("^[%w%._/=:@%-]+$") then return s end
+  return "'" .. s:gsub("'", [['\'']]) .. "'"
+end
+
+--- The names in a directory matching a Lua pattern, sorted (via ls, so no lfs is needed).
+function helpers.list(dir, pattern)
+  local p = io.popen("ls -1 " .. helpers.quote(dir) .. " 2>/dev/null")
+  local names = {}
+  for name in p:lines() do
+    if pattern == nil or name:match(pattern) then names[#names + 1] = name end
+  end
+  p:close()
+  table.sort(names)
+  return names
+end
+
+function helpers.exists(file)
+  local f = io.open(file)
+  if f then f:close() end
+  return f ~= nil
+end
+
+function helpers.read(file)
+  local f = assert(io.open(file, "rb"))
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+--- Writes text to a new temporary file and returns its name (remove it with os.remove).
+function helpers.tmpfile(text)
+  local name = os.tmpname()
+  local f = assert(io.open(name, "wb"))
+  f:write(text or "")
+  f:close()
+  return name
+end
+
+-- ---------------------------------------------------------------------------------------------
+-- JSON
+
+--- Decodes JSON text; nil and a message when it is not JSON. Arrays and objects keep dkjson's
+--- __jsontype metatable, so an empty [] and {} can be told apart (see helpers.json_type).
+function helpers.decode(text)
+  if text == nil then return nil, "no text" end
+  local v, _, err = json.decode(text, 1, json.null)
+  if err then return nil, err end
+  return v
+end
+helpers.encode = json.encode
+helpers.null = json.null
+--- "array" or "object" for a decoded table (its dkjson __jsontype), else nil.
+function helpers.json_type(v)
+  local mt = type(v) == "table" and getmetatable(v)
+  return mt and mt.__jsontype or nil
+end
+
+-- ---------------------------------------------------------------------------------------------
+-- running the binary
+
+--- Runs a shell command; returns its exit status, stdout and stderr.
+function helpers.sh(cmd)
+  local errf = os.tmpname()
+  -- LuaJIT's popen:close() gives no exit status: the shell prints it after the output
+  local p = io.popen("{ " .. cmd .. "; } 2>" .. errf .. "; echo \"__exit=$?\"")
+  local out = p:read("*a")
+  p:close()
+  local err = helpers.read(errf)
+  os.remove(errf)
+  local stdout, code = out:match("^(.-)__exit=(%d+)%s*$")
+  return tonumber(code), stdout or out, err
+end
+
+--- Runs the binary: run({ "run", file, "--json" }, { NAME = "value", OTHER = false }).
+--- args is a list (each quoted) or a string (passed to the shell as is). env sets variables
+--- (false unsets one). Returns { code =, stdout =, stderr =, json = (stdout decoded, or nil),
+--- cmd = }. code is the exit status; 124 when the command hung past helpers.TIMEOUT.
+function helpers.run(args, env)
+  local parts = {}
+  if env and next(env) then
+    parts[#parts + 1] = "env"
+    local names = {}
+    for k in pairs(env) do names[#names + 1] = k end
+    table.sort(names)
+    for _, k in ipairs(names) do -- env wants its options before the assignments
+      if env[k] == false then parts[#parts + 1] = "-u " .. helpers.quote(k) end
+    end
+    for _, k in ipairs(names) do
+      if env[k] ~= false then parts[#parts + 1] = helpers.quote(k .. "=" .. tostring(env[k])) end
+    end
+  end
+  parts[#parts + 1] = "timeout -k 5 " .. helpers.TIMEOUT
+  parts[#parts + 1] = helpers.quote(helpers.BIN)
+  if type(args) == "table" then
+    for _, a in ipairs(args) do parts[#parts + 1] = helpers.quote(a) end
+  else
+    parts[#parts + 1] = args
+  end
+  local cmd = table.concat(parts, " ")
+  local code, stdout, stderr = helpers.sh(cmd)
+  return { cmd = cmd, code = code, stdout = stdout, stderr = stderr,
+           json = helpers.decode(stdout) }
+end
+
+--- A one-line description of a run, for assertion messages.
+function helpers.describe_run(r)
+  local function cut(s)
+    s = s or ""
+    return #s > 4000 and s:sub(1, 4000) .. "..." or s
+  end
+  return string.format("%s\nexit %s\n--- stdout\n%s\n--- stderr\n%s", r.cmd, tostring(r.code),
+                       cut(r.stdout), cut(r.stderr))
+end
+
+return helpers
