@@ -26,7 +26,10 @@ struct af_task_s {
     int call_sync;       /* completion arrives while exec_node is still on the stack */
     int call_result_ref; /* a {ok, value} table from a synchronous completion */
     af_task_t *joiner;
-    int result_ref; /* children: {ok, ...} once done */
+    af_task_t *spawner;  /* children: the task that spawned this one */
+    af_task_t *awaiting; /* the child this task is joining */
+    af_task_t *failed;   /* a child that failed while this task was not joining */
+    int result_ref;      /* children: {ok, ...} once done */
     /* roots only */
     int busy, dead;
     af_task_done_fn done;
@@ -227,13 +230,24 @@ static int pack_result(lua_State *L, lua_State *from, int ok, int n) {
     return luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
+/* A child that fails wakes its spawner even while that one joins another child (fail fast):
+ * the spawner's join returns this failure and it cancels the rest. */
 static void finish_child(af_task_t *t, int ok) {
     int n = ok ? lua_gettop(t->co) : 1;
     t->result_ref = pack_result(t->vm->L, t->co, ok, n);
     t->state = T_DONE;
     af_task_t *j = t->joiner;
     t->joiner = NULL;
+    if (j == NULL && !ok && t->spawner) {
+        if (t->spawner->state == T_WAIT_JOIN) {
+            j = t->spawner;
+            j->awaiting->joiner = NULL;
+        } else if (t->spawner->failed == NULL) {
+            t->spawner->failed = t; /* its next join reports it */
+        }
+    }
     if (j && j->state == T_WAIT_JOIN && !j->cancelled) {
+        j->awaiting = NULL;
         task_resume(j, push_result(j->co, t->result_ref));
     }
 }
@@ -305,6 +319,9 @@ static int host_spawn(lua_State *L) {
     af_vm_t *vm = parent->vm;
     int nargs = lua_gettop(L);
     af_task_t *c = task_new(vm, parent->root);
+    if (c) {
+        c->spawner = parent;
+    }
     if (c == NULL) {
         return luaL_error(L, "spawn: out of memory");
     }
@@ -331,6 +348,11 @@ static af_task_t *check_child(lua_State *L, af_task_t *self) {
 static int host_join(lua_State *L) {
     af_task_t *self = must_wait_here(L, "join");
     af_task_t *c = check_child(L, self);
+    if (self->failed && self->failed->result_ref != LUA_NOREF) {
+        af_task_t *f = self->failed;
+        self->failed = NULL;
+        return push_result(L, f->result_ref);
+    }
     if (c->state == T_DONE) {
         if (c->result_ref == LUA_NOREF) {
             lua_pushboolean(L, 0);
@@ -343,6 +365,7 @@ static int host_join(lua_State *L) {
         return luaL_error(L, "join: task already has a waiter");
     }
     c->joiner = self;
+    self->awaiting = c;
     self->state = T_WAIT_JOIN;
     return lua_yield(L, 0);
 }

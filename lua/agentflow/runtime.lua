@@ -87,9 +87,9 @@ local function run_bounded(n, limit, fn)
   local tasks = {}
   for w = 1, (limit < n and limit or n) do tasks[w] = spawn(worker) end
   for w = 1, #tasks do
-    local ok, err = join(tasks[w])
+    local ok, err = join(tasks[w]) -- returns early with any worker's failure
     if not ok then
-      for k = w + 1, #tasks do cancel(tasks[k]) end
+      for k = 1, #tasks do cancel(tasks[k]) end
       error(err, 0)
     end
   end

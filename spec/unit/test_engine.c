@@ -426,6 +426,36 @@ static void test_foreach_loop_parallel(void **state) {
     run_close(&r);
 }
 
+/* A failing branch stops the group at once: the other branch would sleep for an hour. */
+static void test_parallel_fails_fast(void **state) {
+    (void)state;
+    run_t r;
+    run_init(&r, 0, 0);
+    af_exec_t *x = run_one(&r,
+                           src("local wf = af.workflow 'ff' {}\n"
+                               "wf:step('p', af.parallel {\n"
+                               "  a = function() af.sleep(3600000) return 1 end,\n"
+                               "  b = function() af.sleep(5) error('b broke') end },"
+                               " { on_error = 'continue' })\n"
+                               "wf:step('f', af.foreach { items = {1, 2, 3}, concurrency = 3,\n"
+                               "  body = function(i) if i == 3 then error('item 3') end\n"
+                               "    af.sleep(3600000) end }, { on_error = 'continue' })\n"
+                               "return wf\n"),
+                           NULL);
+    assert_int_equal(af_exec_status(x), AF_EXEC_SUCCEEDED);
+    json_t *p = step_json(x, "p"), *f = step_json(x, "f");
+    assert_non_null(strstr(json_string_value(json_object_get(json_object_get(p, "error"),
+                                                             "message")),
+                           "b broke"));
+    assert_non_null(strstr(json_string_value(json_object_get(json_object_get(f, "error"),
+                                                             "message")),
+                           "item 3"));
+    json_decref(p);
+    json_decref(f);
+    af_exec_free(x);
+    run_close(&r);
+}
+
 static void test_secrets_masked(void **state) {
     (void)state;
     run_t r;
@@ -519,6 +549,7 @@ int main(void) {
         cmocka_unit_test(test_big_output_near_memory_budget),
         cmocka_unit_test(test_cancel_stops_waits),
         cmocka_unit_test(test_foreach_loop_parallel),
+        cmocka_unit_test(test_parallel_fails_fast),
         cmocka_unit_test(test_secrets_masked),
         cmocka_unit_test(test_sub_workflow_and_depth),
         cmocka_unit_test(test_definition_errors_have_location),
