@@ -149,6 +149,38 @@ static int check_trigger(json_t *t, af_error_t *err) {
     return 0;
 }
 
+static int json_depth(const json_t *v) {
+    int deepest = 0;
+    if (json_is_object(v)) {
+        const char *k;
+        json_t *x;
+        json_object_foreach((json_t *)v, k, x) {
+            int n = json_depth(x);
+            deepest = n > deepest ? n : deepest;
+        }
+        return deepest + 1;
+    }
+    if (json_is_array(v)) {
+        size_t i;
+        json_t *x;
+        json_array_foreach(v, i, x) {
+            int n = json_depth(x);
+            deepest = n > deepest ? n : deepest;
+        }
+        return deepest + 1;
+    }
+    return 0;
+}
+
+/* Values that become Lua tables at run time obey the same depth limit as any JSON input. */
+static int check_depth(json_t *v, const char *what, const char *where, af_error_t *err) {
+    if (v && json_depth(v) > AF_JSON_MAX_DEPTH) {
+        return af_error_at(err, AF_EDEFINITION, where, "%s is nested deeper than %d levels", what,
+                           AF_JSON_MAX_DEPTH);
+    }
+    return 0;
+}
+
 static int options_of(af_graph_t *g, json_t *d, af_error_t *err) {
     const char *where = jstr(d, "where");
     if (jstr(d, "description")) {
@@ -181,6 +213,10 @@ static int options_of(af_graph_t *g, json_t *d, af_error_t *err) {
     }
     g->vars = json_incref(json_object_get(d, "vars"));
     g->sample_input = json_incref(json_object_get(d, "sample_input"));
+    if (check_depth(g->vars, "vars", where, err) ||
+        check_depth(g->sample_input, "sample_input", where, err)) {
+        return AF_EDEFINITION;
+    }
     json_t *t;
     size_t i;
     json_array_foreach(json_object_get(d, "triggers"), i, t) {
@@ -260,6 +296,10 @@ static int step_of(af_vm_t *vm, af_graph_t *g, json_t *d, int index, af_error_t 
     const char *join = jstr(d, "join");
     s->join = join && strcmp(join, "all") == 0 ? AF_JOIN_ALL : AF_JOIN_ANY;
     s->config = json_incref(json_object_get(d, "config"));
+    if (check_depth(s->config, "config", jstr(d, "node_where") ? jstr(d, "node_where") : where,
+                    err)) {
+        return AF_EDEFINITION;
+    }
     s->config_dynamic = json_is_true(json_object_get(d, "dynamic"));
     if (!lua_kind && check_node_config(vm, s, d, err) != 0) {
         return AF_EDEFINITION;

@@ -211,6 +211,11 @@ static int host_secret(lua_State *L) {
     return 1;
 }
 
+static int host_in_step(lua_State *L) {
+    lua_pushboolean(L, af__task_step(L) != NULL);
+    return 1;
+}
+
 static int host_killed(lua_State *L) {
     lua_pushboolean(L, vm_of(L)->killed);
     return 1;
@@ -259,6 +264,7 @@ static int open_host(lua_State *L) {
                                    {"log", host_log},
                                    {"secret", host_secret},
                                    {"killed", host_killed},
+                                   {"in_step", host_in_step},
                                    {"json_encode", host_json_encode},
                                    {"json_decode", host_json_decode},
                                    {NULL, NULL}};
@@ -394,7 +400,10 @@ int af_vm_begin(af_vm_t *vm, const af_graph_t *g, json_t *input, const char *exe
     lua_newtable(L);
     lua_setfield(L, -2, "steps");
     if (g->vars) {
-        af_lua_push_json(L, g->vars, AF_JSON_MAX_DEPTH);
+        if (af_lua_push_json(L, g->vars, AF_JSON_MAX_DEPTH) != 0) {
+            lua_pop(L, 1);
+            return af_error_set(err, AF_ELIMIT, "vars are nested too deeply");
+        }
     } else {
         lua_newtable(L);
     }

@@ -12,7 +12,7 @@ struct af_vm_s {
     af_vm_opts_t opts;
     size_t mem_used, mem_limit;
     int resolving; /* > 0 while the engine evaluates config or output functions */
-    int enforce; /* > 0 while Lua runs protected: only then may an allocation be refused */
+    int enforce;   /* > 0 while Lua runs protected: only then may an allocation be refused */
     int64_t instr_used, instr_limit;
     int killed;
     char kill_reason[256];

@@ -337,7 +337,10 @@ static void attempt_failed(af_exec_t *x, int i, const af_fault_t *f) {
     }
     step_end(x, i, AF_STEP_FAILED);
     af_fault_t ef = *f;
-    snprintf(ef.message, sizeof ef.message, "step '%.100s' failed: %.900s", s->name, f->message);
+    if (x->depth == 0 || strcmp(f->code, "CALL_DEPTH") != 0) { /* name the step once, at the top */
+        snprintf(ef.message, sizeof ef.message, "step '%.100s' failed: %.900s", s->name,
+                 f->message);
+    }
     fail_exec(x, &ef, AF_EXEC_FAILED);
 }
 

@@ -70,7 +70,10 @@ local function node(t, level)
   t.where = t.where or caller(level + 1)
   return setmetatable(t, NODE_MT)
 end
-function af.is_node(v) return getmetatable(v) == NODE_MT end
+function af.is_node(v)
+  local mt = getmetatable(v)
+  return mt ~= nil and (mt == NODE_MT or mt.__name == "agentflow.node")
+end
 
 local function check_fn(level, ctor, field, v)
   if type(v) ~= "function" then
@@ -168,26 +171,25 @@ function af.delay(d)
 end
 
 --- Sub-workflow: runs another workflow (a file, relative to this one) and returns its result.
+--- af.call "x.lua" is a node; af.call "x.lua" { input = ... } and af.call { workflow =, input = }
+--- give it an input (a table or a function of ctx).
+local CALL_MT = { __name = "agentflow.node" }
 function af.call(target)
   local where = caller(2)
-  local function build(t)
-    t = t or {}
-    if type(t) ~= "table" then fail(3, "af.call: expected a table of options") end
-    return node({ type = "call", where = where,
-                  config = { workflow = target, input = t.input } }, 3)
-  end
-  if type(target) == "table" then
+  if type(target) == "table" and not af.is_node(target) then
     local t = target
-    target = t.workflow
-    if type(target) ~= "string" then fail(2, "af.call: 'workflow' must be a file name") end
-    return (node({ type = "call", where = where, config = { workflow = target, input = t.input } }, 2))
+    if type(t.workflow) ~= "string" then fail(2, "af.call: 'workflow' must be a file name") end
+    return (node({ type = "call", where = where,
+                   config = { workflow = t.workflow, input = t.input } }, 2))
   end
   if type(target) ~= "string" then fail(2, "af.call: expected a workflow file name") end
-  return setmetatable({}, { __call = function(_, t) return build(t) end,
-                            __index = function() return nil end,
-                            __node = build })
+  return setmetatable({ type = "call", where = where, config = { workflow = target } }, CALL_MT)
 end
-
+CALL_MT.__call = function(self, t)
+  if t ~= nil and type(t) ~= "table" then fail(2, "af.call: expected a table of options") end
+  return (node({ type = "call", where = caller(2),
+                 config = { workflow = self.config.workflow, input = t and t.input } }, 2))
+end
 --- Any registered node type by name: af.node "core.echo" { ... }.
 function af.node(name)
   if type(name) ~= "string" or name == "" then fail(2, "af.node: expected a node type name") end
@@ -372,8 +374,6 @@ function WF:step(name, what, opts)
   end
   if type(what) == "function" then
     what = node({ type = "lua", fn = what, where = where }, 2)
-  elseif type(what) == "table" and getmetatable(what) and getmetatable(what).__node then
-    what = getmetatable(what).__node()
   end
   if not af.is_node(what) then
     fail(2, "wf:step '%s': expected a function or a node (af.transform, af.condition, ...), got %s",
@@ -436,7 +436,7 @@ end
 --- and returns its output; waits without blocking other steps.
 function af.run(node_spec, ctx)
   if not af.is_node(node_spec) then error("af.run: expected a node (af.node, af.delay, ...)", 2) end
-  if not host then error("af.run is only available when a step runs", 2) end
+  if not host or not host.in_step() then error("af.run is only available when a step runs", 2) end
   return require("agentflow.runtime").run(node_spec, ctx or {})
 end
 af.json = {

@@ -21,7 +21,7 @@ local function resolve(v, ctx, depth)
   if t == "function" then return v(ctx) end
   if t ~= "table" then return v end
   if af.is_secret(v) then return host.secret(v.name) end
-  if depth > 64 then error("config nested too deeply", 0) end
+  if depth > 128 then error(af.fatal("config nested deeper than 128 levels", "CONFIG"), 0) end
   local out = {}
   for k, x in pairs(v) do out[k] = resolve(x, ctx, depth + 1) end
   local mt = getmetatable(v)

@@ -35,6 +35,8 @@ local CASES = {
   { "port_typo.lua", "port_typo.lua:4:", "step 'check' has no port or field 'yess' (ports: yes, no, error)" },
   { "switch_dot.lua", "switch_dot.lua:4:", "write route:case \"bug\" for a switch case" },
   { "unknown_limit.lua", "unknown_limit.lua:2:", "unknown option 'instrucions'" },
+  { "deep_vars.lua", "deep_vars.lua:5:", "vars is nested deeper than 128 levels" },
+  { "run_outside.lua", "run_outside.lua:3:", "af.run is only available when a step runs" },
   { "top_secret.lua", "top_secret.lua:3:", "secrets are only available when a step runs" },
   { "invalid_utf8.lua", "invalid_utf8.lua:3:", "invalid UTF-8" },
   { "invalid_utf8_escape.lua", "invalid_utf8_escape.lua:3:", "invalid UTF-8 in string at $.steps[0].config.text" },

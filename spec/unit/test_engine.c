@@ -444,12 +444,10 @@ static void test_parallel_fails_fast(void **state) {
                            NULL);
     assert_int_equal(af_exec_status(x), AF_EXEC_SUCCEEDED);
     json_t *p = step_json(x, "p"), *f = step_json(x, "f");
-    assert_non_null(strstr(json_string_value(json_object_get(json_object_get(p, "error"),
-                                                             "message")),
-                           "b broke"));
-    assert_non_null(strstr(json_string_value(json_object_get(json_object_get(f, "error"),
-                                                             "message")),
-                           "item 3"));
+    assert_non_null(strstr(
+        json_string_value(json_object_get(json_object_get(p, "error"), "message")), "b broke"));
+    assert_non_null(strstr(
+        json_string_value(json_object_get(json_object_get(f, "error"), "message")), "item 3"));
     json_decref(p);
     json_decref(f);
     af_exec_free(x);
@@ -485,7 +483,7 @@ static void test_sub_workflow_and_depth(void **state) {
     (void)state;
     run_t r;
     run_init(&r, 0, 0);
-    write_wf("child.lua", src("local wf = af.workflow 'child' {}\n"
+    write_wf("child.lua", src("local wf = af.workflow 'child' { sample_input = { n = 5 } }\n"
                               "wf:step('double', function(ctx) return ctx.trigger.n * 2 end)\n"
                               "return wf\n"));
     write_wf("self.lua", src("local wf = af.workflow 'self' {}\n"
@@ -496,6 +494,11 @@ static void test_sub_workflow_and_depth(void **state) {
                                "wf:step('c', af.call 'child.lua' { input = function(ctx)"
                                " return { n = 21 } end })\n"
                                "wf:step('s', af.call 'self.lua', { on_error = 'continue' })\n"
+                               "wf:step('each', af.foreach { items = {1, 2}, concurrency = 2,"
+                               " body = af.call 'child.lua' { input = function(ctx)"
+                               " return { n = ctx.item * ctx.index } end } })\n"
+                               "wf:step('run', function() return af.run(af.node 'core.echo'"
+                               " { v = 7 }).v + af.run(af.call 'child.lua').double end)\n"
                                "return wf\n"),
                            NULL);
     assert_int_equal(af_exec_status(x), AF_EXEC_SUCCEEDED);
@@ -507,6 +510,14 @@ static void test_sub_workflow_and_depth(void **state) {
     assert_string_equal(json_string_value(json_object_get(json_object_get(s, "error"), "code")),
                         "CALL_DEPTH");
     json_decref(s);
+    json_t *each = step_json(x, "each"), *run = step_json(x, "run");
+    char *text = json_dumps(json_object_get(each, "output"), JSON_COMPACT);
+    assert_string_equal(text, "[{\"double\":2},{\"double\":8}]");
+    free(text);
+    /* child.lua without input runs on its sample_input {n = 5} */
+    assert_int_equal(json_integer_value(json_object_get(run, "output")), 17);
+    json_decref(each);
+    json_decref(run);
     af_exec_free(x);
     run_close(&r);
 }
