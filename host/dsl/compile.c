@@ -257,7 +257,7 @@ static int step_of(af_vm_t *vm, af_graph_t *g, json_t *d, int index, af_error_t 
     const char *name = jstr(d, "name"), *type = jstr(d, "type"), *where = jstr(d, "where");
     int lua_kind = json_is_true(json_object_get(d, "lua"));
     if (!lua_kind) {
-        const af_node_type_t *t = af_registry_find(type);
+        const af_nodedef_t *t = af_registry_find(type);
         if (t == NULL || (t->flags & AF_NODE_LUA)) {
             return af_error_at(err, AF_EDEFINITION,
                                jstr(d, "node_where") ? jstr(d, "node_where") : where,

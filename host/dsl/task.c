@@ -431,7 +431,7 @@ static void on_node_done(af_node_call_t *call, json_t *output, const char *port,
 static int host_exec_node(lua_State *L) {
     const char *name = luaL_checkstring(L, 1);
     af_task_t *t = must_wait_here(L, "node call");
-    const af_node_type_t *type = af_registry_find(name);
+    const af_nodedef_t *type = af_registry_find(name);
     if (type == NULL || (type->flags & AF_NODE_LUA)) {
         return luaL_error(L, "unknown node type '%s'", name);
     }

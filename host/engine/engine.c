@@ -449,7 +449,7 @@ static void start_attempt(af_exec_t *x, int i) {
         r->error_info = error_info_for(x, i);
     }
     emit_step(x, AF_EV_STEP_START, i);
-    const af_node_type_t *type = af_registry_find(s->type);
+    const af_nodedef_t *type = af_registry_find(s->type);
     json_t *config = s->config;
     if (type == NULL) {
         af_fault_set(&fault, 0, "UNKNOWN_TYPE", "node type '%s' is not registered", s->type);

@@ -28,7 +28,7 @@ static int fail_execute(af_node_call_t *call) {
     return AF_NODE_DONE;
 }
 
-const af_node_type_t af__core_node_types[] = {
+const af_nodedef_t af__core_node_types[] = {
     {.name = "core.echo",
      .description = "Outputs its config (resolved): constants, or values computed from ctx",
      .schema = "{\"type\":\"object\"}",

@@ -86,7 +86,7 @@ static void call_cancel(af_node_call_t *call) {
     }
 }
 
-const af_node_type_t af__flow_node_types[] = {
+const af_nodedef_t af__flow_node_types[] = {
     {.name = "delay",
      .description = "Waits for a duration without holding a worker",
      .schema = "{\"type\":\"object\",\"required\":[\"duration\"],\"properties\":{\"duration\":"

@@ -43,7 +43,7 @@ static void lua_cancel(af_node_call_t *call) {
         .execute = lua_execute, .cancel = lua_cancel                                               \
     }
 
-const af_node_type_t af__lua_node_types[] = {
+const af_nodedef_t af__lua_node_types[] = {
     LUA_TYPE("lua", "Transform: a Lua function of ctx"),
     LUA_TYPE("condition", "If/else: yes and no ports"),
     LUA_TYPE("switch", "Named cases and a default"),

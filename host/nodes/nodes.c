@@ -3,9 +3,9 @@
 #include "nodes/nodes_internal.h"
 
 int af_nodes_register(af_error_t *err) {
-    const af_node_type_t *tables[] = {af__lua_node_types, af__flow_node_types, af__core_node_types};
+    const af_nodedef_t *tables[] = {af__lua_node_types, af__flow_node_types, af__core_node_types};
     for (size_t k = 0; k < sizeof tables / sizeof tables[0]; k++) {
-        for (const af_node_type_t *t = tables[k]; t->name; t++) {
+        for (const af_nodedef_t *t = tables[k]; t->name; t++) {
             if (af_registry_find(t->name) == t) {
                 continue;
             }

@@ -4,8 +4,8 @@
 
 #include "plugin/registry.h"
 
-extern const af_node_type_t af__lua_node_types[];
-extern const af_node_type_t af__flow_node_types[];
-extern const af_node_type_t af__core_node_types[];
+extern const af_nodedef_t af__lua_node_types[];
+extern const af_nodedef_t af__flow_node_types[];
+extern const af_nodedef_t af__core_node_types[];
 
 #endif

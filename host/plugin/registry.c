@@ -8,7 +8,7 @@
 
 #define REGISTRY_MAX 1024
 
-static const af_node_type_t *types[REGISTRY_MAX];
+static const af_nodedef_t *types[REGISTRY_MAX];
 static int ntypes;
 
 void af_fault_set(af_fault_t *f, int retryable, const char *code, const char *fmt, ...) {
@@ -70,7 +70,7 @@ void af_node_cancel(af_node_call_t *call) {
     }
 }
 
-int af_registry_add(const af_node_type_t *type, af_error_t *err) {
+int af_registry_add(const af_nodedef_t *type, af_error_t *err) {
     if (af_registry_find(type->name)) {
         return af_error_set(err, AF_EEXISTS, "node type '%s' is already registered", type->name);
     }
@@ -81,7 +81,7 @@ int af_registry_add(const af_node_type_t *type, af_error_t *err) {
     return 0;
 }
 
-const af_node_type_t *af_registry_find(const char *name) {
+const af_nodedef_t *af_registry_find(const char *name) {
     for (int i = 0; i < ntypes; i++) {
         if (strcmp(types[i]->name, name) == 0) {
             return types[i];
@@ -90,7 +90,7 @@ const af_node_type_t *af_registry_find(const char *name) {
     return NULL;
 }
 
-const af_node_type_t *af_registry_at(int i) {
+const af_nodedef_t *af_registry_at(int i) {
     return i >= 0 && i < ntypes ? types[i] : NULL;
 }
 

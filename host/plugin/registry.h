@@ -26,21 +26,21 @@ void af_fault_set(af_fault_t *f, int retryable, const char *code, const char *fm
 
 typedef struct af_node_call_s af_node_call_t;
 
-typedef struct af_node_type_s {
+typedef struct af_nodedef_s {
     const char *name;
     const char *description;
     const char *schema; /* JSON Schema of the config, as text; may be NULL */
     int flags;
     int (*execute)(af_node_call_t *call);
     void (*cancel)(af_node_call_t *call); /* may be NULL when execute never returns PENDING */
-} af_node_type_t;
+} af_nodedef_t;
 
 /* How a call reports back to whoever started it (the engine, or a Lua task). */
 typedef void (*af_node_done_fn)(af_node_call_t *call, json_t *output, const char *port,
                                 const af_fault_t *fault);
 
 struct af_node_call_s {
-    const af_node_type_t *type;
+    const af_nodedef_t *type;
     uv_loop_t *loop;
     json_t *config; /* resolved config, borrowed for the call's life */
     const char *execution_id, *workflow, *step;
@@ -74,11 +74,11 @@ int af_node_execute(af_node_call_t *call, af_fault_t *fault);
 void af_node_cancel(af_node_call_t *call);
 
 /* Registers a type (the struct must outlive the registry). AF_EEXISTS on a duplicate name. */
-int af_registry_add(const af_node_type_t *type, af_error_t *err);
+int af_registry_add(const af_nodedef_t *type, af_error_t *err);
 /* The type called name, or NULL. */
-const af_node_type_t *af_registry_find(const char *name);
+const af_nodedef_t *af_registry_find(const char *name);
 /* Iterates: returns the i-th type or NULL past the end. */
-const af_node_type_t *af_registry_at(int i);
+const af_nodedef_t *af_registry_at(int i);
 /* Removes every type (tests). */
 void af_registry_clear(void);
 
