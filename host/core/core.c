@@ -76,7 +76,7 @@ const char *af_error_text(const af_error_t *err, char *buf, size_t size) {
 
 /* ---- logging ---- */
 
-static af_log_level_t log_level = AF_LOG_INFO;
+static af_log_level_t log_level = AF_LEVEL_INFO;
 
 void af_log_set_level(af_log_level_t level) {
     log_level = level;
@@ -88,7 +88,7 @@ af_log_level_t af_log_get_level(void) {
 
 void af_log(af_log_level_t level, const char *fmt, ...) {
     static const char *names[] = {"debug", "info", "warning", "error"};
-    if (level < log_level || level >= AF_LOG_OFF) {
+    if (level < log_level || level >= AF_LEVEL_OFF) {
         return;
     }
     char line[2048];

@@ -253,6 +253,31 @@ static int check_node_config(af_vm_t *vm, af_step_t *s, json_t *d, af_error_t *e
     return 0;
 }
 
+static void instance_free(const void *owner, void *instance) {
+    const af_nodedef_t *def = owner;
+    def->destroy(def, instance);
+}
+
+/* A node type may prepare per step (a plugin's create): its refusal is a definition error. */
+static int create_instance(af_step_t *s, json_t *d, af_error_t *err) {
+    const af_nodedef_t *def = af_registry_find(s->type);
+    if (def == NULL || def->create == NULL) {
+        return 0;
+    }
+    char msg[512] = "";
+    if (def->create(def, s->config, &s->instance, msg, sizeof msg) != 0) {
+        return af_error_at(err, AF_EDEFINITION,
+                           jstr(d, "node_where") ? jstr(d, "node_where") : s->where,
+                           "step '%s': node type '%s' refused its config: %s", s->name, s->type,
+                           msg[0] ? msg : "no reason given");
+    }
+    if (def->destroy) {
+        s->instance_free = instance_free;
+        s->instance_owner = def;
+    }
+    return 0;
+}
+
 static int step_of(af_vm_t *vm, af_graph_t *g, json_t *d, int index, af_error_t *err) {
     const char *name = jstr(d, "name"), *type = jstr(d, "type"), *where = jstr(d, "where");
     int lua_kind = json_is_true(json_object_get(d, "lua"));
@@ -302,6 +327,9 @@ static int step_of(af_vm_t *vm, af_graph_t *g, json_t *d, int index, af_error_t 
     }
     s->config_dynamic = json_is_true(json_object_get(d, "dynamic"));
     if (!lua_kind && check_node_config(vm, s, d, err) != 0) {
+        return AF_EDEFINITION;
+    }
+    if (!lua_kind && create_instance(s, d, err) != 0) {
         return AF_EDEFINITION;
     }
     /* keep the node spec for run time */

@@ -413,8 +413,18 @@ static void on_step_timeout(uv_timer_t *t) {
 static int run_child(af_node_call_t *call, const char *file, json_t *input, af_fault_t *fault);
 static void cancel_child(af_node_call_t *call);
 
+static const char *call_secret(af_node_call_t *call, const char *name) {
+    return engine_secret(call->engine, name);
+}
+
+static void call_log(af_node_call_t *call, const char *line) {
+    vm_log(call->engine, call->step, line);
+}
+
 static void prepare_call(void *ud, af_node_call_t *call) {
     af_exec_t *x = ud;
+    call->get_secret = call_secret;
+    call->log = call_log;
     call->execution_id = x->id;
     call->workflow = x->g->name;
     call->engine = x;
@@ -473,6 +483,7 @@ static void start_attempt(af_exec_t *x, int i) {
     call->vm = x->vm;
     call->spec_ref = s->spec_ref;
     call->error_info = r->error_info;
+    call->instance = s->instance;
     call->done = on_call_done;
     call->owner = x;
     prepare_call(x, call);

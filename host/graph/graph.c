@@ -124,6 +124,9 @@ af_graph_t *af_graph_new(const char *name) {
 }
 
 static void step_free(af_step_t *s) {
+    if (s->instance_free) {
+        s->instance_free(s->instance_owner, s->instance);
+    }
     free(s->name);
     free(s->type);
     free(s->where);

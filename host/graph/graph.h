@@ -45,6 +45,9 @@ typedef struct af_step_s {
     json_t *config;     /* config for display and for C node types (owned) */
     int config_dynamic; /* config holds functions of ctx or secrets: resolved per attempt */
     int spec_ref;       /* opaque handle kept for the DSL (a Lua reference); -1 for none */
+    void *instance;     /* the node type's per-step instance, freed by instance_free */
+    void (*instance_free)(const void *owner, void *instance);
+    const void *instance_owner;
     /* set by af_graph_validate: */
     int *dependents; /* indexes of steps with an edge from this one */
     int ndependents;

@@ -94,6 +94,16 @@ const af_nodedef_t *af_registry_at(int i) {
     return i >= 0 && i < ntypes ? types[i] : NULL;
 }
 
+void af_registry_remove(const af_nodedef_t *type) {
+    for (int i = 0; i < ntypes; i++) {
+        if (types[i] == type) {
+            memmove(&types[i], &types[i + 1], sizeof types[0] * (size_t)(ntypes - i - 1));
+            ntypes--;
+            return;
+        }
+    }
+}
+
 void af_registry_clear(void) {
     ntypes = 0;
 }

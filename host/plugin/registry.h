@@ -33,6 +33,12 @@ typedef struct af_nodedef_s {
     int flags;
     int (*execute)(af_node_call_t *call);
     void (*cancel)(af_node_call_t *call); /* may be NULL when execute never returns PENDING */
+    /* Per step of a workflow version, at definition time, with the declared config; sets
+     * *instance. Non-zero refuses the workflow (message in errbuf). May be NULL. */
+    int (*create)(const struct af_nodedef_s *def, json_t *config, void **instance, char *errbuf,
+                  size_t errlen);
+    void (*destroy)(const struct af_nodedef_s *def, void *instance);
+    const char *plugin; /* the plugin that registered it; NULL for the engine's own types */
 } af_nodedef_t;
 
 /* How a call reports back to whoever started it (the engine, or a Lua task). */
@@ -53,6 +59,11 @@ struct af_node_call_s {
     int (*run_child)(af_node_call_t *call, const char *file, json_t *input, af_fault_t *fault);
     void (*cancel_child)(af_node_call_t *call);
     void *engine;
+    void *instance;  /* what the type's create made for this step */
+    /* A secret's value for this call's execution (borrowed; the engine masks it), or NULL. */
+    const char *(*get_secret)(af_node_call_t *call, const char *name);
+    /* A line for this execution's log. */
+    void (*log)(af_node_call_t *call, const char *line);
     void *node_data; /* the type's own per-call state */
     af_node_done_fn done;
     void *owner;
@@ -79,6 +90,8 @@ int af_registry_add(const af_nodedef_t *type, af_error_t *err);
 const af_nodedef_t *af_registry_find(const char *name);
 /* Iterates: returns the i-th type or NULL past the end. */
 const af_nodedef_t *af_registry_at(int i);
+/* Removes one type (a plugin being unloaded). */
+void af_registry_remove(const af_nodedef_t *type);
 /* Removes every type (tests). */
 void af_registry_clear(void);
 
