@@ -10,6 +10,7 @@
 #include "engine/engine.h"
 #include "graph/graph.h"
 #include "nodes/nodes.h"
+#include "plugin/plugin.h"
 
 #include <luajit.h>
 
@@ -26,6 +27,12 @@ static const char *USAGE =
     "commands:\n"
     "  run FILE.lua     run a workflow once, in this process\n"
     "  check FILE.lua   validate a workflow and print its graph\n"
+    "  plugin list      the loaded plugins, their versions and types\n"
+    "  plugin info TYPE a node or trigger type's description and config schema\n"
+    "\n"
+    "--plugins DIR (any command, repeatable) loads plugins (.so, .lua) from DIR as well as from\n"
+    "the default directories ($AGENTFLOW_PLUGIN_PATH, else <bin>/plugins and\n"
+    "<bin>/../lib/agentflow/plugins).\n"
     "\n"
     "`agentflow COMMAND --help` shows a command's options. Docs: docs/cli.md, docs/dsl.md.\n";
 
@@ -45,6 +52,13 @@ static const char *RUN_USAGE =
     "\n"
     "Secrets (af.secret \"NAME\") are read from the environment variable NAME.\n"
     "exit status: 0 succeeded, 1 the workflow failed, 2 usage or definition error\n";
+
+static const char *PLUGIN_USAGE =
+    "usage: agentflow plugin list [--json] [--plugins DIR]...\n"
+    "       agentflow plugin info TYPE [--plugins DIR]...\n"
+    "\n"
+    "list: each plugin with its version, kind (c or lua), file and types.\n"
+    "info: a node or trigger type's plugin, description and config schema (JSON Schema).\n";
 
 static const char *CHECK_USAGE =
     "usage: agentflow check FILE.lua [--format text|json|dot]\n"
@@ -128,6 +142,127 @@ static const char *env_secret(void *ud, const char *name) {
     return getenv(name);
 }
 
+/* ---- plugins ---- */
+
+static int is_help(const char *a);
+
+#define MAX_PLUGIN_DIRS 32
+
+static const char *plugin_dirs[MAX_PLUGIN_DIRS];
+static int nplugin_dirs;
+
+static void plugin_refused(const af_error_t *err, void *ud) {
+    (void)ud;
+    fprintf(stderr, "agentflow: warning: plugin refused: %s\n", err->msg);
+}
+
+/* Takes `--plugins DIR` out of argv (any position after the command). */
+static int take_plugin_dirs(int *argc, char **argv) {
+    int out = 1;
+    for (int i = 1; i < *argc; i++) {
+        if (strcmp(argv[i], "--plugins") == 0) {
+            if (i + 1 == *argc || nplugin_dirs == MAX_PLUGIN_DIRS) {
+                fprintf(stderr, "agentflow: --plugins needs a directory\n");
+                return EXIT_USAGE;
+            }
+            plugin_dirs[nplugin_dirs++] = argv[++i];
+        } else {
+            argv[out++] = argv[i];
+        }
+    }
+    *argc = out;
+    return 0;
+}
+
+static int load_plugins(uv_loop_t *loop) {
+    af_error_t err = {0};
+    af_plugins_opts_t po = {.loop = loop, .load_lua = af_lua_plugin_load};
+    if (af_plugins_init(&po, &err) != 0) {
+        return print_error(&err);
+    }
+    const char *defaults[8];
+    int n = af_plugins_default_dirs(defaults, 8);
+    for (int i = 0; i < n; i++) {
+        af_plugins_load_dir(defaults[i], plugin_refused, NULL); /* absent is fine */
+    }
+    for (int i = 0; i < nplugin_dirs; i++) {
+        if (af_plugins_load_dir(plugin_dirs[i], plugin_refused, NULL) < 0) {
+            fprintf(stderr, "agentflow: error: --plugins %s: cannot read the directory\n",
+                    plugin_dirs[i]);
+            return EXIT_USAGE;
+        }
+    }
+    return 0;
+}
+
+static void unload_plugins(uv_loop_t *loop) {
+    af_plugins_shutdown();
+    uv_run(loop, UV_RUN_DEFAULT);
+}
+
+static int cmd_plugin(int argc, char **argv) {
+    if (argc < 3 || is_help(argv[2])) {
+        fputs(PLUGIN_USAGE, argc < 3 ? stderr : stdout);
+        return argc < 3 ? EXIT_USAGE : 0;
+    }
+    int list = strcmp(argv[2], "list") == 0, info = strcmp(argv[2], "info") == 0;
+    int json = argc > 3 && strcmp(argv[argc - 1], "--json") == 0;
+    if (!list && !info) {
+        return usage_error(PLUGIN_USAGE, "unknown plugin command '%s'", argv[2]);
+    }
+    if (info && argc < 4) {
+        return usage_error(PLUGIN_USAGE, "%s", "plugin info needs a type name");
+    }
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    int rc = load_plugins(&loop);
+    if (rc == 0 && list) {
+        json_t *all = af_plugins_to_json();
+        if (json) {
+            char *text = af_json_dumps(all, AF_JSON_PRETTY);
+            printf("%s\n", text);
+            free(text);
+        } else if (json_array_size(all) == 0) {
+            printf("no plugins loaded\n");
+        }
+        size_t i;
+        json_t *p;
+        json_array_foreach(all, i, p) {
+            if (json) {
+                break;
+            }
+            printf("%s %s (%s)  %s\n    %s\n", json_string_value(json_object_get(p, "name")),
+                   json_string_value(json_object_get(p, "version")),
+                   json_string_value(json_object_get(p, "kind")),
+                   json_string_value(json_object_get(p, "file")),
+                   json_string_value(json_object_get(p, "description")));
+            const char *kinds[] = {"nodes", "triggers"};
+            for (int k = 0; k < 2; k++) {
+                size_t j;
+                json_t *t;
+                json_array_foreach(json_object_get(p, kinds[k]), j, t) {
+                    printf("    %s %s\n", k ? "trigger" : "node   ", json_string_value(t));
+                }
+            }
+        }
+        json_decref(all);
+    } else if (rc == 0) {
+        json_t *t = af_plugin_type_info(argv[3]);
+        if (t == NULL) {
+            fprintf(stderr, "agentflow: error: no node or trigger type '%s' is loaded\n", argv[3]);
+            rc = EXIT_USAGE;
+        } else {
+            char *text = af_json_dumps(t, AF_JSON_PRETTY);
+            printf("%s\n", text);
+            free(text);
+            json_decref(t);
+        }
+    }
+    unload_plugins(&loop);
+    uv_loop_close(&loop);
+    return rc;
+}
+
 /* ---- run ---- */
 
 static int parse_input(const char *arg, json_t **out, af_error_t *err) {
@@ -165,6 +300,11 @@ static int cmd_run(run_opts_t *o) {
     }
     uv_loop_t loop;
     uv_loop_init(&loop);
+    int prc = load_plugins(&loop);
+    if (prc != 0) {
+        json_decref(input);
+        return prc;
+    }
     af_engine_opts_t eo = {.loop = &loop,
                            .max_instructions = o->max_instructions,
                            .max_memory = o->max_memory,
@@ -177,6 +317,7 @@ static int cmd_run(run_opts_t *o) {
     json_decref(input);
     if (rc != 0) {
         af_engine_free(e);
+        unload_plugins(&loop);
         uv_loop_close(&loop);
         return print_error(&err);
     }
@@ -189,7 +330,7 @@ static int cmd_run(run_opts_t *o) {
     int status = af_exec_status(x) == AF_EXEC_SUCCEEDED ? 0 : EXIT_FAILED;
     af_exec_free(x);
     af_engine_free(e);
-    uv_run(&loop, UV_RUN_DEFAULT); /* let closed handles finish */
+    unload_plugins(&loop); /* and let closed handles finish */
     uv_loop_close(&loop);
     return status;
 }
@@ -200,6 +341,10 @@ static int cmd_check(const char *file, const char *format) {
     af_error_t err = {0};
     uv_loop_t loop;
     uv_loop_init(&loop);
+    int prc = load_plugins(&loop);
+    if (prc != 0) {
+        return prc;
+    }
     af_vm_opts_t vo = {.loop = &loop};
     af_vm_t *vm = af_vm_new(&vo, &err);
     af_graph_t *g = NULL;
@@ -219,6 +364,7 @@ static int cmd_check(const char *file, const char *format) {
     }
     af_graph_free(g);
     af_vm_free(vm);
+    unload_plugins(&loop);
     uv_loop_close(&loop);
     return rc == 0 ? 0 : print_error(&err);
 }
@@ -297,6 +443,9 @@ int main(int argc, char **argv) {
     if (af_nodes_register(&err) != 0) {
         return print_error(&err);
     }
+    if (take_plugin_dirs(&argc, argv) != 0) {
+        return EXIT_USAGE;
+    }
     if (argc < 2 || is_help(argv[1])) {
         fputs(USAGE, argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_USAGE : 0;
@@ -304,6 +453,9 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
         printf("agentflow %s (%s)\n", AF_VERSION, LUAJIT_VERSION);
         return 0;
+    }
+    if (strcmp(argv[1], "plugin") == 0) {
+        return cmd_plugin(argc, argv);
     }
     if (strcmp(argv[1], "run") == 0) {
         run_opts_t o = {0};

@@ -74,6 +74,10 @@ int af_vm_run_step(af_vm_t *vm, int spec_ref, const char *step, int attempt, jso
  * called. Safe on a task that is running further up the C stack (it stops when it yields). */
 void af_task_cancel(af_task_t *task);
 
+/* Loads a .lua plugin: checks it in a scratch VM, records it and registers its node types (run
+ * in each execution's VM). Refusals name the file and the reason; nothing stays registered. */
+int af_lua_plugin_load(const char *path, af_error_t *err);
+
 /* Replaces every known secret value inside strings of `value` by "***" (in place), and in text.
  * The engine keeps the values; this is the helper both use. */
 char *af_mask_text(const char *text, const char *const *secrets, int n);

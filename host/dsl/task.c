@@ -493,37 +493,45 @@ void af__task_register(af_vm_t *vm, lua_State *L) {
 
 /* ---- steps ---- */
 
-int af_vm_run_step(af_vm_t *vm, int spec_ref, const char *step, int attempt, json_t *error_info,
-                   af_task_done_fn done, void *ud, af_task_t **task, af_fault_t *fault) {
+/* Starts a root task running the function and nargs arguments on top of L's stack (popped). */
+int af__task_start(af_vm_t *vm, int nargs, const char *step, int attempt, af_task_done_fn done,
+                   void *ud, af_task_t **task, af_fault_t *fault) {
+    lua_State *L = vm->L;
     *task = NULL;
     if (vm->killed) {
+        lua_pop(L, nargs + 1);
         af_fault_set(fault, 0, "BUDGET", "%s", vm->kill_reason);
         return AF_EBUDGET;
     }
-    lua_State *L = vm->L;
     af_task_t *t = task_new(vm, NULL);
-    if (t == NULL || (t->step = strdup(step)) == NULL) {
+    if (t == NULL || (t->step = strdup(step ? step : "")) == NULL) {
         if (t) {
             task_release(t);
         }
+        lua_pop(L, nargs + 1);
         af_fault_set(fault, 1, "NOMEM", "out of memory starting step '%s'", step);
         return AF_ENOMEM;
     }
     t->attempt = attempt;
     t->done = done;
     t->ud = ud;
-    af__vm_push_runtime(vm, "run");
-    lua_rawgeti(L, LUA_REGISTRYINDEX, spec_ref);
-    af__vm_push_ctx(vm, L, attempt, error_info);
-    lua_xmove(L, t->co, 3);
+    lua_xmove(L, t->co, nargs + 1);
     t->busy++; /* keep the tree while we look at it */
-    task_resume(t, 2);
+    task_resume(t, nargs);
     t->busy--;
     if (t->dead) {
         tree_free(t);
-        *task = NULL;
         return AF_NODE_DONE;
     }
     *task = t;
     return AF_NODE_PENDING;
+}
+
+int af_vm_run_step(af_vm_t *vm, int spec_ref, const char *step, int attempt, json_t *error_info,
+                   af_task_done_fn done, void *ud, af_task_t **task, af_fault_t *fault) {
+    lua_State *L = vm->L;
+    af__vm_push_runtime(vm, "run");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, spec_ref);
+    af__vm_push_ctx(vm, L, attempt, error_info);
+    return af__task_start(vm, 2, step, attempt, done, ud, task, fault);
 }

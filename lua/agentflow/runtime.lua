@@ -174,6 +174,11 @@ run = function(node, ctx)
 end
 R.run = run
 
+--- A Lua plugin's node type: execute(config, ctx) -> output[, port].
+function R.run_plugin_node(plugin, name, config, ctx)
+  return require("agentflow.plugin").run_node(plugin, name, config, ctx)
+end
+
 --- The ctx a step attempt sees.
 function R.ctx(state, attempt, err)
   local e = state.execution

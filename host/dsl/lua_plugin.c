@@ -1,0 +1,228 @@
+/* lua_plugin.c -- plugins written in Lua: checked at load in a scratch VM (agentflow.plugin),
+ * recorded and registered like shared-object plugins; each node call runs the plugin's execute
+ * as a coroutine task in the execution's VM, where it waits through the same host functions. */
+#include "dsl/vm_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/lua_json.h"
+#include "plugin/plugin.h"
+
+#define PLUGINS_KEY "agentflow.loaded_plugins"
+
+typedef struct luaplug_s {
+    char *name, *file, *source;
+    size_t len;
+} luaplug_t;
+
+typedef struct luaplug_type_s {
+    af_nodedef_t def; /* first: the registry hands it back as the call's type */
+    luaplug_t *plugin;
+    char *name, *description, *schema;
+} luaplug_type_t;
+
+/* Pushes the plugin's table in this VM, loading the plugin on first use. */
+static int push_plugin(af_vm_t *vm, const luaplug_t *p, af_fault_t *fault) {
+    lua_State *L = vm->L;
+    lua_getfield(L, LUA_REGISTRYINDEX, PLUGINS_KEY);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, LUA_REGISTRYINDEX, PLUGINS_KEY);
+    }
+    lua_getfield(L, -1, p->name);
+    if (!lua_isnil(L, -1)) {
+        lua_remove(L, -2);
+        return 0;
+    }
+    lua_pop(L, 1);
+    char chunk[1100];
+    snprintf(chunk, sizeof chunk, "@%s", p->file);
+    if (luaL_loadbuffer(L, p->source, p->len, chunk) != 0) {
+        af_fault_set(fault, 0, "PLUGIN", "%s", lua_tostring(L, -1));
+        lua_pop(L, 2);
+        return AF_EINVAL;
+    }
+    lua_getglobal(L, "require"); /* a fresh sandbox per plugin: its globals are its own */
+    lua_pushliteral(L, "agentflow.sandbox");
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, "new");
+    lua_call(L, 0, 1);
+    lua_remove(L, -2);
+    lua_setfenv(L, -2);
+    if (af__vm_pcall(vm, 0, 1, fault) != 0) {
+        lua_pop(L, 1);
+        return AF_EINVAL;
+    }
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, p->name);
+    lua_remove(L, -2);
+    return 0;
+}
+
+static void on_done(void *ud, json_t *output, const char *port, const af_fault_t *fault) {
+    af_node_call_t *call = ud;
+    call->node_data = NULL;
+    if (fault) {
+        af_node_fail(call, fault);
+    } else {
+        af_node_succeed(call, output, port);
+    }
+}
+
+static int luaplug_execute(af_node_call_t *call) {
+    const luaplug_type_t *t = (const luaplug_type_t *)call->type;
+    af_vm_t *vm = call->vm;
+    af_fault_t fault;
+    if (vm == NULL) {
+        af_node_failf(call, 0, "PLUGIN", "Lua node type '%s' needs an execution", t->name);
+        return AF_NODE_DONE;
+    }
+    lua_State *L = vm->L;
+    af__vm_push_runtime(vm, "run_plugin_node");
+    if (push_plugin(vm, t->plugin, &fault) != 0) {
+        lua_pop(L, 1);
+        af_node_fail(call, &fault);
+        return AF_NODE_DONE;
+    }
+    lua_pushstring(L, t->name);
+    if (af_lua_push_json(L, call->config, AF_JSON_MAX_DEPTH) != 0) {
+        lua_pushnil(L);
+    }
+    af__vm_push_ctx(vm, L, call->attempt, call->error_info);
+    af_task_t *task;
+    int rc = af__task_start(vm, 4, call->step, call->attempt, on_done, call, &task, &fault);
+    if (rc < 0) {
+        af_node_fail(call, &fault);
+        return AF_NODE_DONE;
+    }
+    if (rc == AF_NODE_PENDING) {
+        call->node_data = task;
+    }
+    return rc;
+}
+
+static void luaplug_cancel(af_node_call_t *call) {
+    if (call->node_data) {
+        af_task_cancel(call->node_data);
+        call->node_data = NULL;
+    }
+}
+
+/* ---- loading ---- */
+
+static const char *jstr(json_t *o, const char *k) {
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : "";
+}
+
+/* Evaluates the file in a scratch VM and returns the checked description (new) or NULL. */
+static json_t *describe(const char *path, const char *src, size_t len, af_error_t *err) {
+    af_vm_opts_t vo = {0};
+    af_vm_t *vm = af_vm_new(&vo, err);
+    if (vm == NULL) {
+        return NULL;
+    }
+    luaplug_t tmp = {.name = "(checking)", .file = (char *)path, .source = (char *)src, .len = len};
+    af_fault_t fault;
+    json_t *d = NULL;
+    lua_State *L = vm->L;
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "agentflow.plugin");
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, "check");
+    lua_remove(L, -2);
+    if (push_plugin(vm, &tmp, &fault) != 0) {
+        lua_pop(L, 1);
+        af_error_set(err, AF_EINVAL, "%s: %s", path, fault.message);
+    } else if (af__vm_pcall(vm, 1, 1, &fault) != 0) {
+        af_error_set(err, AF_EINVAL, "%s: %s", path, fault.message);
+    } else {
+        af_error_t jerr;
+        if (af_lua_to_json(L, -1, AF_JSON_MAX_DEPTH, &d, &jerr) != 0) {
+            af_error_set(err, AF_EINVAL, "%s: %s", path, jerr.msg);
+        }
+        lua_pop(L, 1);
+    }
+    af_vm_free(vm);
+    return d;
+}
+
+static int refuse_duplicates(const char *path, json_t *nodes, af_error_t *err) {
+    size_t i, k;
+    json_t *n, *m;
+    json_array_foreach(nodes, i, n) {
+        if (af_registry_find(jstr(n, "name")) || af_trigger_find(jstr(n, "name"))) {
+            return af_error_set(err, AF_EEXISTS, "%s: duplicate type name '%s' (already registered)",
+                                path, jstr(n, "name"));
+        }
+        json_array_foreach(nodes, k, m) {
+            if (k < i && strcmp(jstr(n, "name"), jstr(m, "name")) == 0) {
+                return af_error_set(err, AF_EEXISTS, "%s: duplicate type name '%s'", path,
+                                    jstr(n, "name"));
+            }
+        }
+    }
+    return 0;
+}
+
+static void register_nodes(luaplug_t *p, json_t *nodes) {
+    size_t i;
+    json_t *n;
+    json_array_foreach(nodes, i, n) {
+        luaplug_type_t *t = calloc(1, sizeof *t);
+        t->plugin = p;
+        t->name = strdup(jstr(n, "name"));
+        t->description = strdup(jstr(n, "description"));
+        json_t *schema = json_object_get(n, "schema");
+        t->schema = schema ? af_json_dumps(schema, 0) : NULL;
+        t->def.name = t->name;
+        t->def.description = t->description;
+        t->def.schema = t->schema;
+        t->def.execute = luaplug_execute;
+        t->def.cancel = luaplug_cancel;
+        t->def.plugin = p->name;
+        af_registry_add(&t->def, NULL);
+        af_plugin_record_type(t->name, 0);
+    }
+}
+
+int af_lua_plugin_load(const char *path, af_error_t *err) {
+    char *src;
+    size_t len;
+    int rc = af_read_file(path, AF_MAX_SCRIPT_BYTES, &src, &len, err);
+    if (rc != 0) {
+        return rc;
+    }
+    json_t *d = describe(path, src, len, err);
+    if (d == NULL) {
+        free(src);
+        return err ? err->code : AF_EINVAL;
+    }
+    json_t *nodes = json_object_get(d, "nodes");
+    rc = refuse_duplicates(path, nodes, err);
+    if (rc == 0) {
+        rc = af_plugin_record(jstr(d, "name"), jstr(d, "version"), jstr(d, "description"), path,
+                              "lua", err);
+    }
+    if (rc != 0) {
+        json_decref(d);
+        free(src);
+        return rc;
+    }
+    luaplug_t *p = calloc(1, sizeof *p);
+    p->name = strdup(jstr(d, "name"));
+    p->file = strdup(path);
+    p->source = src;
+    p->len = len;
+    register_nodes(p, nodes);
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(d, "triggers"), i, t) {
+        af_plugin_record_type(jstr(t, "name"), 1); /* served with the trigger system */
+    }
+    json_decref(d);
+    return 0;
+}
