@@ -118,6 +118,15 @@ static const char *jstr(json_t *o, const char *k) {
     return s ? s : "";
 }
 
+/* A refusal names the file once (Lua's own messages may already start with it). */
+static void refuse(af_error_t *err, const char *path, const char *msg) {
+    if (strncmp(msg, path, strlen(path)) == 0) {
+        af_error_set(err, AF_EINVAL, "%s", msg);
+    } else {
+        af_error_set(err, AF_EINVAL, "%s: %s", path, msg);
+    }
+}
+
 /* Evaluates the file in a scratch VM and returns the checked description (new) or NULL. */
 static json_t *describe(const char *path, const char *src, size_t len, af_error_t *err) {
     af_vm_opts_t vo = {0};
@@ -136,9 +145,9 @@ static json_t *describe(const char *path, const char *src, size_t len, af_error_
     lua_remove(L, -2);
     if (push_plugin(vm, &tmp, &fault) != 0) {
         lua_pop(L, 1);
-        af_error_set(err, AF_EINVAL, "%s: %s", path, fault.message);
+        refuse(err, path, fault.message);
     } else if (af__vm_pcall(vm, 1, 1, &fault) != 0) {
-        af_error_set(err, AF_EINVAL, "%s: %s", path, fault.message);
+        refuse(err, path, fault.message);
     } else {
         af_error_t jerr;
         if (af_lua_to_json(L, -1, AF_JSON_MAX_DEPTH, &d, &jerr) != 0) {

@@ -53,6 +53,7 @@ struct af_exec_s {
     int settled, in_flight;
     int draining, finishing;
     json_t *input, *result;
+    json_t *trace; /* entries recorded by nodes (LLM calls, tool calls) */
     int64_t started_wall;
     double started_ms, ended_ms;
     uv_timer_t *exec_timer, *finish_timer;
@@ -421,8 +422,21 @@ static void call_log(af_node_call_t *call, const char *line) {
     vm_log(call->engine, call->step, line);
 }
 
+static void call_trace(af_node_call_t *call, const char *kind, json_t *data) {
+    af_exec_t *x = call->engine;
+    char at[40];
+    if (x->trace == NULL) {
+        x->trace = json_array();
+    }
+    json_array_append_new(x->trace,
+                          json_pack("{s:s, s:s, s:i, s:s, s:o}", "kind", kind, "step",
+                                    call->step ? call->step : "", "attempt", call->attempt, "at",
+                                    af_time_iso(af_wall_ms(), at, sizeof at), "data", data));
+}
+
 static void prepare_call(void *ud, af_node_call_t *call) {
     af_exec_t *x = ud;
+    call->trace = call_trace;
     call->get_secret = call_secret;
     call->log = call_log;
     call->execution_id = x->id;
@@ -850,6 +864,7 @@ void af_exec_free(af_exec_t *x) {
     af_graph_free(x->g);
     json_decref(x->input);
     json_decref(x->result);
+    json_decref(x->trace);
     free(x->runs);
     free(x->ready);
     free(x->file);
@@ -922,5 +937,6 @@ json_t *af_exec_to_json(const af_exec_t *x) {
         json_object_set_new(steps, x->g->steps[i].name, s);
     }
     json_object_set_new(o, "steps", steps);
+    json_object_set_new(o, "trace", x->trace ? mask_json(x->e, x->trace) : json_array());
     return o;
 }

@@ -151,20 +151,22 @@ static void trigger_unregister(const af_triggerdef_t *def) {
 
 static int pt_execute_now(af_node_call_t *call, struct af_call *tok) {
     const plugin_type_t *pt = tok->pt;
+    tok->refs++; /* the completion may come inside execute: keep tok while we look at it */
     int rc = pt->t.execute(call->instance, tok, tok->config);
-    if (rc == AF_DONE || rc == AF_PENDING) {
-        if (rc == AF_DONE && !tok->completed && tok->call) {
-            af__token_complete(tok, 1, 0, NULL, NULL, "PLUGIN",
-                               "execute returned AF_DONE without completing the call");
-        }
-        return rc == AF_DONE ? AF_NODE_DONE : AF_NODE_PENDING;
-    }
-    if (!tok->completed && tok->call) { /* an error: no completion will come */
+    int result = rc == AF_PENDING ? AF_NODE_PENDING : AF_NODE_DONE;
+    if (rc == AF_DONE && !tok->completed) {
+        af__token_complete(tok, 1, 0, NULL, NULL, "PLUGIN",
+                           "execute returned AF_DONE without completing the call");
+    } else if (rc < 0 && !tok->completed) { /* an error: no completion will come */
         char msg[160];
         snprintf(msg, sizeof msg, "node type '%s' failed to start (code %d)", pt->def.name, rc);
         af__token_complete(tok, 1, 0, NULL, NULL, "PLUGIN", msg);
     }
-    return AF_NODE_DONE;
+    if (rc == AF_PENDING && tok->completed && tok->call == NULL) {
+        result = AF_NODE_DONE; /* completed before returning: the engine already knows */
+    }
+    af__token_release(tok);
+    return result;
 }
 
 static void blocking_work(uv_work_t *w) {
@@ -215,12 +217,16 @@ static void pt_cancel(af_node_call_t *call) {
     if (tok == NULL || tok->call == NULL) {
         return;
     }
-    tok->call = NULL; /* later completions are dropped */
-    call->node_data = NULL;
+    tok->refs++; /* the plugin may complete inside cancel: keep tok while we look at it */
     if (tok->pt->t.cancel) {
-        tok->pt->t.cancel(call->instance, tok);
+        tok->pt->t.cancel(call->instance, tok); /* a completion now is dropped by the engine */
     }
-    af__token_release(tok); /* the engine's side */
+    if (tok->call) { /* not completed inside cancel: later completions are dropped here */
+        tok->call = NULL;
+        call->node_data = NULL;
+        af__token_release(tok); /* the engine's side */
+    }
+    af__token_release(tok);
 }
 
 static int pt_create(const af_nodedef_t *def, json_t *config, void **instance, char *errbuf,
@@ -261,7 +267,7 @@ static int type_taken(const loaded_t *p, const char *name) {
         return 1;
     }
     for (int i = 0; i < p->ntypes; i++) {
-        if (strcmp(p->types[i].def.name, name) == 0) {
+        if (strcmp(p->types[i].t.name, name) == 0) {
             return 1;
         }
     }

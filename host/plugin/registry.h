@@ -64,6 +64,8 @@ struct af_node_call_s {
     const char *(*get_secret)(af_node_call_t *call, const char *name);
     /* A line for this execution's log. */
     void (*log)(af_node_call_t *call, const char *line);
+    /* An entry for the execution's trace (steals data). */
+    void (*trace)(af_node_call_t *call, const char *kind, json_t *data);
     void *node_data; /* the type's own per-call state */
     af_node_done_fn done;
     void *owner;

@@ -375,6 +375,16 @@ static int svc_run_blocking(void (*work)(void *), void (*after)(void *, int), vo
     return 0;
 }
 
+static void svc_trace(af_call_t *tok, const char *kind, const char *data_json) {
+    if (tok == NULL || tok->call == NULL || tok->call->trace == NULL || kind == NULL) {
+        return;
+    }
+    json_t *data = json_loads(data_json ? data_json : "{}", JSON_DECODE_ANY, NULL);
+    if (data) {
+        tok->call->trace(tok->call, kind, data);
+    }
+}
+
 static void svc_free(void *p) {
     free(p);
 }
@@ -409,6 +419,7 @@ void af__services_fill(af_host_t *h) {
     h->free = svc_free;
     h->call_set_data = svc_call_set_data;
     h->call_get_data = svc_call_get_data;
+    h->trace = svc_trace;
 }
 
 int af__services_init(const af_plugins_opts_t *opts, af_error_t *err) {

@@ -28,7 +28,7 @@ extern "C" {
 #endif
 
 #define AF_ABI_MAJOR 1
-#define AF_ABI_MINOR 0
+#define AF_ABI_MINOR 1
 
 #if defined(__GNUC__)
 #define AF_PLUGIN_EXPORT __attribute__((visibility("default")))
@@ -217,6 +217,13 @@ struct af_host {
     /* Per-call data for the plugin (what execute started, for cancel). */
     void (*call_set_data)(af_call_t *call, void *data);
     void *(*call_get_data)(af_call_t *call);
+
+    /* == ABI 1.1 == */
+
+    /* Records an entry in the execution's trace, loop thread: kind is a short word ("llm",
+     * "tool"), data_json an object (inputs, outputs, latency, tokens...). Secret values in it are
+     * masked when the trace is shown. */
+    void (*trace)(af_call_t *call, const char *kind, const char *data_json);
 
     /* == entries added by later minors go here, only here == */
 };
