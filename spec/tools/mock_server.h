@@ -30,7 +30,8 @@ const char *mock_req_path(const mock_req_t *req);
 const char *mock_req_query(const mock_req_t *req);
 /* The first header with this name (any case), or NULL. */
 const char *mock_req_header(const mock_req_t *req, const char *name);
-/* Headers in the order received; name and value borrowed. Returns 0, or -1 past the end. */
+/* How many headers came; mock_req_header_at gives the i-th (in the order received, the name as
+ * sent, both borrowed) and returns 0, or -1 past the end. */
 size_t mock_req_header_count(const mock_req_t *req);
 int mock_req_header_at(const mock_req_t *req, size_t i, const char **name, const char **value);
 /* The body (NUL-terminated, "" when none); *len set when len is not NULL. */
