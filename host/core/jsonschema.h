@@ -28,15 +28,16 @@
 typedef struct af_schema_s af_schema_t;
 
 /* Compiles `schema` (borrowed; the compiled schema keeps its own copy, so the caller may change or
- * free it afterwards). Unknown keywords are ignored, but a known keyword of the wrong type or value,
- * an invalid pattern, an unresolvable or non-local $ref, a $ref cycle that never descends into the
- * value, or subschemas nested deeper than AF_SCHEMA_MAX_DEPTH fail with AF_EINVAL and a message
- * that starts with the JSON pointer of the keyword ("#/properties/age/minimum: must be a number").
- * Returns a new schema (free with af_schema_free), or NULL with err set (AF_EINVAL, AF_ENOMEM). */
+ * free it afterwards). Unknown keywords are ignored, but a known keyword of the wrong type or
+ * value, an invalid pattern, an unresolvable or non-local $ref, a $ref cycle that never descends
+ * into the value, or subschemas nested deeper than AF_SCHEMA_MAX_DEPTH fail with AF_EINVAL and a
+ * message that starts with the JSON pointer of the keyword ("#/properties/age/minimum: must be a
+ * number"). Returns a new schema (free with af_schema_free), or NULL with err set (AF_EINVAL,
+ * AF_ENOMEM). */
 af_schema_t *af_schema_compile(const json_t *schema, af_error_t *err);
 
-/* As af_schema_compile, from JSON text (NUL-terminated). A JSON syntax error is AF_ESYNTAX with
- * the line and column. */
+/* As af_schema_compile, from JSON text (NUL-terminated). Errors in the text itself are reported
+ * as af_json_loads reports them (AF_ESYNTAX with line and column, AF_ELIMIT, AF_EUTF8). */
 af_schema_t *af_schema_compile_text(const char *text, af_error_t *err);
 
 /* Frees a compiled schema; NULL is allowed. */
