@@ -304,6 +304,9 @@ static void attempt_failed(af_exec_t *x, int i, const af_fault_t *f) {
     const af_retry_t *p = retry_of(x, i);
     if (retry_allowed(p, f, r->attempt)) {
         int64_t wait = backoff_ms(p, r->attempt);
+        if (f->retry_after_ms > wait) { /* the service said when (Retry-After) */
+            wait = f->retry_after_ms;
+        }
         r->timer = timer_new(x, r);
         if (r->timer) {
             r->status = AF_STEP_WAITING;

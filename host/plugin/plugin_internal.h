@@ -29,6 +29,7 @@ struct af_call {
     /* a completion from another thread, waiting for the loop */
     int completed;
     int failed, retryable;
+    uint64_t retry_after_ms;
     char *output, *port, *code, *message;
     struct af_call *next_done;
 };
@@ -50,6 +51,7 @@ int af__on_loop_thread(void);
 /* Completes the engine's call from a token, on the loop thread; drops it if the engine let go. */
 void af__token_complete(struct af_call *tok, int failed, int retryable, const char *output,
                         const char *port, const char *code, const char *message);
+/* The retry-after a failing completion carries (set before af__token_complete). */
 void af__token_release(struct af_call *tok);
 /* host->fire: hands a trigger's input to whoever started it. */
 int af__sink_fire(af_trigger_sink_t *sink, const char *input_json);

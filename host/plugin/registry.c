@@ -14,6 +14,7 @@ static int ntypes;
 void af_fault_set(af_fault_t *f, int retryable, const char *code, const char *fmt, ...) {
     va_list ap;
     f->retryable = retryable;
+    f->retry_after_ms = 0;
     snprintf(f->code, sizeof f->code, "%s", code ? code : "ERROR");
     va_start(ap, fmt);
     vsnprintf(f->message, sizeof f->message, fmt, ap);
@@ -42,6 +43,7 @@ void af_node_failf(af_node_call_t *call, int retryable, const char *code, const 
     af_fault_t f;
     va_list ap;
     f.retryable = retryable;
+    f.retry_after_ms = 0;
     snprintf(f.code, sizeof f.code, "%s", code ? code : "ERROR");
     va_start(ap, fmt);
     vsnprintf(f.message, sizeof f.message, fmt, ap);

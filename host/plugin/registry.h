@@ -14,6 +14,7 @@ typedef struct af_fault_s {
     char code[64];
     char message[1024];
     int retryable;
+    int64_t retry_after_ms; /* the earliest retry the failing side asked for; 0: none */
 } af_fault_t;
 
 void af_fault_set(af_fault_t *f, int retryable, const char *code, const char *fmt, ...)

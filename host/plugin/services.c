@@ -40,8 +40,11 @@ void af__token_complete(struct af_call *tok, int failed, int retryable, const ch
         tok->call = NULL;
         call->node_data = NULL;
         if (failed) {
-            af_node_failf(call, retryable, code ? code : "PLUGIN", "%s",
-                          message ? message : "plugin call failed");
+            af_fault_t f;
+            af_fault_set(&f, retryable, code ? code : "PLUGIN", "%s",
+                         message ? message : "plugin call failed");
+            f.retry_after_ms = (int64_t)tok->retry_after_ms;
+            af_node_fail(call, &f);
         } else {
             json_error_t jerr;
             json_t *out = output ? json_loads(output, JSON_DECODE_ANY, &jerr) : json_null();
@@ -117,6 +120,12 @@ static void svc_call_fail(af_call_t *tok, int retryable, const char *code, const
     tok->code = dup_or_null(code);
     tok->message = dup_or_null(message);
     queue_done(tok);
+}
+
+static void svc_call_fail_after(af_call_t *tok, const char *code, const char *message,
+                                uint64_t retry_after_ms) {
+    tok->retry_after_ms = retry_after_ms;
+    svc_call_fail(tok, AF_RETRYABLE, code, message);
 }
 
 static const char *svc_call_execution_id(af_call_t *tok) {
@@ -420,6 +429,7 @@ void af__services_fill(af_host_t *h) {
     h->call_set_data = svc_call_set_data;
     h->call_get_data = svc_call_get_data;
     h->trace = svc_trace;
+    h->call_fail_after = svc_call_fail_after;
 }
 
 int af__services_init(const af_plugins_opts_t *opts, af_error_t *err) {

@@ -439,6 +439,35 @@ function af.run(node_spec, ctx)
   if not host or not host.in_step() then error("af.run is only available when a step runs", 2) end
   return require("agentflow.runtime").run(node_spec, ctx or {})
 end
+--- HTTP (the http plugin's http.request node). At the top level of a script these build steps:
+---   wf:step("fetch", af.http.get { url = "https://...", query = { q = "x" } })
+--- inside step code they run the request and return the response, waiting without blocking:
+---   local res = af.http.post { url = ..., json = { ... } }  -- res.status, res.body, res.headers
+af.http = {}
+local function http(method)
+  return function(t, opts)
+    if type(t) == "string" then
+      local url = t
+      t = {}
+      for k, v in pairs(opts or {}) do t[k] = v end
+      t.url = url
+    end
+    if type(t) ~= "table" then
+      fail(2, "af.http: expected a URL or a table of options, got %s", type(t))
+    end
+    local config = {}
+    for k, v in pairs(t) do config[k] = v end
+    config.method = config.method or method
+    local spec = (node({ type = "http.request", config = config }, 2))
+    if host and host.in_step() then return af.run(spec) end
+    return spec
+  end
+end
+af.http.request = http(nil)
+for _, m in ipairs({ "get", "post", "put", "patch", "delete", "head" }) do
+  af.http[m] = http(m:upper())
+end
+
 af.json = {
   encode = need_host "json_encode",
   decode = need_host "json_decode",

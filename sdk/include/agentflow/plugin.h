@@ -225,6 +225,11 @@ struct af_host {
      * masked when the trace is shown. */
     void (*trace)(af_call_t *call, const char *kind, const char *data_json);
 
+    /* As call_fail with AF_RETRYABLE, and the earliest time to try again (a Retry-After): the
+     * engine waits at least retry_after_ms before the next attempt. Any thread. */
+    void (*call_fail_after)(af_call_t *call, const char *code, const char *message,
+                            uint64_t retry_after_ms);
+
     /* == entries added by later minors go here, only here == */
 };
 
