@@ -28,12 +28,12 @@ struct af_http_client_s {
     af_http_t *requests; /* every request not yet freed, doubly linked */
     af_http_t *deferred; /* to add to / remove from the multi once curl returns (see drive) */
     http_socket_t *sockets;
-    int active;          /* started, neither done nor cancelled */
-    int in_curl;         /* inside curl_multi_socket_action: no add/remove allowed */
-    int dispatching;     /* inside check_done, i.e. maybe inside a done callback */
-    int free_requested;  /* af_http_client_free was called from inside a callback */
-    int tearing_down;    /* curl is being cleaned up: ignore its socket callbacks */
-    int handles;         /* uv handles not yet closed; the client is freed at 0 when tearing down */
+    int active;         /* started, neither done nor cancelled */
+    int in_curl;        /* inside curl_multi_socket_action: no add/remove allowed */
+    int dispatching;    /* inside check_done, i.e. maybe inside a done callback */
+    int free_requested; /* af_http_client_free was called from inside a callback */
+    int tearing_down;   /* curl is being cleaned up: ignore its socket callbacks */
+    int handles;        /* uv handles not yet closed; the client is freed at 0 when tearing down */
 };
 
 struct http_socket_s {
@@ -63,12 +63,14 @@ struct af_http {
     unsigned added : 1;     /* in the multi handle */
     unsigned queued : 1;    /* in client->deferred */
     unsigned cancelled : 1; /* done will not be called */
+    unsigned reported : 1;  /* curl finished it; check_done calls done and frees it */
     unsigned finished : 1;  /* done is running or ran */
     unsigned too_big : 1;
     unsigned hdr_too_big : 1;
     unsigned no_memory : 1;
     af_http_t *prev, *next;
-    af_http_t *deferred_next;
+    af_http_t *queue_next; /* in client->deferred, or in check_done's batch */
+    CURLcode result;
 };
 
 static uv_once_t curl_once = UV_ONCE_INIT;
@@ -120,12 +122,12 @@ static void request_defer(af_http_t *h) {
     af_http_client_t *c = h->client;
     if (!h->queued) {
         h->queued = 1;
-        h->deferred_next = c->deferred;
+        h->queue_next = c->deferred;
         c->deferred = h;
     }
 }
 
-/* ---- curl callbacks for one request -------------------------------------------------------- */
+/* ---- curl callbacks for one request ---------------------------------------------------------- */
 
 static int buf_reserve(char **buf, size_t *cap, size_t need) {
     if (need <= *cap) {
@@ -307,29 +309,35 @@ static void request_finish(af_http_t *h, CURLcode rc) {
     free(headers);
 }
 
-/* Calls done for every transfer curl finished. Stops early when a done callback frees the client. */
+/* Calls done for each transfer curl finished; stops early if a done callback frees the client.
+ * curl's messages are all read first: removing a handle scans the messages still queued, so
+ * removing each as it is read costs O(n^2) when thousands of transfers finish together. */
 static void check_done(af_http_client_t *c) {
+    af_http_t *batch = NULL, **tail = &batch;
     CURLMsg *msg;
     int left;
-    c->dispatching++;
-    while (!c->free_requested && (msg = curl_multi_info_read(c->multi, &left)) != NULL) {
+    while ((msg = curl_multi_info_read(c->multi, &left)) != NULL) {
         if (msg->msg != CURLMSG_DONE) {
             continue;
         }
-        CURLcode rc = msg->data.result;
         af_http_t *h = NULL;
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&h);
-        /* msg is invalid from here: removing the handle drops it */
-        curl_multi_remove_handle(c->multi, h->easy);
-        h->added = 0;
+        h->result = msg->data.result;
+        h->reported = 1;
+        h->queue_next = NULL;
+        *tail = h;
+        tail = &h->queue_next;
+    }
+    c->dispatching++;
+    while (batch != NULL && !c->free_requested) {
+        af_http_t *h = batch;
+        batch = h->queue_next;
         if (!h->cancelled) {
             h->finished = 1;
             c->active--;
-            request_finish(h, rc);
+            request_finish(h, h->result);
         }
-        if (!h->queued) {
-            request_free(h);
-        }
+        request_free(h);
     }
     c->dispatching--;
 }
@@ -340,7 +348,7 @@ static void client_teardown(af_http_client_t *c);
 static void run_deferred(af_http_client_t *c) {
     while (c->deferred != NULL) {
         af_http_t *h = c->deferred;
-        c->deferred = h->deferred_next;
+        c->deferred = h->queue_next;
         h->queued = 0;
         if (h->cancelled || h->finished) {
             request_free(h);
@@ -480,7 +488,7 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp) {
     return 0;
 }
 
-/* ---- the client -------------------------------------------------------------------------------- */
+/* ---- the client ------------------------------------------------------------------------------ */
 
 static void on_timer_closed(uv_handle_t *handle) {
     client_handle_closed(handle->data);
@@ -558,8 +566,8 @@ void af_http_client_cancel(af_http_t *h) {
     af_http_client_t *c = h->client;
     h->cancelled = 1;
     c->active--;
-    if (h->queued) {
-        return; /* run_deferred frees it */
+    if (h->queued || h->reported) {
+        return; /* run_deferred or check_done frees it */
     }
     if (c->in_curl > 0 && h->added) {
         request_defer(h); /* curl is running: remove it once curl returns */
@@ -568,7 +576,7 @@ void af_http_client_cancel(af_http_t *h) {
     request_free(h);
 }
 
-/* ---- starting a request ------------------------------------------------------------------------ */
+/* ---- starting a request ---------------------------------------------------------------------- */
 
 /* RFC 9110 token: what a method may be made of. */
 static int is_token(const char *s) {
@@ -600,8 +608,7 @@ static int set_method(CURL *e, const char *method, const char *body, size_t body
     if (strcmp(method, "HEAD") == 0) {
         return curl_easy_setopt(e, CURLOPT_NOBODY, 1L) == CURLE_OK ? 0 : -1;
     }
-    if (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
-        strcmp(method, "PATCH") == 0) {
+    if (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0) {
         send_body = 1; /* with Content-Length: 0 rather than none, which servers may refuse */
     }
     if (strcmp(method, "GET") == 0 && !send_body) {
@@ -683,6 +690,9 @@ static int request_setup(af_http_t *h, const af_http_request_t *req) {
     SET(CURLOPT_URL, req->url);
     SET(CURLOPT_PRIVATE, (void *)h);
     SET(CURLOPT_NOSIGNAL, 1L);
+    /* curl copies each request into an upload buffer over TLS with HTTP/1.1, at most 16 KiB at a
+     * time: its 64 KiB default would be idle memory in every request. */
+    SET(CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
 #if LIBCURL_VERSION_NUM >= 0x075500
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
     SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");

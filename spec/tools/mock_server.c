@@ -683,10 +683,9 @@ static void conn_process(conn_t *conn, const char *data, size_t len) {
     }
     if (conn->active != NULL) {
         if (len > 0) {
-            char *rest = xrealloc(NULL, conn->pending_len + len);
-            memcpy(rest, data, len); /* data never points into conn->pending here */
-            free(conn->pending);
-            conn->pending = rest;
+            /* conn->pending is empty here: reading stops while a request is active */
+            conn->pending = xrealloc(NULL, len);
+            memcpy(conn->pending, data, len);
             conn->pending_len = len;
         }
         if (conn->reading) {
@@ -844,8 +843,8 @@ static void route_echo(mock_req_t *req, const char *rest) {
     json_t *jbody = json_stringn(body, len); /* NULL (null) when not UTF-8 */
     mock_reply_json(req, 200,
                     json_pack("{ss ss ss so so* sI}", "method", req->method, "path",
-                              mock_req_path(req), "query", req->query, "headers", headers,
-                              "body", jbody, "body_len", (json_int_t)len));
+                              mock_req_path(req), "query", req->query, "headers", headers, "body",
+                              jbody, "body_len", (json_int_t)len));
 }
 
 static void route_status(mock_req_t *req, const char *rest) {

@@ -13,7 +13,8 @@ typedef struct mock_req_s mock_req_t;
 
 /* Handles a request whose path matched the route. rest: what follows the route's prefix and one
  * '/' ("50" for "/delay/50" under "/delay"), borrowed like the request. The handler replies now
- * or later (mock_req_after), exactly once: mock_reply*, or mock_stream_begin ... mock_stream_end. */
+ * or later (mock_req_after), exactly once: mock_reply*, or mock_stream_begin ... mock_stream_end.
+ */
 typedef void (*mock_handler_fn)(mock_req_t *req, const char *rest);
 
 /* Adds a route: method ("POST"; NULL for any) and path prefix ("/v1/chat/completions"). A prefix
@@ -21,7 +22,7 @@ typedef void (*mock_handler_fn)(mock_req_t *req, const char *rest);
  * borrowed for the life of the server (use literals). Returns 0, or -1 when out of memory. */
 int mock_route_add(const char *method, const char *prefix, mock_handler_fn handler);
 
-/* ---- the request (strings borrowed from req, NUL-terminated) ------------------------------- */
+/* ---- the request (strings borrowed from req, NUL-terminated) --------------------------------- */
 
 const char *mock_req_method(const mock_req_t *req);
 /* The path as sent, without the query ("/echo"). */
@@ -68,7 +69,8 @@ void mock_reply_pack(mock_req_t *req, int status, const char *fmt, ...);
  * transfer encoding (any number of writes); else Content-Length and exactly length bytes. */
 void mock_stream_begin(mock_req_t *req, int status, const char *content_type, int64_t length);
 void mock_stream_write(mock_req_t *req, const char *data, size_t len);
-void mock_stream_printf(mock_req_t *req, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void mock_stream_printf(mock_req_t *req, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* Finishes the response; req is invalid after. */
 void mock_stream_end(mock_req_t *req);
 
