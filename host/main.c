@@ -10,6 +10,7 @@
 #include "engine/engine.h"
 #include "graph/graph.h"
 #include "nodes/nodes.h"
+#include "net/http.h"
 #include "plugin/plugin.h"
 
 #include <luajit.h>
@@ -174,9 +175,40 @@ static int take_plugin_dirs(int *argc, char **argv) {
     return 0;
 }
 
+static af_http_client_t *http_client;
+
+static int http_request(void *ud, const af_http_request_t *req, af_http_done_fn done, void *cb_ud,
+                        af_http_t **handle) {
+    (void)ud;
+    return af_http_client_request(http_client, req, done, cb_ud, handle);
+}
+
+static void http_cancel(void *ud, af_http_t *handle) {
+    (void)ud;
+    af_http_client_cancel(handle);
+}
+
+static int emit_event(void *ud, af_node_call_t *call, const char *type, json_t *data) {
+    (void)ud;
+    char *text = af_json_dumps(data, 0);
+    if (call && call->log) {
+        char line[1200];
+        snprintf(line, sizeof line, "event %s %.1000s (no subscribers in run mode)", type,
+                 text ? text : "");
+        call->log(call, line);
+    }
+    free(text);
+    return 0;
+}
+
 static int load_plugins(uv_loop_t *loop) {
     af_error_t err = {0};
-    af_plugins_opts_t po = {.loop = loop, .load_lua = af_lua_plugin_load};
+    http_client = af_http_client_new(loop);
+    af_plugins_opts_t po = {.loop = loop,
+                            .load_lua = af_lua_plugin_load,
+                            .http_request = http_client ? http_request : NULL,
+                            .http_cancel = http_cancel,
+                            .emit_event = emit_event};
     if (af_plugins_init(&po, &err) != 0) {
         return print_error(&err);
     }
@@ -197,6 +229,10 @@ static int load_plugins(uv_loop_t *loop) {
 
 static void unload_plugins(uv_loop_t *loop) {
     af_plugins_shutdown();
+    if (http_client) {
+        af_http_client_free(http_client);
+        http_client = NULL;
+    }
     uv_run(loop, UV_RUN_DEFAULT);
 }
 

@@ -135,6 +135,37 @@ function helpers.run(args, env)
            json = helpers.decode(stdout) }
 end
 
+--- Starts spec/tools' af-mockserver (built next to the binary) on a free loopback port.
+--- Returns { port =, url = "http://127.0.0.1:PORT", stop = function }.
+function helpers.mock_server()
+  local dir = helpers.BIN:match("^(.*)/[^/]+$") or "."
+  local bin = dir .. "/spec/tools/af-mockserver"
+  local out = os.tmpname()
+  os.execute(bin .. " > " .. out .. " 2>/dev/null & echo $! > " .. out .. ".pid")
+  local port
+  for _ = 1, 100 do
+    local f = io.open(out)
+    local line = f and f:read("*l")
+    if f then f:close() end
+    port = line and line:match("port=(%d+)")
+    if port then break end
+    os.execute("sleep 0.05")
+  end
+  assert(port, "af-mockserver did not start (" .. bin .. ")")
+  local pf = io.open(out .. ".pid")
+  local pid = pf:read("*l")
+  pf:close()
+  return {
+    port = tonumber(port),
+    url = "http://127.0.0.1:" .. port,
+    stop = function()
+      os.execute("kill " .. pid .. " 2>/dev/null")
+      os.remove(out)
+      os.remove(out .. ".pid")
+    end,
+  }
+end
+
 --- A one-line description of a run, for assertion messages.
 function helpers.describe_run(r)
   local function cut(s)

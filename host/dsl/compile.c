@@ -253,6 +253,18 @@ static int check_node_config(af_vm_t *vm, af_step_t *s, json_t *d, af_error_t *e
     return 0;
 }
 
+/* A config without run-time values is checked against the type's schema once, here. */
+static int check_static_config(af_step_t *s, json_t *d, af_error_t *err) {
+    const af_nodedef_t *def = af_registry_find(s->type);
+    af_error_t verr;
+    if (def == NULL || af_node_check_config(def, s->config, &verr) == 0) {
+        return 0;
+    }
+    return af_error_at(err, AF_EDEFINITION,
+                       jstr(d, "node_where") ? jstr(d, "node_where") : s->where,
+                       "step '%s': invalid config for '%s': %s", s->name, s->type, verr.msg);
+}
+
 static void instance_free(const void *owner, void *instance) {
     const af_nodedef_t *def = owner;
     def->destroy(def, instance);
@@ -327,6 +339,9 @@ static int step_of(af_vm_t *vm, af_graph_t *g, json_t *d, int index, af_error_t 
     }
     s->config_dynamic = json_is_true(json_object_get(d, "dynamic"));
     if (!lua_kind && check_node_config(vm, s, d, err) != 0) {
+        return AF_EDEFINITION;
+    }
+    if (!lua_kind && !s->config_dynamic && check_static_config(s, d, err) != 0) {
         return AF_EDEFINITION;
     }
     if (!lua_kind && create_instance(s, d, err) != 0) {

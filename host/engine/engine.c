@@ -489,6 +489,12 @@ static void start_attempt(af_exec_t *x, int i) {
             return;
         }
         config = r->config;
+        af_error_t verr;
+        if (af_node_check_config(type, config, &verr) != 0) {
+            af_fault_set(&fault, 0, "CONFIG", "invalid config for '%s': %s", s->type, verr.msg);
+            attempt_failed(x, i, &fault);
+            return;
+        }
     }
     af_node_call_t *call = &r->call;
     memset(call, 0, sizeof *call);

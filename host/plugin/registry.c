@@ -2,6 +2,8 @@
  * drop late completions). */
 #include "plugin/registry.h"
 
+#include "core/jsonschema.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,7 +98,60 @@ const af_nodedef_t *af_registry_at(int i) {
     return i >= 0 && i < ntypes ? types[i] : NULL;
 }
 
+/* Compiled schemas by type (a type's schema text never changes while it is registered). */
+#define SCHEMA_CACHE 1024
+static struct {
+    const af_nodedef_t *type;
+    af_schema_t *schema;
+} schemas[SCHEMA_CACHE];
+static int nschemas;
+
+static void schema_forget(const af_nodedef_t *type) {
+    for (int i = 0; i < nschemas; i++) {
+        if (schemas[i].type == type) {
+            af_schema_free(schemas[i].schema);
+            schemas[i] = schemas[--nschemas];
+            return;
+        }
+    }
+}
+
+static af_schema_t *schema_of(const af_nodedef_t *type, int *owned, af_error_t *err) {
+    for (int i = 0; i < nschemas; i++) {
+        if (schemas[i].type == type) {
+            *owned = 0;
+            return schemas[i].schema;
+        }
+    }
+    af_schema_t *s = af_schema_compile_text(type->schema, err);
+    *owned = s != NULL && nschemas == SCHEMA_CACHE; /* no room: the caller frees it */
+    if (s != NULL && !*owned) {
+        schemas[nschemas].type = type;
+        schemas[nschemas++].schema = s;
+    }
+    return s;
+}
+
+int af_node_check_config(const af_nodedef_t *type, const json_t *config, af_error_t *err) {
+    if (type->schema == NULL) {
+        return 0;
+    }
+    af_error_t serr;
+    int owned;
+    af_schema_t *s = schema_of(type, &owned, &serr);
+    if (s == NULL) {
+        return af_error_set(err, AF_EINVAL, "node type '%s' has an invalid config schema: %s",
+                            type->name, serr.msg);
+    }
+    int rc = af_schema_validate(s, config, 3, err);
+    if (owned) {
+        af_schema_free(s);
+    }
+    return rc;
+}
+
 void af_registry_remove(const af_nodedef_t *type) {
+    schema_forget(type);
     for (int i = 0; i < ntypes; i++) {
         if (types[i] == type) {
             memmove(&types[i], &types[i + 1], sizeof types[0] * (size_t)(ntypes - i - 1));
@@ -107,5 +162,8 @@ void af_registry_remove(const af_nodedef_t *type) {
 }
 
 void af_registry_clear(void) {
+    while (nschemas > 0) {
+        af_schema_free(schemas[--nschemas].schema);
+    }
     ntypes = 0;
 }

@@ -87,6 +87,11 @@ int af_node_execute(af_node_call_t *call, af_fault_t *fault);
 /* Cancels a pending call: calls the type's cancel and marks it so a late completion is dropped. */
 void af_node_cancel(af_node_call_t *call);
 
+/* Checks a config against the type's JSON Schema (compiled once per type). Returns 0 (also when
+ * the type has no schema) or AF_EINVAL with err->msg naming the path ("$.url: must be string");
+ * a schema that does not compile is reported the same way. */
+int af_node_check_config(const af_nodedef_t *type, const json_t *config, af_error_t *err);
+
 /* Registers a type (the struct must outlive the registry). AF_EEXISTS on a duplicate name. */
 int af_registry_add(const af_nodedef_t *type, af_error_t *err);
 /* The type called name, or NULL. */

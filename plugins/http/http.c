@@ -456,11 +456,13 @@ static int execute(void *instance, af_call_t *call, const char *config_json) {
         .max_response_bytes = (size_t)json_integer_value(json_object_get(c, "max_response_bytes")),
         .flags = json_is_true(json_object_get(c, "insecure")) ? AF_HTTP_INSECURE : 0,
     };
+    int rc = host->http_request(&req, on_response, r, &r->handle); /* copies what it needs */
     json_decref(c);
-    int rc = host->http_request(&req, on_response, r, &r->handle);
     if (rc != 0) {
         b->probing = 0;
-        host->call_fail(call, AF_RETRYABLE, "HTTP_CONNECT", "could not start the request");
+        char why[96];
+        snprintf(why, sizeof why, "could not start the request (code %d)", rc);
+        host->call_fail(call, AF_RETRYABLE, "HTTP_CONNECT", why);
         req_free(r);
         return AF_DONE;
     }

@@ -214,7 +214,8 @@ static const af_node_type_t types[] = {
     NODE("fixture.fail", fail_execute),
     NODE("fixture.info", info_execute),
     NODE("fixture.prefix", prefix_execute, .create = prefix_create, .destroy = prefix_destroy,
-         .config_schema = "{\"type\":\"object\",\"required\":[\"prefix\"]}"),
+         .config_schema = "{\"type\":\"object\",\"properties\":{\"prefix\":"
+                          "{\"type\":\"string\"}}}"),
 };
 
 /* fixture.ticks: a trigger type that fires config.count times from timers. */

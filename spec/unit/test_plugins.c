@@ -93,7 +93,7 @@ static void test_good_and_old_minor_load(void **state) {
     json_decref(all);
     json_t *info = af_plugin_type_info("fixture.prefix");
     assert_string_equal(json_string_value(json_object_get(info, "plugin")), "fixture-good");
-    assert_non_null(json_object_get(json_object_get(info, "config_schema"), "required"));
+    assert_non_null(json_object_get(json_object_get(info, "config_schema"), "properties"));
     json_decref(info);
 }
 
@@ -210,6 +210,13 @@ static void test_create_refuses_definition(void **state) {
     assert_int_equal(af_dsl_load(vm, "p.lua", src, strlen(src), &g, &err), AF_EDEFINITION);
     assert_string_equal(err.where, "p.lua:3");
     assert_non_null(strstr(err.msg, "'prefix' (a string) is required"));
+    /* the type's JSON Schema is checked first, with the path of the bad value */
+    const char *typed = "local af = require 'agentflow'\n"
+                        "local wf = af.workflow 'p' {}\n"
+                        "wf:step('p', af.node 'fixture.prefix' { prefix = 5 })\n"
+                        "return wf\n";
+    assert_int_equal(af_dsl_load(vm, "q.lua", typed, strlen(typed), &g, &err), AF_EDEFINITION);
+    assert_non_null(strstr(err.msg, "$.prefix: must be string"));
     af_vm_free(vm);
 }
 
