@@ -86,6 +86,11 @@ const char *af__task_step(lua_State *L) {
     return t ? t->root->step : NULL;
 }
 
+int af__task_attempt(lua_State *L) {
+    af_task_t *t = task_current(L);
+    return t ? t->root->attempt : 0;
+}
+
 static void timer_closed(uv_handle_t *h) {
     free(h);
 }

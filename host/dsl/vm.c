@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/lua_json.h"
+#include "plugin/plugin.h"
 
 struct af_embedded_lua {
     const char *name, *chunk, *src;
@@ -211,6 +212,93 @@ static int host_secret(lua_State *L) {
     return 1;
 }
 
+/* A call record for host services used from step code: ids, log, trace, secrets. */
+static int step_call(lua_State *L, af_node_call_t *call, const char *what) {
+    af_vm_t *vm = vm_of(L);
+    memset(call, 0, sizeof *call);
+    call->step = af__task_step(L);
+    if (call->step == NULL || vm->opts.prepare_call == NULL) {
+        return luaL_error(L, "%s is only available when a step runs", what);
+    }
+    call->attempt = af__task_attempt(L);
+    call->loop = vm->loop;
+    call->vm = vm;
+    vm->opts.prepare_call(vm->opts.ud, call);
+    return 0;
+}
+
+static json_t *arg_json(lua_State *L, int idx, const char *what) {
+    json_t *j;
+    af_error_t err;
+    if (af_lua_to_json(L, idx, AF_JSON_MAX_DEPTH, &j, &err) != 0) {
+        luaL_error(L, "%s: %s", what, err.msg);
+    }
+    return j;
+}
+
+static int host_trace(lua_State *L) {
+    af_node_call_t call;
+    const char *kind = luaL_checkstring(L, 1);
+    step_call(L, &call, "af.trace");
+    json_t *data = arg_json(L, 2, "af.trace");
+    if (call.trace) {
+        call.trace(&call, kind, data);
+    } else {
+        json_decref(data);
+    }
+    return 0;
+}
+
+static int host_emit(lua_State *L) {
+    af_node_call_t call;
+    const char *type = luaL_checkstring(L, 1);
+    step_call(L, &call, "af.emit");
+    json_t *data = arg_json(L, 2, "af.emit");
+    int rc = af_event_emit(&call, type, data);
+    json_decref(data);
+    lua_pushboolean(L, rc == 0);
+    return 1;
+}
+
+static int host_state_get(lua_State *L) {
+    af_node_call_t call;
+    const char *key = luaL_checkstring(L, 1);
+    step_call(L, &call, "af.state.get");
+    char *value = NULL;
+    if (af_state_get(AF_SCOPE_WORKFLOW, call.workflow, key, &value) != 0) {
+        lua_pushnil(L);
+        return 1;
+    }
+    af_error_t err;
+    json_t *j = af_json_loads(value, strlen(value), AF_JSON_MAX_DEPTH, &err);
+    free(value);
+    if (j == NULL || af_lua_push_json(L, j, AF_JSON_MAX_DEPTH) != 0) {
+        lua_pushnil(L);
+    }
+    json_decref(j);
+    return 1;
+}
+
+static int host_state_set(lua_State *L) {
+    af_node_call_t call;
+    const char *key = luaL_checkstring(L, 1);
+    double ttl = luaL_optnumber(L, 3, 0);
+    step_call(L, &call, "af.state.set");
+    char *text = NULL;
+    if (!lua_isnil(L, 2)) {
+        json_t *j = arg_json(L, 2, "af.state.set");
+        text = af_json_dumps(j, 0);
+        json_decref(j);
+    }
+    int rc = af_state_set(AF_SCOPE_WORKFLOW, call.workflow, key, text,
+                          ttl > 0 ? (uint64_t)ttl : 0);
+    free(text);
+    if (rc != 0) {
+        return luaL_error(L, "af.state.set: the state service is not available");
+    }
+    return 0;
+}
+
 static int host_in_step(lua_State *L) {
     lua_pushboolean(L, af__task_step(L) != NULL);
     return 1;
@@ -265,6 +353,10 @@ static int open_host(lua_State *L) {
                                    {"secret", host_secret},
                                    {"killed", host_killed},
                                    {"in_step", host_in_step},
+                                   {"trace", host_trace},
+                                   {"emit", host_emit},
+                                   {"state_get", host_state_get},
+                                   {"state_set", host_state_set},
                                    {"json_encode", host_json_encode},
                                    {"json_decode", host_json_decode},
                                    {NULL, NULL}};

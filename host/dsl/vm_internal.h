@@ -39,6 +39,7 @@ void af__vm_fault_from(af_vm_t *vm, lua_State *L, af_fault_t *fault);
 void af__task_register(af_vm_t *vm, lua_State *L);
 /* The step whose task is running L, or NULL outside step code. */
 const char *af__task_step(lua_State *L);
+int af__task_attempt(lua_State *L);
 /* Starts a root task running the function and nargs arguments on top of vm->L (popped). */
 int af__task_start(af_vm_t *vm, int nargs, const char *step, int attempt, af_task_done_fn done,
                    void *ud, af_task_t **task, af_fault_t *fault);

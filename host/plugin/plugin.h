@@ -55,6 +55,14 @@ json_t *af_plugins_to_json(void);
 /* One node or trigger type: {name, kind, plugin, description, config_schema} (new) or NULL. */
 json_t *af_plugin_type_info(const char *name);
 
+/* Key-value state and events for callers that are not plugins (Lua code through af.state and
+ * af.emit). owner: the workflow (scope AF_SCOPE_WORKFLOW) or plugin name. Values are JSON text;
+ * get sets *value (new, free()) or returns AF_ENOKEY. */
+int af_state_get(int scope, const char *owner, const char *key, char **value);
+int af_state_set(int scope, const char *owner, const char *key, const char *value,
+                 uint64_t ttl_ms);
+int af_event_emit(af_node_call_t *call, const char *type, json_t *data);
+
 /* The services table plugins receive (tests use it to act as a plugin). */
 const af_host_t *af_plugin_host(void);
 

@@ -236,21 +236,16 @@ static void svc_timer_stop(af_timer_t *t) {
 
 /* ---- state ---- */
 
-static int state_key(af_call_t *tok, int scope, const char *key, char *buf, size_t size) {
-    if (tok == NULL || tok->call == NULL || key == NULL ||
-        (scope != AF_SCOPE_WORKFLOW && scope != AF_SCOPE_PLUGIN)) {
-        return AF_EARG;
-    }
-    const char *owner = scope == AF_SCOPE_WORKFLOW ? tok->call->workflow : tok->pt->def.plugin;
+static void state_key(int scope, const char *owner, const char *key, char *buf, size_t size) {
     snprintf(buf, size, "%d\x1f%s\x1f%s", scope, owner ? owner : "", key);
-    return 0;
 }
 
-static int svc_state_get(af_call_t *tok, int scope, const char *key, char **value) {
+int af_state_get(int scope, const char *owner, const char *key, char **value) {
     char k[1024];
-    if (state_key(tok, scope, key, k, sizeof k) != 0 || value == NULL) {
+    if (!af__svc.ready || key == NULL || value == NULL) {
         return AF_EARG;
     }
+    state_key(scope, owner, key, k, sizeof k);
     json_t *e = json_object_get(af__svc.state, k);
     json_int_t exp = json_integer_value(json_object_get(e, "exp"));
     if (e == NULL || (exp > 0 && exp <= af_wall_ms())) {
@@ -261,12 +256,13 @@ static int svc_state_get(af_call_t *tok, int scope, const char *key, char **valu
     return *value ? 0 : AF_ERR;
 }
 
-static int svc_state_set(af_call_t *tok, int scope, const char *key, const char *value,
-                         uint64_t ttl_ms) {
+int af_state_set(int scope, const char *owner, const char *key, const char *value,
+                 uint64_t ttl_ms) {
     char k[1024];
-    if (state_key(tok, scope, key, k, sizeof k) != 0) {
+    if (!af__svc.ready || key == NULL) {
         return AF_EARG;
     }
+    state_key(scope, owner, key, k, sizeof k);
     if (value == NULL) {
         json_object_del(af__svc.state, k);
         return 0;
@@ -279,6 +275,24 @@ static int svc_state_set(af_call_t *tok, int scope, const char *key, const char 
     json_int_t exp = ttl_ms ? (json_int_t)(af_wall_ms() + (int64_t)ttl_ms) : 0;
     json_object_set_new(af__svc.state, k, json_pack("{s:s, s:I}", "v", value, "exp", exp));
     return 0;
+}
+
+static const char *owner_of(af_call_t *tok, int scope) {
+    if (tok == NULL || tok->call == NULL) {
+        return NULL;
+    }
+    return scope == AF_SCOPE_WORKFLOW ? tok->call->workflow : tok->pt->def.plugin;
+}
+
+static int svc_state_get(af_call_t *tok, int scope, const char *key, char **value) {
+    const char *owner = owner_of(tok, scope);
+    return owner ? af_state_get(scope, owner, key, value) : AF_EARG;
+}
+
+static int svc_state_set(af_call_t *tok, int scope, const char *key, const char *value,
+                         uint64_t ttl_ms) {
+    const char *owner = owner_of(tok, scope);
+    return owner ? af_state_set(scope, owner, key, value, ttl_ms) : AF_EARG;
 }
 
 /* ---- secrets, events, triggers ---- */
@@ -295,17 +309,18 @@ static int svc_secret(af_call_t *tok, const char *name, char **value) {
     return *value ? 0 : AF_ERR;
 }
 
+int af_event_emit(af_node_call_t *call, const char *type, json_t *data) {
+    if (type == NULL || *type == '\0' || data == NULL) {
+        return AF_EARG;
+    }
+    return af__svc.ready && af__svc.opts.emit_event
+               ? af__svc.opts.emit_event(af__svc.opts.ud, call, type, data)
+               : AF_ENOTSUP;
+}
+
 static int svc_emit_event(af_call_t *tok, const char *type, const char *data_json) {
-    if (type == NULL || *type == '\0') {
-        return AF_EARG;
-    }
     json_t *data = json_loads(data_json ? data_json : "null", JSON_DECODE_ANY, NULL);
-    if (data == NULL) {
-        return AF_EARG;
-    }
-    int rc = af__svc.opts.emit_event
-                 ? af__svc.opts.emit_event(af__svc.opts.ud, tok ? tok->call : NULL, type, data)
-                 : AF_ENOTSUP;
+    int rc = af_event_emit(tok ? tok->call : NULL, type, data);
     json_decref(data);
     return rc;
 }

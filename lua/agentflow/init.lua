@@ -468,6 +468,19 @@ for _, m in ipairs({ "get", "post", "put", "patch", "delete", "head" }) do
   af.http[m] = http(m:upper())
 end
 
+--- Records an entry in the execution's trace (shown in the --json record, secrets masked).
+af.trace = need_host "trace"
+--- Emits an event (type such as "order.created", data a table) for event triggers.
+af.emit = need_host "emit"
+--- Key-value state shared by the executions of this workflow (JSON values; ttl in ms).
+af.state = {
+  get = need_host "state_get",
+  set = function(key, value, opts)
+    if not host then error("af.state.set is only available when a step runs", 2) end
+    return host.state_set(key, value, opts and opts.ttl)
+  end,
+}
+
 af.json = {
   encode = need_host "json_encode",
   decode = need_host "json_decode",

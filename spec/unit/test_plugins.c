@@ -278,6 +278,34 @@ static void test_lua_plugin(void **state) {
     af_engine_free(e);
 }
 
+/* The same services from Lua step code: state, trace, events. */
+static void test_lua_services(void **state) {
+    (void)state;
+    af_engine_opts_t eo = {.loop = &loop};
+    af_engine_t *e = af_engine_new(&eo);
+    af_exec_t *x = run(e, "local af = require 'agentflow'\n"
+                          "local wf = af.workflow 'lua-services' {}\n"
+                          "local a = wf:step('a', function()\n"
+                          "  af.state.set('memory', { turns = af.array { 'hi' } })\n"
+                          "  af.state.set('short', 1, { ttl = 1 })\n"
+                          "  af.trace('llm', { tokens = 12 })\n"
+                          "  return af.emit('thing.done', { id = 7 }) end)\n"
+                          "wf:step('b', function() af.sleep(5)\n"
+                          "  return { memory = af.state.get('memory'), short = af.state.get('short'),\n"
+                          "           none = af.state.get('none') } end, { after = a })\n"
+                          "return wf\n");
+    assert_int_equal(af_exec_status(x), AF_EXEC_SUCCEEDED);
+    json_t *rec = af_exec_to_json(x);
+    char *text = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
+    assert_non_null(strstr(text, "\"b\":{\"memory\":{\"turns\":[\"hi\"]}}")); /* short expired */
+    assert_non_null(strstr(text, "\"kind\":\"llm\""));
+    assert_non_null(strstr(text, "\"data\":{\"tokens\":12}"));
+    free(text);
+    json_decref(rec);
+    af_exec_free(x);
+    af_engine_free(e);
+}
+
 int main(void) {
     af_error_t err = {0};
     const char *bin = getenv("AF_BINARY_DIR");
@@ -296,6 +324,7 @@ int main(void) {
         cmocka_unit_test(test_create_refuses_definition),
         cmocka_unit_test(test_trigger_type_fires),
         cmocka_unit_test(test_lua_plugin),
+        cmocka_unit_test(test_lua_services),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     af_plugins_shutdown();
