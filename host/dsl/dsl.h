@@ -28,6 +28,8 @@ typedef struct af_vm_opts_s {
     /* Fills in what a node call started from Lua (host.exec_node) needs from the engine:
      * ids, run_child. */
     void (*prepare_call)(void *ud, af_node_call_t *call);
+    /* Adds LLM usage to the execution's totals and returns them (af.usage). */
+    void (*usage)(void *ud, double tokens, double cost, double *total_tokens, double *total_cost);
     void *ud;
 } af_vm_opts_t;
 

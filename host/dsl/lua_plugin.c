@@ -88,7 +88,17 @@ static int luaplug_execute(af_node_call_t *call) {
         return AF_NODE_DONE;
     }
     lua_pushstring(L, t->name);
-    if (af_lua_push_json(L, call->config, AF_JSON_MAX_DEPTH) != 0) {
+    if (t->def.flags & AF_NODE_RAW) { /* the step's config as declared: functions kept */
+        if (call->spec_ref == LUA_NOREF || call->spec_ref == 0) {
+            lua_pop(L, 3);
+            af_node_failf(call, 0, "PLUGIN", "'%s' runs only as a step (not through af.run)",
+                          t->name);
+            return AF_NODE_DONE;
+        }
+        lua_rawgeti(L, LUA_REGISTRYINDEX, call->spec_ref);
+        lua_getfield(L, -1, "config");
+        lua_remove(L, -2);
+    } else if (af_lua_push_json(L, call->config, AF_JSON_MAX_DEPTH) != 0) {
         lua_pushnil(L);
     }
     af__vm_push_ctx(vm, L, call->attempt, call->error_info);
@@ -193,6 +203,7 @@ static void register_nodes(luaplug_t *p, json_t *nodes) {
         t->def.execute = luaplug_execute;
         t->def.cancel = luaplug_cancel;
         t->def.plugin = p->name;
+        t->def.flags = json_is_true(json_object_get(n, "raw_config")) ? AF_NODE_RAW : 0;
         af_registry_add(&t->def, NULL);
         af_plugin_record_type(t->name, 0);
     }

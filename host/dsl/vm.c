@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/lua_json.h"
+#include "core/jsonschema.h"
 #include "plugin/plugin.h"
 
 struct af_embedded_lua {
@@ -132,7 +133,9 @@ void af__vm_fault_from(af_vm_t *vm, lua_State *L, af_fault_t *fault) {
             af_fault_set(fault, lua_toboolean(L, -1),
                          lua_isstring(L, -3) ? lua_tostring(L, -3) : "ERROR", "%s",
                          lua_isstring(L, -2) ? lua_tostring(L, -2) : "error");
-            lua_pop(L, 3);
+            lua_getfield(L, -4, "retry_after_ms");
+            fault->retry_after_ms = (int64_t)lua_tonumber(L, -1);
+            lua_pop(L, 4);
             return;
         }
     }
@@ -299,6 +302,34 @@ static int host_state_set(lua_State *L) {
     return 0;
 }
 
+static int host_usage(lua_State *L) {
+    af_vm_t *vm = vm_of(L);
+    double tokens = luaL_optnumber(L, 1, 0), cost = luaL_optnumber(L, 2, 0), tt = 0, tc = 0;
+    if (vm->opts.usage) {
+        vm->opts.usage(vm->opts.ud, tokens, cost, &tt, &tc);
+    }
+    lua_pushnumber(L, tt);
+    lua_pushnumber(L, tc);
+    return 2;
+}
+
+static int host_schema_validate(lua_State *L) {
+    json_t *schema = arg_json(L, 1, "af.schema.validate (schema)");
+    json_t *value = arg_json(L, 2, "af.schema.validate (value)");
+    af_error_t err;
+    af_schema_t *s = af_schema_compile(schema, &err);
+    int ok = s && af_schema_validate(s, value, 3, &err) == 0;
+    af_schema_free(s);
+    json_decref(schema);
+    json_decref(value);
+    lua_pushboolean(L, ok);
+    if (ok) {
+        return 1;
+    }
+    lua_pushstring(L, err.msg);
+    return 2;
+}
+
 static int host_in_step(lua_State *L) {
     lua_pushboolean(L, af__task_step(L) != NULL);
     return 1;
@@ -354,6 +385,8 @@ static int open_host(lua_State *L) {
                                    {"killed", host_killed},
                                    {"in_step", host_in_step},
                                    {"trace", host_trace},
+                                   {"usage", host_usage},
+                                   {"schema_validate", host_schema_validate},
                                    {"emit", host_emit},
                                    {"state_get", host_state_get},
                                    {"state_set", host_state_set},

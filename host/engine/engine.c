@@ -54,6 +54,7 @@ struct af_exec_s {
     int draining, finishing;
     json_t *input, *result;
     json_t *trace; /* entries recorded by nodes (LLM calls, tool calls) */
+    double llm_tokens, llm_cost; /* totals reported through af.usage */
     int64_t started_wall;
     double started_ms, ended_ms;
     uv_timer_t *exec_timer, *finish_timer;
@@ -182,6 +183,15 @@ static void emit_step(af_exec_t *x, af_event_kind_t kind, int i) {
                      .error = masked && masked[0] ? masked : NULL};
     emit(x, &ev);
     free(masked);
+}
+
+static void vm_usage(void *ud, double tokens, double cost, double *total_tokens,
+                     double *total_cost) {
+    af_exec_t *x = ud;
+    x->llm_tokens += tokens;
+    x->llm_cost += cost;
+    *total_tokens = x->llm_tokens;
+    *total_cost = x->llm_cost;
 }
 
 static void vm_log(void *ud, const char *step, const char *line) {
@@ -483,7 +493,7 @@ static void start_attempt(af_exec_t *x, int i) {
         attempt_failed(x, i, &fault);
         return;
     }
-    if (!(type->flags & AF_NODE_LUA) && s->config_dynamic) {
+    if (!(type->flags & (AF_NODE_LUA | AF_NODE_RAW)) && s->config_dynamic) {
         if (af_vm_resolve(x->vm, s->spec_ref, r->attempt, r->error_info, &r->config, &fault)) {
             attempt_failed(x, i, &fault);
             return;
@@ -718,6 +728,7 @@ static af_exec_t *exec_new(af_engine_t *e, const char *file, af_error_t *err) {
                        .secret = engine_secret,
                        .log = vm_log,
                        .prepare_call = prepare_call,
+                       .usage = vm_usage,
                        .ud = x};
     x->vm = af_vm_new(&vo, err);
     if (x->vm == NULL) {
@@ -911,8 +922,10 @@ json_t *af_exec_to_json(const af_exec_t *x) {
     size_t memory;
     af_vm_usage(x->vm, &instructions, &memory);
     json_object_set_new(o, "usage",
-                        json_pack("{s:I, s:I}", "lua_instructions", (json_int_t)instructions,
-                                  "lua_memory_bytes", (json_int_t)memory));
+                        json_pack("{s:I, s:I, s:I, s:f}", "lua_instructions",
+                                  (json_int_t)instructions, "lua_memory_bytes",
+                                  (json_int_t)memory, "llm_tokens", (json_int_t)x->llm_tokens,
+                                  "llm_cost_usd", x->llm_cost));
     if (af_exec_fault(x)) {
         char *m = af_engine_mask(x->e, x->fault.message);
         json_object_set_new(o, "error",

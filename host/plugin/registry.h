@@ -24,6 +24,7 @@ void af_fault_set(af_fault_t *f, int retryable, const char *code, const char *fm
 #define AF_NODE_PENDING 1
 
 #define AF_NODE_LUA 0x1 /* runs as Lua in the execution's VM (engine types only) */
+#define AF_NODE_RAW 0x2 /* a Lua plugin type that takes its config unresolved (functions kept) */
 
 typedef struct af_node_call_s af_node_call_t;
 

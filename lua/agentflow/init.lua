@@ -430,7 +430,7 @@ end
 function af.error(t)
   if type(t) == "string" then t = { message = t } end
   return { message = tostring(t.message or "error"), code = t.code or "ERROR",
-           retryable = t.retryable ~= false, __af_error = true }
+           retryable = t.retryable ~= false, retry_after_ms = t.retry_after_ms, __af_error = true }
 end
 --- Runs a node (af.node "core.echo" {...}, af.delay "1s", af.call "x.lua", ...) from step code
 --- and returns its output; waits without blocking other steps.
@@ -480,6 +480,22 @@ af.state = {
     return host.state_set(key, value, opts and opts.ttl)
   end,
 }
+
+--- LLM usage of this execution: af.usage.add(tokens, cost_usd) adds and returns the totals;
+--- af.usage.get() returns them (tokens, cost_usd).
+af.usage = {
+  add = need_host "usage",
+  get = function() return af.usage.add(0, 0) end,
+}
+--- JSON Schema validation: ok, or false and a message naming the path.
+af.schema = { validate = need_host "schema_validate" }
+
+--- Runs functions concurrently (at most `limit` at a time) and returns their results in order;
+--- the first failure cancels the rest and is raised.
+function af.gather(fns, limit)
+  if not host or not host.in_step() then error("af.gather is only available when a step runs", 2) end
+  return require("agentflow.runtime").gather(fns, limit)
+end
 
 af.json = {
   encode = need_host "json_encode",

@@ -6,7 +6,7 @@ local NAME = "^[%a][%w%._%-]*$"
 local PLUGIN_FIELDS = { name = "string", version = "string", description = "string",
                         nodes = "table", triggers = "table" }
 local NODE_FIELDS = { name = "string", description = "string", schema = "table",
-                      execute = "function" }
+                      execute = "function", raw_config = "boolean" }
 local TRIGGER_FIELDS = { name = "string", description = "string", schema = "table",
                          start = "function" }
 
@@ -32,7 +32,8 @@ local function check_types(list, fields, required, what)
     if type(t[required]) ~= "function" then
       error(string.format("%s '%s': '%s' (a function) is required", what, t.name, required), 0)
     end
-    out[i] = { name = t.name, description = t.description or "", schema = t.schema }
+    out[i] = { name = t.name, description = t.description or "", schema = t.schema,
+               raw_config = t.raw_config or false }
   end
   return out
 end

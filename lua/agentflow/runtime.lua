@@ -105,6 +105,10 @@ local function run_body(body, ctx, item, index, ...)
   return run(body, ctx)
 end
 
+function R.gather(fns, limit)
+  return run_bounded(#fns, limit or #fns, function(i) return fns[i]() end)
+end
+
 local HANDLERS = {}
 
 function HANDLERS.lua(node, ctx) return node.fn(ctx) end

@@ -175,9 +175,17 @@ typedef struct req_s {
     char **headers;
     int nheaders;
     char *url, *body;
+    /* stream = "sse": events parsed as the body arrives */
+    int sse;
+    char *pending;
+    size_t pending_len;
+    json_t *events;
+    double started_ms, first_event_ms;
 } req_t;
 
 static void req_free(req_t *r) {
+    free(r->pending);
+    json_decref(r->events);
     for (int i = 0; i < r->nheaders; i++) {
         free(r->headers[i]);
     }
@@ -293,6 +301,8 @@ static void breaker_result(req_t *r, int failed) {
     }
 }
 
+static void sse_event(req_t *r, char *block);
+
 static void on_response(void *ud, const af_http_response_t *res) {
     req_t *r = ud;
     char msg[512];
@@ -322,7 +332,15 @@ static void on_response(void *ud, const af_http_response_t *res) {
         req_free(r);
         return;
     }
+    if (r->sse && r->pending_len > 0) { /* a last event without its blank line */
+        sse_event(r, r->pending);
+        r->pending_len = 0;
+    }
     json_t *out = response_json(r, res);
+    if (out && r->sse) {
+        json_object_set(out, "events", r->events);
+        json_object_set_new(out, "first_event_ms", json_real(r->first_event_ms));
+    }
     if (out == NULL) {
         snprintf(msg, sizeof msg, "%s: the response is not valid JSON", r->url);
         host->call_fail(r->call, AF_RETRYABLE, "HTTP_BAD_JSON", msg);
@@ -333,6 +351,62 @@ static void on_response(void *ud, const af_http_response_t *res) {
         json_decref(out);
     }
     req_free(r);
+}
+
+/* ---- server-sent events, parsed incrementally ---- */
+
+/* One event block ("event: x\ndata: ...\n"): appended as {"event", "data"} (data parsed as JSON
+ * when it is JSON). */
+static void sse_event(req_t *r, char *block) {
+    char *event = NULL;
+    size_t cap = 256, len = 0;
+    char *data = calloc(1, cap);
+    int has_data = 0;
+    for (char *line = strtok(block, "\n"); line; line = strtok(NULL, "\n")) {
+        size_t n = strlen(line);
+        if (n > 0 && line[n - 1] == '\r') {
+            line[--n] = '\0';
+        }
+        if (strncmp(line, "event:", 6) == 0) {
+            event = line + 6 + (line[6] == ' ');
+        } else if (strncmp(line, "data:", 5) == 0) {
+            const char *d = line + 5 + (line[5] == ' ');
+            if (has_data) {
+                append(&data, &len, &cap, "\n");
+            }
+            append(&data, &len, &cap, d);
+            has_data = 1;
+        }
+    }
+    if (has_data || event) {
+        json_t *parsed = has_data ? json_loads(data, JSON_DECODE_ANY, NULL) : json_null();
+        json_t *e = json_object();
+        if (event) {
+            json_object_set_new(e, "event", json_string(event));
+        }
+        json_object_set_new(e, "data", parsed ? parsed : json_string(data));
+        json_array_append_new(r->events, e);
+        if (r->first_event_ms == 0) {
+            r->first_event_ms = now_ms() - r->started_ms;
+        }
+    }
+    free(data);
+}
+
+static void sse_data(void *ud, const char *chunk, size_t n) {
+    req_t *r = ud;
+    r->pending = realloc(r->pending, r->pending_len + n + 1);
+    memcpy(r->pending + r->pending_len, chunk, n);
+    r->pending_len += n;
+    r->pending[r->pending_len] = '\0';
+    char *start = r->pending, *end;
+    while ((end = strstr(start, "\n\n")) != NULL) {
+        *end = '\0';
+        sse_event(r, start);
+        start = end + 2;
+    }
+    r->pending_len = strlen(start);
+    memmove(r->pending, start, r->pending_len + 1);
 }
 
 /* ---- the node ---- */
@@ -442,6 +516,10 @@ static int execute(void *instance, af_call_t *call, const char *config_json) {
         b->probing = 1; /* half-open: this call is the probe */
     }
     const char *method = json_string_value(json_object_get(c, "method"));
+    const char *stream = json_string_value(json_object_get(c, "stream"));
+    r->sse = stream && strcmp(stream, "sse") == 0;
+    r->events = json_array();
+    r->started_ms = now_ms();
     af_http_request_t req = {
         .size = sizeof req,
         .method = method ? method : (r->body ? "POST" : "GET"),
@@ -455,6 +533,7 @@ static int execute(void *instance, af_call_t *call, const char *config_json) {
                              : 5,
         .max_response_bytes = (size_t)json_integer_value(json_object_get(c, "max_response_bytes")),
         .flags = json_is_true(json_object_get(c, "insecure")) ? AF_HTTP_INSECURE : 0,
+        .on_data = r->sse ? sse_data : NULL,
     };
     int rc = host->http_request(&req, on_response, r, &r->handle); /* copies what it needs */
     json_decref(c);
@@ -498,6 +577,7 @@ static const af_node_type_t request = {
         "\"max_response_bytes\":{\"type\":\"integer\",\"minimum\":0},"
         "\"insecure\":{\"type\":\"boolean\"},\"fail_on_status\":{\"type\":\"boolean\"},"
         "\"response\":{\"enum\":[\"auto\",\"json\",\"text\"]},"
+        "\"stream\":{\"enum\":[\"sse\"]},"
         "\"breaker\":{\"type\":\"object\",\"properties\":{\"threshold\":{\"type\":\"integer\","
         "\"minimum\":1},\"cooldown\":{\"type\":[\"string\",\"integer\"]}}}}}",
     .execute = execute,
