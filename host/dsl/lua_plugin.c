@@ -22,9 +22,10 @@ typedef struct luaplug_type_s {
     char *name, *description, *schema;
 } luaplug_type_t;
 
+static int (*luaplug_execute_ref(void))(af_node_call_t *);
+
 /* Pushes the plugin's table in this VM, loading the plugin on first use. */
-static int push_plugin(af_vm_t *vm, const luaplug_t *p, af_fault_t *fault) {
-    lua_State *L = vm->L;
+static int push_plugin(af_vm_t *vm, lua_State *L, const luaplug_t *p, af_fault_t *fault) {
     lua_getfield(L, LUA_REGISTRYINDEX, PLUGINS_KEY);
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
@@ -52,14 +53,36 @@ static int push_plugin(af_vm_t *vm, const luaplug_t *p, af_fault_t *fault) {
     lua_call(L, 0, 1);
     lua_remove(L, -2);
     lua_setfenv(L, -2);
-    if (af__vm_pcall(vm, 0, 1, fault) != 0) {
-        lua_pop(L, 1);
+    vm->enforce++;
+    int rc = lua_pcall(L, 0, 1, 0);
+    vm->enforce--;
+    if (rc != 0) {
+        af__vm_fault_from(vm, L, fault);
+        lua_pop(L, 2);
         return AF_EINVAL;
     }
     lua_pushvalue(L, -1);
     lua_setfield(L, -3, p->name);
     lua_remove(L, -2);
     return 0;
+}
+
+/* host.raw_plugin(type): the plugin table of a raw-config Lua node type (loaded into this VM),
+ * or nil; lets step code run such a type in its own coroutine (af.run, foreach bodies). */
+int af__host_raw_plugin(lua_State *L) {
+    const char *name = luaL_checkstring(L, 1);
+    const af_nodedef_t *def = af_registry_find(name);
+    if (def == NULL || def->execute != luaplug_execute_ref() || !(def->flags & AF_NODE_RAW)) {
+        lua_pushnil(L);
+        return 1;
+    }
+    void *ud;
+    lua_getallocf(L, &ud);
+    af_fault_t fault;
+    if (push_plugin(ud, L, ((const luaplug_type_t *)def)->plugin, &fault) != 0) {
+        return luaL_error(L, "%s", fault.message);
+    }
+    return 1;
 }
 
 static void on_done(void *ud, json_t *output, const char *port, const af_fault_t *fault) {
@@ -82,7 +105,7 @@ static int luaplug_execute(af_node_call_t *call) {
     }
     lua_State *L = vm->L;
     af__vm_push_runtime(vm, "run_plugin_node");
-    if (push_plugin(vm, t->plugin, &fault) != 0) {
+    if (push_plugin(vm, L, t->plugin, &fault) != 0) {
         lua_pop(L, 1);
         af_node_fail(call, &fault);
         return AF_NODE_DONE;
@@ -112,6 +135,10 @@ static int luaplug_execute(af_node_call_t *call) {
         call->node_data = task;
     }
     return rc;
+}
+
+static int (*luaplug_execute_ref(void))(af_node_call_t *) {
+    return luaplug_execute;
 }
 
 static void luaplug_cancel(af_node_call_t *call) {
@@ -153,7 +180,7 @@ static json_t *describe(const char *path, const char *src, size_t len, af_error_
     lua_call(L, 1, 1);
     lua_getfield(L, -1, "check");
     lua_remove(L, -2);
-    if (push_plugin(vm, &tmp, &fault) != 0) {
+    if (push_plugin(vm, L, &tmp, &fault) != 0) {
         lua_pop(L, 1);
         refuse(err, path, fault.message);
     } else if (af__vm_pcall(vm, 1, 1, &fault) != 0) {

@@ -384,6 +384,7 @@ static int open_host(lua_State *L) {
                                    {"secret", host_secret},
                                    {"killed", host_killed},
                                    {"in_step", host_in_step},
+                                   {"raw_plugin", af__host_raw_plugin},
                                    {"trace", host_trace},
                                    {"usage", host_usage},
                                    {"schema_validate", host_schema_validate},

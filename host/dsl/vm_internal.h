@@ -43,6 +43,8 @@ int af__task_attempt(lua_State *L);
 /* Starts a root task running the function and nargs arguments on top of vm->L (popped). */
 int af__task_start(af_vm_t *vm, int nargs, const char *step, int attempt, af_task_done_fn done,
                    void *ud, af_task_t **task, af_fault_t *fault);
+/* host.raw_plugin (lua_plugin.c). */
+int af__host_raw_plugin(lua_State *L);
 /* Cancels every task (VM shutdown). */
 void af__task_cancel_all(af_vm_t *vm);
 

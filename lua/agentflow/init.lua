@@ -66,6 +66,7 @@ end
 -- node specs: what a step does
 
 local NODE_MT = { __name = "agentflow.node" }
+local TOOL_MT = { __name = "agentflow.tool" }
 local function node(t, level)
   t.where = t.where or caller(level + 1)
   return setmetatable(t, NODE_MT)
@@ -190,6 +191,40 @@ CALL_MT.__call = function(self, t)
   return (node({ type = "call", where = caller(2),
                  config = { workflow = self.config.workflow, input = t and t.input } }, 2))
 end
+--- An LLM agent step (the agent plugin): af.agent { model = "openai:gpt-4o-mini", prompt = ...,
+--- system =, tools = { af.tool {...} }, output = { field = "type" }, memory = { key = ... },
+--- fallback = { "anthropic:..." }, max_iterations =, budget = { tokens =, cost = }, stream = }.
+function af.agent(t)
+  if type(t) ~= "table" then fail(2, "af.agent: expected a table of options") end
+  if type(t.model) ~= "string" and type(t.model) ~= "function" then
+    fail(2, "af.agent: 'model' (\"provider:model\") is required")
+  end
+  if t.prompt == nil and t.messages == nil then
+    fail(2, "af.agent: 'prompt' (or 'messages') is required")
+  end
+  for i, tool in ipairs(t.tools or {}) do
+    if getmetatable(tool) ~= TOOL_MT then fail(2, "af.agent: tools[%d] must be an af.tool", i) end
+  end
+  return (node({ type = "agent", config = t }, 2))
+end
+
+--- A tool for an agent: a name, a description, a JSON Schema for its arguments, and what it
+--- runs: fn = function(args, ctx), node = a node (ctx.args holds the arguments), or
+--- workflow = "file.lua" (the arguments are its input).
+function af.tool(t)
+  if type(t) ~= "table" or type(t.name) ~= "string" or not t.name:match("^[%a_][%w_%-]*$") then
+    fail(2, "af.tool: 'name' must be letters, digits, _ or -")
+  end
+  local runs = (t.fn and 1 or 0) + (t.node and 1 or 0) + (t.workflow and 1 or 0)
+  if runs ~= 1 then fail(2, "af.tool '%s': give exactly one of fn, node or workflow", t.name) end
+  if t.fn and type(t.fn) ~= "function" then fail(2, "af.tool '%s': 'fn' must be a function", t.name) end
+  if t.node and not af.is_node(t.node) then fail(2, "af.tool '%s': 'node' must be a node", t.name) end
+  if t.parameters ~= nil and type(t.parameters) ~= "table" then
+    fail(2, "af.tool '%s': 'parameters' must be a JSON Schema table", t.name)
+  end
+  return setmetatable(t, TOOL_MT)
+end
+
 --- Any registered node type by name: af.node "core.echo" { ... }.
 function af.node(name)
   if type(name) ~= "string" or name == "" then fail(2, "af.node: expected a node type name") end

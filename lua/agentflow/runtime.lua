@@ -172,6 +172,8 @@ end
 run = function(node, ctx)
   local h = HANDLERS[node.type]
   if h then return h(node, ctx) end
+  local raw = host.raw_plugin(node.type) -- takes its config as declared: run it right here
+  if raw then return R.run_plugin_node(raw, node.type, node.config, ctx) end
   local ok, out = exec_node(node.type, resolve(node.config, ctx, 0), node.where)
   if not ok then error(out, 0) end
   return out
