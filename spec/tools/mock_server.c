@@ -497,6 +497,14 @@ void mock_stream_end(mock_req_t *req) {
     req_finish(req);
 }
 
+void mock_stream_abort(mock_req_t *req) {
+    if (req->state != REQ_STREAMING) {
+        return;
+    }
+    req->keep_alive = 0; /* req_finish shuts the connection down after the queued writes */
+    req_finish(req);
+}
+
 static void server_stop(void);
 
 static void on_stop_timer(uv_timer_t *t) {
@@ -993,8 +1001,10 @@ static void mock_builtin_routes(void) {
 }
 
 /* Every route set; a new file of routes adds its function here (and to CMakeLists.txt). */
+void mock_llm_routes(void); /* mock_llm.c */
 static void (*const route_sets[])(void) = {
     mock_builtin_routes,
+    mock_llm_routes,
 };
 
 /* ---- the server ------------------------------------------------------------------------------ */

@@ -73,6 +73,9 @@ void mock_stream_printf(mock_req_t *req, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Finishes the response; req is invalid after. */
 void mock_stream_end(mock_req_t *req);
+/* Ends the response unfinished (no final chunk) and closes the connection once what was written
+ * is sent: a cut stream. req is invalid after. */
+void mock_stream_abort(mock_req_t *req);
 
 /* Stops the server once the response in progress is sent (for a /shutdown-like route). */
 void mock_server_stop(void);
