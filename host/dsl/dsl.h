@@ -23,6 +23,8 @@ typedef struct af_vm_opts_s {
     size_t max_memory;        /* 0: AF_DEFAULT_MAX_MEMORY */
     /* Looks a secret up by name; returns a borrowed value or NULL when unknown. */
     const char *(*secret)(void *ud, const char *name);
+    /* A non-secret setting by name from the same source (not masked), e.g. a base URL. */
+    const char *(*setting)(void *ud, const char *name);
     /* A line written by af.log/print from step code. */
     void (*log)(void *ud, const char *step, const char *line);
     /* Fills in what a node call started from Lua (host.exec_node) needs from the engine:

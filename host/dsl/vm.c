@@ -335,6 +335,17 @@ static int host_in_step(lua_State *L) {
     return 1;
 }
 
+static int host_setting(lua_State *L) {
+    af_vm_t *vm = vm_of(L);
+    const char *name = luaL_checkstring(L, 1);
+    const char *value = vm->opts.setting ? vm->opts.setting(vm->opts.ud, name) : NULL;
+    if (value == NULL) {
+        return 0;
+    }
+    lua_pushstring(L, value);
+    return 1;
+}
+
 static int host_killed(lua_State *L) {
     lua_pushboolean(L, vm_of(L)->killed);
     return 1;
@@ -383,6 +394,7 @@ static int open_host(lua_State *L) {
                                    {"log", host_log},
                                    {"secret", host_secret},
                                    {"killed", host_killed},
+                                   {"setting", host_setting},
                                    {"in_step", host_in_step},
                                    {"raw_plugin", af__host_raw_plugin},
                                    {"trace", host_trace},

@@ -104,7 +104,7 @@ void af_engine_free(af_engine_t *e) {
 static const char *engine_secret(void *ud, const char *name) {
     af_engine_t *e = ((af_exec_t *)ud)->e;
     const char *v = e->opts.secret ? e->opts.secret(e->opts.ud, name) : NULL;
-    if (v == NULL || *v == '\0') {
+    if (v == NULL || strlen(v) < 4) { /* masking 1-3 characters would mangle every output */
         return v;
     }
     for (int i = 0; i < e->nsecrets; i++) {
@@ -116,6 +116,11 @@ static const char *engine_secret(void *ud, const char *name) {
         e->secrets[e->nsecrets++] = strdup(v);
     }
     return v;
+}
+
+static const char *engine_setting(void *ud, const char *name) {
+    af_engine_t *e = ((af_exec_t *)ud)->e;
+    return e->opts.secret ? e->opts.secret(e->opts.ud, name) : NULL;
 }
 
 char *af_engine_mask(af_engine_t *e, const char *text) {
@@ -726,6 +731,7 @@ static af_exec_t *exec_new(af_engine_t *e, const char *file, af_error_t *err) {
                        .max_instructions = e->opts.max_instructions,
                        .max_memory = e->opts.max_memory,
                        .secret = engine_secret,
+                       .setting = engine_setting,
                        .log = vm_log,
                        .prepare_call = prepare_call,
                        .usage = vm_usage,

@@ -453,6 +453,12 @@ local function need_host(name)
 end
 --- Waits without blocking other steps (yields the step's coroutine).
 af.sleep = need_host "sleep"
+--- A setting that is not secret (a base URL, a region), from where secrets come from (the
+--- environment in `agentflow run`); nil when unset. Never masked.
+function af.setting(name)
+  if not host then return nil end
+  return host.setting(name)
+end
 --- Milliseconds since the Unix epoch.
 af.now = host and host.now or function() return os.time() * 1000 end
 --- Writes a line to the execution log.
@@ -524,6 +530,12 @@ af.usage = {
 }
 --- JSON Schema validation: ok, or false and a message naming the path.
 af.schema = { validate = need_host "schema_validate" }
+
+--- Works out a config value the way the engine does: functions are called with ctx, secret
+--- references become their values, tables are resolved deeply (for raw-config plugin types).
+function af.resolve(value, ctx)
+  return require("agentflow.runtime").resolve(value, ctx or {})
+end
 
 --- Runs functions concurrently (at most `limit` at a time) and returns their results in order;
 --- the first failure cancels the rest and is raised.

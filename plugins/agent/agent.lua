@@ -7,11 +7,7 @@
 -- af.state, af.trace, af.usage, af.schema). Documented in docs/agents.md.
 local af = require "agentflow"
 
-local runtime_resolve = nil -- resolved lazily (the runtime module exists only in executions)
-local function resolve(v, ctx)
-  runtime_resolve = runtime_resolve or require("agentflow.runtime").resolve
-  return runtime_resolve(v, ctx)
-end
+local resolve = af.resolve
 
 -- USD per million tokens: input, output. Extend or override with config.pricing.
 local PRICES = {
@@ -324,7 +320,7 @@ local function call_model(model, messages, tools, config, ctx, state)
   local p = (config.providers or {})[provider] or {}
   local primary = model == state.models[1]
   local base = resolve(p.base_url or (primary and config.base_url), ctx) or
-               secret_or_nil(PROVIDERS[provider].url_secret) or PROVIDERS[provider].base_url
+               af.setting(PROVIDERS[provider].url_secret) or PROVIDERS[provider].base_url
   local key = resolve(p.api_key or (primary and config.api_key), ctx) or
               secret_or_nil(PROVIDERS[provider].key)
   if key == nil then
@@ -336,9 +332,16 @@ local function call_model(model, messages, tools, config, ctx, state)
                  temperature = config.temperature, max_tokens = config.max_tokens }
   local path, headers, body = fmt.request(name, messages, tools, opts)
   local started = af.now()
-  local res = af.http.post { url = base:gsub("/+$", "") .. path, headers = headers, json = body,
-                             fail_on_status = false, timeout = config.timeout or "120s",
-                             stream = config.stream and "sse" or nil }
+  local ok, res = pcall(af.http.post, { url = base:gsub("/+$", "") .. path, headers = headers,
+                             json = body, fail_on_status = false, timeout = config.timeout or "120s",
+                             stream = config.stream and "sse" or nil })
+  if not ok then -- the transfer itself failed
+    local msg = type(res) == "table" and res.message or tostring(res)
+    if config.stream and (msg:find("transfer closed", 1, true) or msg:find("partial", 1, true)) then
+      fail("LLM_MALFORMED", model .. ": stream ended early (connection closed)", true)
+    end
+    fail("LLM_UNAVAILABLE", model .. ": " .. msg, true)
+  end
   local latency = af.now() - started
   if res.status >= 300 then http_error(res, model) end
   local parsed, why
@@ -399,7 +402,7 @@ local function run_tool(tool, args, ctx)
 end
 
 local function call_tools(calls, by_name, ctx, state)
-  local fns = {}
+  local fns, base = {}, #state.tool_calls
   for i, c in ipairs(calls) do
     fns[i] = function()
       local started = af.now()
@@ -424,8 +427,8 @@ local function call_tools(calls, by_name, ctx, state)
       end
       af.trace("tool", { name = c.name, arguments = type(c.arguments) == "table" and c.arguments or af.null,
                          result = result, error = err, latency_ms = af.now() - started })
-      state.tool_calls[#state.tool_calls + 1] = { name = c.name, arguments = c.arguments,
-                                                  result = result, error = err }
+      state.tool_calls[base + i] = { name = c.name, arguments = c.arguments, result = result,
+                                     error = err }
       return { role = "tool", tool_call_id = c.id, name = c.name,
                content = err and ("error: " .. err) or tool_result_text(result) }
     end
