@@ -14,7 +14,13 @@
 typedef struct luaplug_s {
     char *name, *file, *source;
     size_t len;
+    af_buf_t bytecode; /* compiled by the first VM that loads it: later ones skip the parser */
 } luaplug_t;
+
+static int dump_writer(lua_State *L, const void *p, size_t size, void *ud) {
+    (void)L;
+    return af_buf_add(ud, p, size);
+}
 
 typedef struct luaplug_type_s {
     af_nodedef_t def; /* first: the registry hands it back as the call's type */
@@ -41,7 +47,13 @@ static int push_plugin(af_vm_t *vm, lua_State *L, const luaplug_t *p, af_fault_t
     lua_pop(L, 1);
     char chunk[1100];
     snprintf(chunk, sizeof chunk, "@%s", p->file);
-    if (luaL_loadbuffer(L, p->source, p->len, chunk) != 0) {
+    luaplug_t *mp = (luaplug_t *)p;
+    int rc = mp->bytecode.len > 0 ? luaL_loadbuffer(L, mp->bytecode.data, mp->bytecode.len, chunk)
+                                  : luaL_loadbuffer(L, p->source, p->len, chunk);
+    if (rc == 0 && mp->bytecode.len == 0 && lua_dump(L, dump_writer, &mp->bytecode) != 0) {
+        af_buf_free(&mp->bytecode);
+    }
+    if (rc != 0) {
         af_fault_set(fault, 0, "PLUGIN", "%s", lua_tostring(L, -1));
         lua_pop(L, 2);
         return AF_EINVAL;
@@ -54,7 +66,7 @@ static int push_plugin(af_vm_t *vm, lua_State *L, const luaplug_t *p, af_fault_t
     lua_remove(L, -2);
     lua_setfenv(L, -2);
     vm->enforce++;
-    int rc = lua_pcall(L, 0, 1, 0);
+    rc = lua_pcall(L, 0, 1, 0);
     vm->enforce--;
     if (rc != 0) {
         af__vm_fault_from(vm, L, fault);
@@ -193,6 +205,7 @@ static json_t *describe(const char *path, const char *src, size_t len, af_error_
         lua_pop(L, 1);
     }
     af_vm_free(vm);
+    af_buf_free(&tmp.bytecode);
     return d;
 }
 

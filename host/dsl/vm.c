@@ -5,6 +5,7 @@
 
 #include <lualib.h>
 #include <luajit.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,10 +23,12 @@ extern const struct af_embedded_lua af_embedded_lua[];
 
 /* ---- budgets ---- */
 
+/* Counts and bounds what the VM holds, around LuaJIT's own allocator (much faster than the C
+ * library's for the many small objects a VM makes). */
 static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     af_vm_t *vm = ud;
     if (nsize == 0) {
-        free(ptr);
+        vm->base_alloc(vm->base_ud, ptr, osize, 0);
         vm->mem_used -= osize;
         return NULL;
     }
@@ -39,7 +42,7 @@ static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
         }
         return NULL;
     }
-    void *p = realloc(ptr, nsize);
+    void *p = vm->base_alloc(vm->base_ud, ptr, osize, nsize);
     if (p != NULL) {
         vm->mem_used = vm->mem_used - osize + nsize;
     }
@@ -418,9 +421,47 @@ static int open_host(lua_State *L) {
     return 1;
 }
 
+/* Bytecode of the embedded modules, compiled by the first VM of the process: every later VM
+ * loads it instead of parsing the source again (most of what making a VM costs). */
+#define MAX_MODULES 32
+static struct {
+    const struct af_embedded_lua *module;
+    af_buf_t bytecode;
+} compiled[MAX_MODULES];
+static int ncompiled;
+static pthread_mutex_t compiled_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int dump_writer(lua_State *L, const void *p, size_t size, void *ud) {
+    (void)L;
+    return af_buf_add(ud, p, size);
+}
+
+static int load_module(lua_State *L, const struct af_embedded_lua *m) {
+    pthread_mutex_lock(&compiled_lock);
+    for (int i = 0; i < ncompiled; i++) {
+        if (compiled[i].module == m) {
+            af_buf_t *bc = &compiled[i].bytecode;
+            pthread_mutex_unlock(&compiled_lock);
+            return luaL_loadbuffer(L, bc->data, bc->len, m->chunk);
+        }
+    }
+    int rc = luaL_loadbuffer(L, m->src, m->len, m->chunk);
+    if (rc == 0 && ncompiled < MAX_MODULES) {
+        af_buf_t bc = {0};
+        if (lua_dump(L, dump_writer, &bc) == 0 && bc.len > 0) {
+            compiled[ncompiled].module = m;
+            compiled[ncompiled++].bytecode = bc;
+        } else {
+            af_buf_free(&bc);
+        }
+    }
+    pthread_mutex_unlock(&compiled_lock);
+    return rc;
+}
+
 static int load_embedded(lua_State *L) {
     const struct af_embedded_lua *m = lua_touserdata(L, lua_upvalueindex(1));
-    if (luaL_loadbuffer(L, m->src, m->len, m->chunk) != 0) {
+    if (load_module(L, m) != 0) {
         return lua_error(L);
     }
     lua_pushstring(L, m->name);
@@ -492,12 +533,15 @@ af_vm_t *af_vm_new(const af_vm_opts_t *opts, af_error_t *err) {
     /* The modules themselves need room; the budget applies on top of a floor. */
     vm->mem_limit = opts->max_memory > 0 ? opts->max_memory : AF_DEFAULT_MAX_MEMORY;
     vm->ref_wf = vm->ref_state = LUA_NOREF;
-    vm->L = lua_newstate(vm_alloc, vm);
+    vm->L = luaL_newstate();
     if (vm->L == NULL) {
         af_error_set(err, AF_ENOMEM, "cannot create a Lua state");
         free(vm);
         return NULL;
     }
+    vm->base_alloc = lua_getallocf(vm->L, &vm->base_ud);
+    vm->mem_used = (size_t)lua_gc(vm->L, LUA_GCCOUNT, 0) * 1024 + (size_t)lua_gc(vm->L, LUA_GCCOUNTB, 0);
+    lua_setallocf(vm->L, vm_alloc, vm);
     if (setup(vm, err) != 0) {
         af_vm_free(vm);
         return NULL;

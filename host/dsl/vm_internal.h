@@ -9,6 +9,8 @@
 struct af_vm_s {
     lua_State *L;
     uv_loop_t *loop;
+    lua_Alloc base_alloc; /* LuaJIT's own allocator, which vm_alloc wraps */
+    void *base_ud;
     af_vm_opts_t opts;
     size_t mem_used, mem_limit;
     int resolving; /* > 0 while the engine evaluates config or output functions */
