@@ -410,7 +410,7 @@ static int compile(af_vm_t *vm, af_graph_t **out, af_error_t *err) {
     af_fault_t fault;
     af__vm_push_runtime(vm, "describe_workflow");
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_wf);
-    if (af__vm_pcall(vm, 1, 1, &fault) != 0) {
+    if (af__vm_pcall(vm, NULL, 1, 1, &fault) != 0) {
         return error_from_lua(err, AF_EDEFINITION, fault.message);
     }
     json_t *d;
@@ -497,7 +497,7 @@ int af_dsl_load(af_vm_t *vm, const char *file, const char *source, size_t len, a
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_sandbox);
     lua_setfenv(L, -2);
     af_fault_t fault;
-    if (af__vm_pcall(vm, 0, 1, &fault) != 0) {
+    if (af__vm_pcall(vm, NULL, 0, 1, &fault) != 0) {
         return error_from_lua(err, AF_EDEFINITION, fault.message);
     }
     lua_getglobal(L, "require");
@@ -517,17 +517,6 @@ int af_dsl_load(af_vm_t *vm, const char *file, const char *source, size_t len, a
     luaL_unref(L, LUA_REGISTRYINDEX, vm->ref_wf);
     vm->ref_wf = luaL_ref(L, LUA_REGISTRYINDEX);
     rc = compile(vm, graph, err);
-    if (rc == 0) { /* the workflow's own limits, capped by the operator's (opts) */
-        int64_t ins = (*graph)->max_instructions;
-        size_t mem = (*graph)->max_memory;
-        if (vm->opts.max_instructions > 0 && (ins == 0 || ins > vm->opts.max_instructions)) {
-            ins = vm->opts.max_instructions;
-        }
-        if (vm->opts.max_memory > 0 && (mem == 0 || mem > vm->opts.max_memory)) {
-            mem = vm->opts.max_memory;
-        }
-        af_vm_set_limits(vm, ins, mem);
-    }
     return rc;
 }
 

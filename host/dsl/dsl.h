@@ -1,6 +1,7 @@
-/* dsl.h -- the Lua side of an execution: a sandboxed LuaJIT VM with budgets, loading a workflow
+/* dsl.h -- the Lua side of executions: a sandboxed LuaJIT VM per workflow version, loading the
  * script and compiling it into a graph, and running step code as coroutine tasks on the loop.
- * One VM belongs to one execution (or one `check`); it is not shared between threads. */
+ * The executions of one workflow version share its VM, as OpenResty's requests share a worker's:
+ * each has its own ctx and its own budgets (af_vm_run_t). A VM stays on one thread. */
 #ifndef AF_DSL_H
 #define AF_DSL_H
 
@@ -13,6 +14,18 @@
 typedef struct af_vm_s af_vm_t;
 typedef struct af_task_s af_task_t;
 
+/* One execution inside a VM: its ctx, its budgets, and the owner handed to the callbacks.
+ * Owned by the caller (the engine embeds it); valid from af_vm_begin to af_vm_end. */
+typedef struct af_vm_run_s {
+    void *owner;
+    int state_ref;
+    int64_t instr_used, instr_limit;
+    size_t mem_limit; /* this execution's share of the VM's memory budget */
+    int killed;
+    char kill_reason[256];
+    struct af_vm_run_s *next, *prev; /* the VM's live runs */
+} af_vm_run_t;
+
 #define AF_DEFAULT_MAX_INSTRUCTIONS 200000000LL /* ~0.5 s of interpreted Lua */
 #define AF_DEFAULT_MAX_MEMORY       (64u << 20)
 #define AF_MAX_SCRIPT_BYTES         (1u << 20)
@@ -21,6 +34,8 @@ typedef struct af_vm_opts_s {
     uv_loop_t *loop;
     int64_t max_instructions; /* 0: AF_DEFAULT_MAX_INSTRUCTIONS */
     size_t max_memory;        /* 0: AF_DEFAULT_MAX_MEMORY */
+    /* The callbacks get the owner of the execution whose code runs (af_vm_run_t.owner), or ud
+     * outside executions. */
     /* Looks a secret up by name; returns a borrowed value or NULL when unknown. */
     const char *(*secret)(void *ud, const char *name);
     /* A non-secret setting by name from the same source (not masked), e.g. a base URL. */
@@ -39,12 +54,9 @@ typedef struct af_vm_opts_s {
 af_vm_t *af_vm_new(const af_vm_opts_t *opts, af_error_t *err);
 /* Closes the VM; cancels its tasks first. */
 void af_vm_free(af_vm_t *vm);
-/* Changes the budgets (used once the workflow's own limits are known). */
-void af_vm_set_limits(af_vm_t *vm, int64_t max_instructions, size_t max_memory);
-/* Instructions and bytes used so far. */
-void af_vm_usage(const af_vm_t *vm, int64_t *instructions, size_t *memory);
-/* Non-zero once a budget stopped the VM; reason is then a message. */
-int af_vm_killed(const af_vm_t *vm, const char **reason);
+/* Instructions the run used, and bytes the whole VM holds. */
+void af_vm_usage(const af_vm_t *vm, const af_vm_run_t *run, int64_t *instructions,
+                 size_t *memory);
 
 /* Evaluates a workflow script (file is used for messages and for relative sub-workflow paths)
  * and compiles what it returns into *graph (new). Definition errors carry file:line. */
@@ -53,17 +65,21 @@ int af_dsl_load(af_vm_t *vm, const char *file, const char *source, size_t len, a
 /* Reads the file (at most AF_MAX_SCRIPT_BYTES) and calls af_dsl_load. */
 int af_dsl_load_file(af_vm_t *vm, const char *file, af_graph_t **graph, af_error_t *err);
 
-/* Sets up the execution's state: ctx.trigger (borrowed input), ctx.vars, ctx.execution. */
-int af_vm_begin(af_vm_t *vm, const af_graph_t *g, json_t *input, const char *execution_id,
-                const char *started_at, af_error_t *err);
+/* Starts a run: ctx.trigger (borrowed input), ctx.vars, ctx.execution, and the budgets: the
+ * workflow's limits capped by the VM's options. run->owner must be set. */
+int af_vm_begin(af_vm_t *vm, af_vm_run_t *run, const af_graph_t *g, json_t *input,
+                const char *execution_id, const char *started_at, af_error_t *err);
+/* Ends a run: cancels its tasks and drops its state. */
+void af_vm_end(af_vm_t *vm, af_vm_run_t *run);
 /* Records a finished step's output so later ctx.steps sees it (borrowed). */
-int af_vm_set_output(af_vm_t *vm, const char *step, json_t *output, af_error_t *err);
+int af_vm_set_output(af_vm_t *vm, af_vm_run_t *run, const char *step, json_t *output,
+                     af_error_t *err);
 /* Resolves a step's config (functions of ctx, secrets) into *config (new). */
-int af_vm_resolve(af_vm_t *vm, int spec_ref, int attempt, json_t *error_info, json_t **config,
-                  af_fault_t *fault);
+int af_vm_resolve(af_vm_t *vm, af_vm_run_t *run, int spec_ref, int attempt, json_t *error_info,
+                  json_t **config, af_fault_t *fault);
 /* Runs the workflow's `output` function if it has one: returns 1 and *out (new), 0 when there is
  * none, or a negative code with fault. */
-int af_vm_output(af_vm_t *vm, json_t **out, af_fault_t *fault);
+int af_vm_output(af_vm_t *vm, af_vm_run_t *run, json_t **out, af_fault_t *fault);
 
 /* How a step task ends: output is new (or NULL on fault); port may be NULL. */
 typedef void (*af_task_done_fn)(void *ud, json_t *output, const char *port,
@@ -72,8 +88,9 @@ typedef void (*af_task_done_fn)(void *ud, json_t *output, const char *port,
 /* Runs a Lua-kind step (the node spec at spec_ref) as a coroutine task. Returns AF_NODE_DONE when
  * it finished at once (done was called), AF_NODE_PENDING with *task set (done follows later,
  * unless the task is cancelled), or a negative code with fault filled and done not called. */
-int af_vm_run_step(af_vm_t *vm, int spec_ref, const char *step, int attempt, json_t *error_info,
-                   af_task_done_fn done, void *ud, af_task_t **task, af_fault_t *fault);
+int af_vm_run_step(af_vm_t *vm, af_vm_run_t *run, int spec_ref, const char *step, int attempt,
+                   json_t *error_info, af_task_done_fn done, void *ud, af_task_t **task,
+                   af_fault_t *fault);
 /* Stops a task and every task it spawned: timers stop, node calls are cancelled, done is not
  * called. Safe on a task that is running further up the C stack (it stops when it yields). */
 void af_task_cancel(af_task_t *task);

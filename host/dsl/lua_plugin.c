@@ -111,7 +111,7 @@ static int luaplug_execute(af_node_call_t *call) {
     const luaplug_type_t *t = (const luaplug_type_t *)call->type;
     af_vm_t *vm = call->vm;
     af_fault_t fault;
-    if (vm == NULL) {
+    if (vm == NULL || call->vm_run == NULL) {
         af_node_failf(call, 0, "PLUGIN", "Lua node type '%s' needs an execution", t->name);
         return AF_NODE_DONE;
     }
@@ -136,9 +136,10 @@ static int luaplug_execute(af_node_call_t *call) {
     } else if (af_lua_push_json(L, call->config, AF_JSON_MAX_DEPTH) != 0) {
         lua_pushnil(L);
     }
-    af__vm_push_ctx(vm, L, call->attempt, call->error_info);
+    af_vm_run_t *run = call->vm_run;
+    af__vm_push_ctx(vm, L, run, call->attempt, call->error_info);
     af_task_t *task;
-    int rc = af__task_start(vm, 4, call->step, call->attempt, on_done, call, &task, &fault);
+    int rc = af__task_start(vm, run, 4, call->step, call->attempt, on_done, call, &task, &fault);
     if (rc < 0) {
         af_node_fail(call, &fault);
         return AF_NODE_DONE;
@@ -195,7 +196,7 @@ static json_t *describe(const char *path, const char *src, size_t len, af_error_
     if (push_plugin(vm, L, &tmp, &fault) != 0) {
         lua_pop(L, 1);
         refuse(err, path, fault.message);
-    } else if (af__vm_pcall(vm, 1, 1, &fault) != 0) {
+    } else if (af__vm_pcall(vm, NULL, 1, 1, &fault) != 0) {
         refuse(err, path, fault.message);
     } else {
         af_error_t jerr;

@@ -31,6 +31,7 @@ struct af_task_s {
     af_task_t *failed;   /* a child that failed while this task was not joining */
     int result_ref;      /* children: {ok, ...} once done */
     /* roots only */
+    af_vm_run_t *run; /* the execution the tree belongs to */
     int busy, dead;
     af_task_done_fn done;
     void *ud;
@@ -166,6 +167,19 @@ void af_task_cancel(af_task_t *task) {
     }
 }
 
+void af__task_cancel_run(af_vm_t *vm, af_vm_run_t *run) {
+    for (;;) { /* a cancel frees tasks: look again from the start each time */
+        af_task_t *t = vm->tasks;
+        while (t && !(t->root == t && t->run == run && !t->dead)) {
+            t = t->next_live;
+        }
+        if (t == NULL) {
+            return;
+        }
+        af_task_cancel(t); /* freed now, or (on the C stack) marked dead and skipped */
+    }
+}
+
 void af__task_cancel_all(af_vm_t *vm) {
     while (vm->tasks) {
         af_task_t *root = vm->tasks->root;
@@ -261,16 +275,18 @@ static void task_resume(af_task_t *t, int nargs) {
     af_task_t *root = t->root;
     root->busy++;
     t->state = T_RUNNING;
+    af_vm_run_t *prev = af__vm_enter(t->vm, root->run);
     t->vm->enforce++;
     int rc = lua_resume(t->co, nargs);
     t->vm->enforce--;
-    if (!t->cancelled && rc != LUA_YIELD) {
+    if (!t->cancelled && rc != LUA_YIELD) { /* still in the run: its budget state explains */
         if (t == root) {
             finish_root(t, rc == 0);
         } else {
             finish_child(t, rc == 0);
         }
     }
+    af__vm_leave(t->vm, prev);
     root->busy--;
     if (root->busy == 0 && root->dead) {
         tree_free(root);
@@ -457,11 +473,12 @@ static int host_exec_node(lua_State *L) {
     call->step = t->root->step;
     call->attempt = t->root->attempt;
     call->vm = vm;
+    call->vm_run = t->root->run;
     call->spec_ref = LUA_NOREF;
     call->done = on_node_done;
     call->owner = t;
     if (vm->opts.prepare_call) {
-        vm->opts.prepare_call(vm->opts.ud, call);
+        vm->opts.prepare_call(t->root->run->owner, call);
     }
     t->call = call;
     t->call_config = config;
@@ -499,13 +516,13 @@ void af__task_register(af_vm_t *vm, lua_State *L) {
 /* ---- steps ---- */
 
 /* Starts a root task running the function and nargs arguments on top of L's stack (popped). */
-int af__task_start(af_vm_t *vm, int nargs, const char *step, int attempt, af_task_done_fn done,
-                   void *ud, af_task_t **task, af_fault_t *fault) {
+int af__task_start(af_vm_t *vm, af_vm_run_t *run, int nargs, const char *step, int attempt,
+                   af_task_done_fn done, void *ud, af_task_t **task, af_fault_t *fault) {
     lua_State *L = vm->L;
     *task = NULL;
-    if (vm->killed) {
+    if (run->killed) {
         lua_pop(L, nargs + 1);
-        af_fault_set(fault, 0, "BUDGET", "%s", vm->kill_reason);
+        af_fault_set(fault, 0, "BUDGET", "%s", run->kill_reason);
         return AF_EBUDGET;
     }
     af_task_t *t = task_new(vm, NULL);
@@ -520,6 +537,7 @@ int af__task_start(af_vm_t *vm, int nargs, const char *step, int attempt, af_tas
     t->attempt = attempt;
     t->done = done;
     t->ud = ud;
+    t->run = run;
     lua_xmove(L, t->co, nargs + 1);
     t->busy++; /* keep the tree while we look at it */
     task_resume(t, nargs);
@@ -532,11 +550,12 @@ int af__task_start(af_vm_t *vm, int nargs, const char *step, int attempt, af_tas
     return AF_NODE_PENDING;
 }
 
-int af_vm_run_step(af_vm_t *vm, int spec_ref, const char *step, int attempt, json_t *error_info,
-                   af_task_done_fn done, void *ud, af_task_t **task, af_fault_t *fault) {
+int af_vm_run_step(af_vm_t *vm, af_vm_run_t *run, int spec_ref, const char *step, int attempt,
+                   json_t *error_info, af_task_done_fn done, void *ud, af_task_t **task,
+                   af_fault_t *fault) {
     lua_State *L = vm->L;
     af__vm_push_runtime(vm, "run");
     lua_rawgeti(L, LUA_REGISTRYINDEX, spec_ref);
-    af__vm_push_ctx(vm, L, attempt, error_info);
-    return af__task_start(vm, 2, step, attempt, done, ud, task, fault);
+    af__vm_push_ctx(vm, L, run, attempt, error_info);
+    return af__task_start(vm, run, 2, step, attempt, done, ud, task, fault);
 }

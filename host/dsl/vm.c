@@ -21,10 +21,40 @@ extern const struct af_embedded_lua af_embedded_lua[];
 
 #define HOOK_EVERY 1000
 
-/* ---- budgets ---- */
+/* ---- runs and budgets ---- */
+
+af_vm_run_t *af__vm_cur(af_vm_t *vm) {
+    return vm->cur ? vm->cur : &vm->load;
+}
+
+void *af__vm_owner(af_vm_t *vm) {
+    return vm->cur ? vm->cur->owner : vm->opts.ud;
+}
+
+static void hook_rate(af_vm_t *vm);
+
+af_vm_run_t *af__vm_enter(af_vm_t *vm, af_vm_run_t *run) {
+    af_vm_run_t *prev = vm->cur;
+    vm->cur = run;
+    hook_rate(vm);
+    return prev;
+}
+
+void af__vm_leave(af_vm_t *vm, af_vm_run_t *prev) {
+    vm->cur = prev;
+    hook_rate(vm);
+}
+
+static void run_kill(af_vm_run_t *run, const char *fmt, long long amount) {
+    if (!run->killed) {
+        run->killed = 1;
+        snprintf(run->kill_reason, sizeof run->kill_reason, fmt, amount);
+    }
+}
 
 /* Counts and bounds what the VM holds, around LuaJIT's own allocator (much faster than the C
- * library's for the many small objects a VM makes). */
+ * library's for the many small objects a VM makes). The VM may hold what the workflow needs
+ * plus each live run's share; an allocation past that stops the run that asked for it. */
 static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     af_vm_t *vm = ud;
     if (nsize == 0) {
@@ -34,13 +64,13 @@ static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     }
     /* Outside protected calls the host itself allocates (results, ctx): refusing there would
      * be an unprotected error, so the budget is enforced only while Lua code runs. */
-    if (nsize > osize && vm->enforce > 0 && vm->mem_used - osize + nsize > vm->mem_limit) {
-        if (!vm->killed) {
-            vm->killed = 1;
-            snprintf(vm->kill_reason, sizeof vm->kill_reason, "memory budget of %zu bytes exceeded",
-                     vm->mem_limit);
+    if (nsize > osize && vm->enforce > 0) {
+        af_vm_run_t *run = af__vm_cur(vm);
+        size_t limit = vm->cur ? vm->mem_base + vm->runs_mem : run->mem_limit;
+        if (vm->mem_used - osize + nsize > limit) {
+            run_kill(run, "memory budget of %lld bytes exceeded", (long long)run->mem_limit);
+            return NULL;
         }
-        return NULL;
     }
     void *p = vm->base_alloc(vm->base_ud, ptr, osize, nsize);
     if (p != NULL) {
@@ -73,56 +103,47 @@ static void where_now(lua_State *L, char *buf, size_t size) {
 static void budget_hook(lua_State *L, lua_Debug *ar) {
     (void)ar;
     af_vm_t *vm = vm_of(L);
-    vm->instr_used += HOOK_EVERY;
-    if (vm->instr_used <= vm->instr_limit && !vm->killed) {
+    af_vm_run_t *run = af__vm_cur(vm);
+    run->instr_used += HOOK_EVERY;
+    if (run->instr_used <= run->instr_limit && !run->killed) {
         return;
     }
-    if (!vm->killed) {
-        vm->killed = 1;
-        snprintf(vm->kill_reason, sizeof vm->kill_reason,
-                 "instruction budget of %lld exceeded (a loop that does not end?)",
-                 (long long)vm->instr_limit);
-    }
-    /* From now on every instruction raises, so a pcall in the script cannot keep it alive. */
+    run_kill(run, "instruction budget of %lld exceeded (a loop that does not end?)",
+             (long long)run->instr_limit);
+    /* While a stopped run is on the stack every instruction raises, so a pcall in the script
+     * cannot keep it alive (af__vm_enter of a live run sets the normal rate again). */
     lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
     char where[300];
     where_now(L, where, sizeof where);
-    lua_pushfstring(L, "%s%s", where, vm->kill_reason);
+    lua_pushfstring(L, "%s%s", where, run->kill_reason);
     lua_error(L);
 }
 
-void af_vm_set_limits(af_vm_t *vm, int64_t max_instructions, size_t max_memory) {
-    if (max_instructions > 0) {
-        vm->instr_limit = max_instructions;
-    }
-    if (max_memory > 0) {
-        vm->mem_limit = max_memory;
+/* Back to one check per HOOK_EVERY instructions once no stopped run is executing. */
+static void hook_rate(af_vm_t *vm) {
+    if (!af__vm_cur(vm)->killed) {
+        lua_sethook(vm->L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
     }
 }
 
-void af_vm_usage(const af_vm_t *vm, int64_t *instructions, size_t *memory) {
+void af_vm_usage(const af_vm_t *vm, const af_vm_run_t *run, int64_t *instructions,
+                 size_t *memory) {
     if (instructions) {
-        *instructions = vm->instr_used;
+        *instructions = run ? run->instr_used : vm->load.instr_used;
     }
     if (memory) {
         *memory = vm->mem_used;
     }
 }
 
-int af_vm_killed(const af_vm_t *vm, const char **reason) {
-    if (vm->killed && reason) {
-        *reason = vm->kill_reason;
-    }
-    return vm->killed;
-}
-
 /* ---- errors ---- */
 
 void af__vm_fault_from(af_vm_t *vm, lua_State *L, af_fault_t *fault) {
-    if (vm->killed) {
-        const char *msg = lua_isstring(L, -1) ? lua_tostring(L, -1) : vm->kill_reason;
+    af_vm_run_t *run = af__vm_cur(vm);
+    if (run->killed) {
+        const char *msg = lua_isstring(L, -1) ? lua_tostring(L, -1) : run->kill_reason;
         af_fault_set(fault, 0, "BUDGET", "%s",
-                     strstr(msg, vm->kill_reason) ? msg : vm->kill_reason);
+                     strstr(msg, run->kill_reason) ? msg : run->kill_reason);
         return;
     }
     if (lua_istable(L, -1)) {
@@ -156,21 +177,26 @@ void af__vm_fault_from(af_vm_t *vm, lua_State *L, af_fault_t *fault) {
     af_fault_set(fault, !nomem, nomem ? "MEMORY" : "LUA_ERROR", "%s", msg);
 }
 
-int af__vm_pcall(af_vm_t *vm, int nargs, int nresults, af_fault_t *fault) {
-    if (vm->killed) {
+int af__vm_pcall(af_vm_t *vm, af_vm_run_t *run, int nargs, int nresults, af_fault_t *fault) {
+    af_vm_run_t *prev = af__vm_enter(vm, run);
+    af_vm_run_t *cur = af__vm_cur(vm);
+    int rc = 0;
+    if (cur->killed) {
         lua_pop(vm->L, nargs + 1);
-        af_fault_set(fault, 0, "BUDGET", "%s", vm->kill_reason);
-        return AF_EBUDGET;
+        af_fault_set(fault, 0, "BUDGET", "%s", cur->kill_reason);
+        rc = AF_EBUDGET;
+    } else {
+        vm->enforce++;
+        rc = lua_pcall(vm->L, nargs, nresults, 0);
+        vm->enforce--;
+        if (rc != 0) {
+            af__vm_fault_from(vm, vm->L, fault);
+            lua_pop(vm->L, 1);
+            rc = cur->killed ? AF_EBUDGET : AF_ERUNTIME;
+        }
     }
-    vm->enforce++;
-    int rc = lua_pcall(vm->L, nargs, nresults, 0);
-    vm->enforce--;
-    if (rc != 0) {
-        af__vm_fault_from(vm, vm->L, fault);
-        lua_pop(vm->L, 1);
-        return vm->killed ? AF_EBUDGET : AF_ERUNTIME;
-    }
-    return 0;
+    af__vm_leave(vm, prev);
+    return rc;
 }
 
 void af__vm_push_runtime(af_vm_t *vm, const char *name) {
@@ -190,7 +216,7 @@ static int host_log(lua_State *L) {
     af_vm_t *vm = vm_of(L);
     const char *line = luaL_checkstring(L, 1);
     if (vm->opts.log) {
-        vm->opts.log(vm->opts.ud, af__task_step(L), line);
+        vm->opts.log(af__vm_owner(vm), af__task_step(L), line);
     }
     return 0;
 }
@@ -201,7 +227,7 @@ static int host_secret(lua_State *L) {
     if (af__task_step(L) == NULL && vm->resolving == 0) {
         return luaL_error(L, "secret '%s': secrets are only available when a step runs", name);
     }
-    const char *value = vm->opts.secret ? vm->opts.secret(vm->opts.ud, name) : NULL;
+    const char *value = vm->opts.secret ? vm->opts.secret(af__vm_owner(vm), name) : NULL;
     if (value == NULL) {
         lua_newtable(L);
         lua_pushboolean(L, 1);
@@ -229,7 +255,7 @@ static int step_call(lua_State *L, af_node_call_t *call, const char *what) {
     call->attempt = af__task_attempt(L);
     call->loop = vm->loop;
     call->vm = vm;
-    vm->opts.prepare_call(vm->opts.ud, call);
+    vm->opts.prepare_call(af__vm_owner(vm), call);
     return 0;
 }
 
@@ -309,7 +335,7 @@ static int host_usage(lua_State *L) {
     af_vm_t *vm = vm_of(L);
     double tokens = luaL_optnumber(L, 1, 0), cost = luaL_optnumber(L, 2, 0), tt = 0, tc = 0;
     if (vm->opts.usage) {
-        vm->opts.usage(vm->opts.ud, tokens, cost, &tt, &tc);
+        vm->opts.usage(af__vm_owner(vm), tokens, cost, &tt, &tc);
     }
     lua_pushnumber(L, tt);
     lua_pushnumber(L, tc);
@@ -341,7 +367,7 @@ static int host_in_step(lua_State *L) {
 static int host_setting(lua_State *L) {
     af_vm_t *vm = vm_of(L);
     const char *name = luaL_checkstring(L, 1);
-    const char *value = vm->opts.setting ? vm->opts.setting(vm->opts.ud, name) : NULL;
+    const char *value = vm->opts.setting ? vm->opts.setting(af__vm_owner(vm), name) : NULL;
     if (value == NULL) {
         return 0;
     }
@@ -350,7 +376,7 @@ static int host_setting(lua_State *L) {
 }
 
 static int host_killed(lua_State *L) {
-    lua_pushboolean(L, vm_of(L)->killed);
+    lua_pushboolean(L, af__vm_cur(vm_of(L))->killed);
     return 1;
 }
 
@@ -528,11 +554,13 @@ af_vm_t *af_vm_new(const af_vm_opts_t *opts, af_error_t *err) {
     }
     vm->opts = *opts;
     vm->loop = opts->loop;
-    vm->instr_limit =
+    /* loading a script has the budgets of one execution */
+    vm->load.instr_limit =
         opts->max_instructions > 0 ? opts->max_instructions : AF_DEFAULT_MAX_INSTRUCTIONS;
-    /* The modules themselves need room; the budget applies on top of a floor. */
-    vm->mem_limit = opts->max_memory > 0 ? opts->max_memory : AF_DEFAULT_MAX_MEMORY;
-    vm->ref_wf = vm->ref_state = LUA_NOREF;
+    vm->load.mem_limit = opts->max_memory > 0 ? opts->max_memory : AF_DEFAULT_MAX_MEMORY;
+    vm->load.owner = opts->ud;
+    vm->load.state_ref = LUA_NOREF;
+    vm->ref_wf = LUA_NOREF;
     vm->L = luaL_newstate();
     if (vm->L == NULL) {
         af_error_set(err, AF_ENOMEM, "cannot create a Lua state");
@@ -570,9 +598,30 @@ static int push_json_or_nil(lua_State *L, json_t *j) {
     return af_lua_push_json(L, j, AF_JSON_MAX_DEPTH);
 }
 
-int af_vm_begin(af_vm_t *vm, const af_graph_t *g, json_t *input, const char *execution_id,
-                const char *started_at, af_error_t *err) {
+/* The workflow's limits, capped by the operator's (the VM's options). */
+static void run_limits(af_vm_t *vm, af_vm_run_t *run, const af_graph_t *g) {
+    int64_t ins = g->max_instructions;
+    size_t mem = g->max_memory;
+    if (vm->opts.max_instructions > 0 && (ins == 0 || ins > vm->opts.max_instructions)) {
+        ins = vm->opts.max_instructions;
+    }
+    if (vm->opts.max_memory > 0 && (mem == 0 || mem > vm->opts.max_memory)) {
+        mem = vm->opts.max_memory;
+    }
+    run->instr_limit = ins > 0 ? ins : AF_DEFAULT_MAX_INSTRUCTIONS;
+    run->mem_limit = mem > 0 ? mem : AF_DEFAULT_MAX_MEMORY;
+}
+
+int af_vm_begin(af_vm_t *vm, af_vm_run_t *run, const af_graph_t *g, json_t *input,
+                const char *execution_id, const char *started_at, af_error_t *err) {
     lua_State *L = vm->L;
+    run->instr_used = 0;
+    run->killed = 0;
+    run->state_ref = LUA_NOREF;
+    run_limits(vm, run, g);
+    if (vm->mem_base == 0) {
+        vm->mem_base = vm->mem_used; /* what the loaded workflow holds, shared by its runs */
+    }
     lua_newtable(L);
     if (push_json_or_nil(L, input) != 0) {
         lua_pop(L, 1);
@@ -598,14 +647,42 @@ int af_vm_begin(af_vm_t *vm, const af_graph_t *g, json_t *input, const char *exe
     lua_pushstring(L, started_at);
     lua_setfield(L, -2, "started_at");
     lua_setfield(L, -2, "execution");
-    luaL_unref(L, LUA_REGISTRYINDEX, vm->ref_state);
-    vm->ref_state = luaL_ref(L, LUA_REGISTRYINDEX);
+    run->state_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    run->prev = NULL;
+    run->next = vm->runs;
+    if (vm->runs) {
+        vm->runs->prev = run;
+    }
+    vm->runs = run;
+    vm->runs_mem += run->mem_limit;
     return 0;
 }
 
-int af_vm_set_output(af_vm_t *vm, const char *step, json_t *output, af_error_t *err) {
+void af_vm_end(af_vm_t *vm, af_vm_run_t *run) {
+    if (run->state_ref == LUA_NOREF) {
+        return;
+    }
+    af__task_cancel_run(vm, run);
+    luaL_unref(vm->L, LUA_REGISTRYINDEX, run->state_ref);
+    run->state_ref = LUA_NOREF;
+    if (run->prev) {
+        run->prev->next = run->next;
+    } else {
+        vm->runs = run->next;
+    }
+    if (run->next) {
+        run->next->prev = run->prev;
+    }
+    vm->runs_mem -= run->mem_limit;
+    if (vm->cur == run) {
+        vm->cur = NULL;
+    }
+}
+
+int af_vm_set_output(af_vm_t *vm, af_vm_run_t *run, const char *step, json_t *output,
+                     af_error_t *err) {
     lua_State *L = vm->L;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_state);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, run->state_ref);
     lua_getfield(L, -1, "steps");
     if (push_json_or_nil(L, output) != 0) {
         lua_pop(L, 2);
@@ -617,28 +694,28 @@ int af_vm_set_output(af_vm_t *vm, const char *step, json_t *output, af_error_t *
 }
 
 /* Pushes runtime.ctx(state, attempt, error_info). */
-int af__vm_push_ctx(af_vm_t *vm, lua_State *L, int attempt, json_t *error_info) {
+int af__vm_push_ctx(af_vm_t *vm, lua_State *L, af_vm_run_t *run, int attempt, json_t *error_info) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_runtime);
     lua_getfield(L, -1, "ctx");
     lua_remove(L, -2);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_state);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, run->state_ref);
     lua_pushinteger(L, attempt);
     push_json_or_nil(L, error_info);
     lua_call(L, 3, 1);
     return 0;
 }
 
-int af_vm_resolve(af_vm_t *vm, int spec_ref, int attempt, json_t *error_info, json_t **config,
-                  af_fault_t *fault) {
+int af_vm_resolve(af_vm_t *vm, af_vm_run_t *run, int spec_ref, int attempt, json_t *error_info,
+                  json_t **config, af_fault_t *fault) {
     lua_State *L = vm->L;
     *config = NULL;
     af__vm_push_runtime(vm, "resolve");
     lua_rawgeti(L, LUA_REGISTRYINDEX, spec_ref);
     lua_getfield(L, -1, "config");
     lua_remove(L, -2);
-    af__vm_push_ctx(vm, L, attempt, error_info);
+    af__vm_push_ctx(vm, L, run, attempt, error_info);
     vm->resolving++;
-    int rc = af__vm_pcall(vm, 2, 1, fault);
+    int rc = af__vm_pcall(vm, run, 2, 1, fault);
     vm->resolving--;
     if (rc != 0) {
         return rc;
@@ -652,7 +729,7 @@ int af_vm_resolve(af_vm_t *vm, int spec_ref, int attempt, json_t *error_info, js
     return rc;
 }
 
-int af_vm_output(af_vm_t *vm, json_t **out, af_fault_t *fault) {
+int af_vm_output(af_vm_t *vm, af_vm_run_t *run, json_t **out, af_fault_t *fault) {
     lua_State *L = vm->L;
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_wf);
     lua_getfield(L, -1, "options");
@@ -663,9 +740,9 @@ int af_vm_output(af_vm_t *vm, json_t **out, af_fault_t *fault) {
         lua_pop(L, 1);
         return 0;
     }
-    af__vm_push_ctx(vm, L, 1, NULL);
+    af__vm_push_ctx(vm, L, run, 1, NULL);
     vm->resolving++;
-    int rc = af__vm_pcall(vm, 1, 1, fault);
+    int rc = af__vm_pcall(vm, run, 1, 1, fault);
     vm->resolving--;
     if (rc != 0) {
         return rc;

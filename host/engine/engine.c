@@ -3,7 +3,9 @@
  * rule for skipped branches, results, and sub-workflows. */
 #include "engine/engine.h"
 
+#include <errno.h>
 #include <libgen.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -12,8 +14,20 @@
 
 #define MAX_SECRETS 256
 
+/* A loaded workflow version: its VM and graph, shared by the executions that run it. */
+typedef struct loaded_s {
+    char *file;
+    struct timespec mtime;
+    off_t size;
+    af_vm_t *vm;
+    af_graph_t *g;
+    int refs;
+    struct loaded_s *next;
+} loaded_t;
+
 struct af_engine_s {
     af_engine_opts_t opts;
+    loaded_t *loaded;
     char *secrets[MAX_SECRETS]; /* values handed out, masked in everything we show */
     int nsecrets;
 };
@@ -40,8 +54,10 @@ typedef struct step_run_s {
 
 struct af_exec_s {
     af_engine_t *e;
+    loaded_t *wf; /* the workflow version it runs (vm and graph are wf's) */
     af_graph_t *g;
     af_vm_t *vm;
+    af_vm_run_t run; /* this execution inside the shared VM */
     char id[37];
     char *file, *dir;
     int depth;
@@ -102,6 +118,9 @@ void af_engine_free(af_engine_t *e) {
 }
 
 static const char *engine_secret(void *ud, const char *name) {
+    if (ud == NULL) { /* outside an execution (a script loading): no secrets */
+        return NULL;
+    }
     af_engine_t *e = ((af_exec_t *)ud)->e;
     const char *v = e->opts.secret ? e->opts.secret(e->opts.ud, name) : NULL;
     if (v == NULL || strlen(v) < 4) { /* masking 1-3 characters would mangle every output */
@@ -119,6 +138,9 @@ static const char *engine_secret(void *ud, const char *name) {
 }
 
 static const char *engine_setting(void *ud, const char *name) {
+    if (ud == NULL) {
+        return NULL;
+    }
     af_engine_t *e = ((af_exec_t *)ud)->e;
     return e->opts.secret ? e->opts.secret(e->opts.ud, name) : NULL;
 }
@@ -193,6 +215,10 @@ static void emit_step(af_exec_t *x, af_event_kind_t kind, int i) {
 static void vm_usage(void *ud, double tokens, double cost, double *total_tokens,
                      double *total_cost) {
     af_exec_t *x = ud;
+    if (x == NULL) {
+        *total_tokens = *total_cost = 0;
+        return;
+    }
     x->llm_tokens += tokens;
     x->llm_cost += cost;
     *total_tokens = x->llm_tokens;
@@ -201,6 +227,10 @@ static void vm_usage(void *ud, double tokens, double cost, double *total_tokens,
 
 static void vm_log(void *ud, const char *step, const char *line) {
     af_exec_t *x = ud;
+    if (x == NULL) { /* print() at a script's top level, while it loads */
+        af_log(AF_LEVEL_INFO, "%s", line);
+        return;
+    }
     char *masked = af_engine_mask(x->e, line);
     af_event_t ev = {.kind = AF_EV_LOG, .step = step, .text = masked};
     emit(x, &ev);
@@ -311,7 +341,7 @@ static void attempt_failed(af_exec_t *x, int i, const af_fault_t *f) {
     r->fault = *f;
     r->has_fault = 1;
     r->ended_ms = af_mono_ms();
-    if (af_vm_killed(x->vm, NULL)) { /* this execution's VM is spent: nothing else can run */
+    if (x->run.killed) { /* this execution's VM is spent: nothing else can run */
         step_end(x, i, AF_STEP_FAILED);
         fail_exec(x, f, AF_EXEC_FAILED);
         return;
@@ -349,7 +379,7 @@ static void attempt_failed(af_exec_t *x, int i, const af_fault_t *f) {
         step_end(x, i, AF_STEP_FAILED);
         if (s->on_error_continue) {
             af_error_t err;
-            af_vm_set_output(x->vm, s->name, r->output, &err);
+            af_vm_set_output(x->vm, &x->run, s->name, r->output, &err);
         }
         settle(x, i);
         return;
@@ -379,7 +409,7 @@ static void attempt_succeeded(af_exec_t *x, int i, json_t *output, const char *p
         fail_exec(x, &f, AF_EXEC_FAILED);
         return;
     }
-    if (af_vm_set_output(x->vm, s->name, output, &err) != 0) {
+    if (af_vm_set_output(x->vm, &x->run, s->name, output, &err) != 0) {
         af_fault_t f;
         af_fault_set(&f, 0, "OUTPUT", "%s", err.msg);
         attempt_failed(x, i, &f);
@@ -454,6 +484,7 @@ static void call_trace(af_node_call_t *call, const char *kind, json_t *data) {
 
 static void prepare_call(void *ud, af_node_call_t *call) {
     af_exec_t *x = ud;
+    call->vm_run = &x->run;
     call->trace = call_trace;
     call->get_secret = call_secret;
     call->log = call_log;
@@ -499,7 +530,7 @@ static void start_attempt(af_exec_t *x, int i) {
         return;
     }
     if (!(type->flags & (AF_NODE_LUA | AF_NODE_RAW)) && s->config_dynamic) {
-        if (af_vm_resolve(x->vm, s->spec_ref, r->attempt, r->error_info, &r->config, &fault)) {
+        if (af_vm_resolve(x->vm, &x->run, s->spec_ref, r->attempt, r->error_info, &r->config, &fault)) {
             attempt_failed(x, i, &fault);
             return;
         }
@@ -519,6 +550,7 @@ static void start_attempt(af_exec_t *x, int i) {
     call->step = s->name;
     call->attempt = r->attempt;
     call->vm = x->vm;
+    call->vm_run = &x->run;
     call->spec_ref = s->spec_ref;
     call->error_info = r->error_info;
     call->instance = s->instance;
@@ -664,7 +696,7 @@ static void maybe_finish(af_exec_t *x) {
     }
     af_fault_t f;
     json_t *out = NULL;
-    int rc = af_vm_output(x->vm, &out, &f);
+    int rc = af_vm_output(x->vm, &x->run, &out, &f);
     if (rc < 0) {
         x->status = AF_EXEC_FAILED;
         x->fault = f;
@@ -715,6 +747,65 @@ void af_exec_cancel(af_exec_t *x, const char *reason) {
 
 /* ---- starting ---- */
 
+/* The workflow version in file, loaded once and shared while executions run it; a changed file
+ * (mtime or size) is loaded again as a new version. */
+static loaded_t *acquire(af_engine_t *e, const char *file, af_error_t *err) {
+    struct stat st;
+    if (stat(file, &st) != 0) {
+        af_error_set(err, AF_EIO, "cannot open %s: %s", file, strerror(errno));
+        return NULL;
+    }
+    for (loaded_t *l = e->loaded; l; l = l->next) {
+        if (strcmp(l->file, file) == 0 && l->size == st.st_size &&
+            l->mtime.tv_sec == st.st_mtim.tv_sec && l->mtime.tv_nsec == st.st_mtim.tv_nsec) {
+            l->refs++;
+            return l;
+        }
+    }
+    af_vm_opts_t vo = {.loop = e->opts.loop,
+                       .max_instructions = e->opts.max_instructions,
+                       .max_memory = e->opts.max_memory,
+                       .secret = engine_secret,
+                       .setting = engine_setting,
+                       .log = vm_log,
+                       .prepare_call = prepare_call,
+                       .usage = vm_usage,
+                       .ud = NULL};
+    loaded_t *l = calloc(1, sizeof *l);
+    if (l == NULL || (l->vm = af_vm_new(&vo, err)) == NULL) {
+        free(l);
+        return NULL;
+    }
+    if (af_dsl_load_file(l->vm, file, &l->g, err) != 0) {
+        af_vm_free(l->vm);
+        free(l);
+        return NULL;
+    }
+    l->file = strdup(file);
+    l->mtime = st.st_mtim;
+    l->size = st.st_size;
+    l->refs = 1;
+    l->next = e->loaded;
+    e->loaded = l;
+    return l;
+}
+
+static void release(af_engine_t *e, loaded_t *l) {
+    if (l == NULL || --l->refs > 0) {
+        return;
+    }
+    for (loaded_t **p = &e->loaded; *p; p = &(*p)->next) {
+        if (*p == l) {
+            *p = l->next;
+            break;
+        }
+    }
+    af_graph_free(l->g);
+    af_vm_free(l->vm);
+    free(l->file);
+    free(l);
+}
+
 static af_exec_t *exec_new(af_engine_t *e, const char *file, af_error_t *err) {
     af_exec_t *x = calloc(1, sizeof *x);
     if (x == NULL) {
@@ -727,20 +818,15 @@ static af_exec_t *exec_new(af_engine_t *e, const char *file, af_error_t *err) {
     x->dir = strdup(dirname(copy));
     free(copy);
     af_uuid_v4(x->id);
-    af_vm_opts_t vo = {.loop = e->opts.loop,
-                       .max_instructions = e->opts.max_instructions,
-                       .max_memory = e->opts.max_memory,
-                       .secret = engine_secret,
-                       .setting = engine_setting,
-                       .log = vm_log,
-                       .prepare_call = prepare_call,
-                       .usage = vm_usage,
-                       .ud = x};
-    x->vm = af_vm_new(&vo, err);
-    if (x->vm == NULL) {
+    x->run.owner = x;
+    x->run.state_ref = -2; /* LUA_NOREF until af_vm_begin */
+    x->wf = acquire(e, file, err);
+    if (x->wf == NULL) {
         af_exec_free(x);
         return NULL;
     }
+    x->vm = x->wf->vm;
+    x->g = x->wf->g;
     return x;
 }
 
@@ -758,7 +844,7 @@ static int exec_begin(af_exec_t *x, json_t *input, af_error_t *err) {
     x->started_ms = af_mono_ms();
     char iso[40];
     af_time_iso(x->started_wall, iso, sizeof iso);
-    int rc = af_vm_begin(x->vm, g, x->input, x->id, iso, err);
+    int rc = af_vm_begin(x->vm, &x->run, g, x->input, x->id, iso, err);
     if (rc != 0) {
         return rc;
     }
@@ -792,10 +878,7 @@ static int start(af_engine_t *e, const char *file, json_t *input, int depth,
     x->depth = depth;
     x->on_done = on_done;
     x->ud = ud;
-    int rc = af_dsl_load_file(x->vm, file, &x->g, err);
-    if (rc == 0) {
-        rc = exec_begin(x, input, err);
-    }
+    int rc = exec_begin(x, input, err);
     if (rc != 0) {
         af_exec_free(x);
         return rc;
@@ -851,7 +934,7 @@ static int run_child(af_node_call_t *call, const char *file, json_t *input, af_f
     char path[4096];
     snprintf(path, sizeof path, "%s%s%s", file[0] == '/' ? "" : x->dir, file[0] == '/' ? "" : "/",
              file);
-    af_exec_t *child;
+    af_exec_t *child = NULL;
     af_error_t err;
     int rc = start(x->e, path, input, x->depth + 1, child_done, call, &child, &err);
     if (rc != 0) {
@@ -886,8 +969,10 @@ void af_exec_free(af_exec_t *x) {
             free(r->port);
         }
     }
-    af_vm_free(x->vm);
-    af_graph_free(x->g);
+    if (x->vm) {
+        af_vm_end(x->vm, &x->run);
+    }
+    release(x->e, x->wf);
     json_decref(x->input);
     json_decref(x->result);
     json_decref(x->trace);
@@ -926,7 +1011,7 @@ json_t *af_exec_to_json(const af_exec_t *x) {
     json_object_set_new(o, "result", af_exec_result(x));
     int64_t instructions;
     size_t memory;
-    af_vm_usage(x->vm, &instructions, &memory);
+    af_vm_usage(x->vm, &x->run, &instructions, &memory);
     json_object_set_new(o, "usage",
                         json_pack("{s:I, s:I, s:I, s:f}", "lua_instructions",
                                   (json_int_t)instructions, "lua_memory_bytes",

@@ -55,6 +55,7 @@ struct af_node_call_s {
     int attempt;
     char idempotency_key[192]; /* execution id + step + attempt family */
     void *vm;                  /* the execution's VM (AF_NODE_LUA types) */
+    void *vm_run;              /* the execution's run in that VM (af_vm_run_t) */
     int spec_ref;              /* the step's node spec in the VM (AF_NODE_LUA types) */
     json_t *error_info;        /* for error handlers: what failed (borrowed, may be NULL) */
     /* sub-workflow calls: provided by the engine; completes `call` itself later */
