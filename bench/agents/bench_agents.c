@@ -124,16 +124,17 @@ static void chain_overhead(af_engine_t *e) {
     };
     double per[2] = {0, 0};
     for (int k = 0; k < 2; k++) {
-        snprintf(src, sizeof src,
-                 "local af = require 'agentflow'\n"
-                 "local wf = af.workflow 'chain' { limits = { instructions = 1e9, memory = '512MB' } }\n"
-                 "local prev_step\n"
-                 "for i = 1, 10000 do\n"
-                 "  local prev = prev_step and prev_step.name\n"
-                 "  prev_step = wf:step('s' .. i, %s, { after = prev_step })\n"
-                 "end\n"
-                 "return wf\n",
-                 kinds[k][1]);
+        snprintf(
+            src, sizeof src,
+            "local af = require 'agentflow'\n"
+            "local wf = af.workflow 'chain' { limits = { instructions = 1e9, memory = '512MB' } }\n"
+            "local prev_step\n"
+            "for i = 1, 10000 do\n"
+            "  local prev = prev_step and prev_step.name\n"
+            "  prev_step = wf:step('s' .. i, %s, { after = prev_step })\n"
+            "end\n"
+            "return wf\n",
+            kinds[k][1]);
         const char *file = write_file("chain.lua", src);
         double best = -1;
         for (int run = 0; run < 3; run++) {

@@ -56,7 +56,13 @@ int af_error_at(af_error_t *err, int code, const char *where, const char *fmt, .
 const char *af_error_text(const af_error_t *err, char *buf, size_t size);
 
 /* ---- logging -------------------------------------------------------------------------------- */
-typedef enum { AF_LEVEL_DEBUG, AF_LEVEL_INFO, AF_LEVEL_WARN, AF_LEVEL_ERROR, AF_LEVEL_OFF } af_log_level_t;
+typedef enum {
+    AF_LEVEL_DEBUG,
+    AF_LEVEL_INFO,
+    AF_LEVEL_WARN,
+    AF_LEVEL_ERROR,
+    AF_LEVEL_OFF
+} af_log_level_t;
 
 void af_log_set_level(af_log_level_t level);
 af_log_level_t af_log_get_level(void);

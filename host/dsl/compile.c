@@ -257,7 +257,8 @@ static int check_node_config(af_vm_t *vm, af_step_t *s, json_t *d, af_error_t *e
 static int check_static_config(af_step_t *s, json_t *d, af_error_t *err) {
     const af_nodedef_t *def = af_registry_find(s->type);
     af_error_t verr;
-    if (def == NULL || (def->flags & AF_NODE_RAW) || af_node_check_config(def, s->config, &verr) == 0) {
+    if (def == NULL || (def->flags & AF_NODE_RAW) ||
+        af_node_check_config(def, s->config, &verr) == 0) {
         return 0;
     }
     return af_error_at(err, AF_EDEFINITION,

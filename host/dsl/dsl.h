@@ -55,8 +55,7 @@ af_vm_t *af_vm_new(const af_vm_opts_t *opts, af_error_t *err);
 /* Closes the VM; cancels its tasks first. */
 void af_vm_free(af_vm_t *vm);
 /* Instructions the run used, and bytes the whole VM holds. */
-void af_vm_usage(const af_vm_t *vm, const af_vm_run_t *run, int64_t *instructions,
-                 size_t *memory);
+void af_vm_usage(const af_vm_t *vm, const af_vm_run_t *run, int64_t *instructions, size_t *memory);
 
 /* Evaluates a workflow script (file is used for messages and for relative sub-workflow paths)
  * and compiles what it returns into *graph (new). Definition errors carry file:line. */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/jsonschema.h"
 #include "core/lua_json.h"
 #include "plugin/plugin.h"
 
@@ -26,6 +27,7 @@ typedef struct luaplug_type_s {
     af_nodedef_t def; /* first: the registry hands it back as the call's type */
     luaplug_t *plugin;
     char *name, *description, *schema;
+    char **ports;
 } luaplug_type_t;
 
 static int (*luaplug_execute_ref(void))(af_node_call_t *);
@@ -214,9 +216,18 @@ static int refuse_duplicates(const char *path, json_t *nodes, af_error_t *err) {
     size_t i, k;
     json_t *n, *m;
     json_array_foreach(nodes, i, n) {
+        json_t *schema = json_object_get(n, "schema");
+        af_error_t serr;
+        af_schema_t *compiled = schema ? af_schema_compile(schema, &serr) : NULL;
+        if (schema && compiled == NULL) {
+            return af_error_set(err, AF_EINVAL, "%s: node type '%s' has an invalid schema: %s",
+                                path, jstr(n, "name"), serr.msg);
+        }
+        af_schema_free(compiled);
         if (af_registry_find(jstr(n, "name")) || af_trigger_find(jstr(n, "name"))) {
-            return af_error_set(err, AF_EEXISTS, "%s: duplicate type name '%s' (already registered)",
-                                path, jstr(n, "name"));
+            return af_error_set(err, AF_EEXISTS,
+                                "%s: duplicate type name '%s' (already registered)", path,
+                                jstr(n, "name"));
         }
         json_array_foreach(nodes, k, m) {
             if (k < i && strcmp(jstr(n, "name"), jstr(m, "name")) == 0) {
@@ -245,6 +256,16 @@ static void register_nodes(luaplug_t *p, json_t *nodes) {
         t->def.cancel = luaplug_cancel;
         t->def.plugin = p->name;
         t->def.flags = json_is_true(json_object_get(n, "raw_config")) ? AF_NODE_RAW : 0;
+        json_t *ports = json_object_get(n, "ports");
+        if (json_array_size(ports) > 0) {
+            t->ports = calloc(json_array_size(ports) + 1, sizeof *t->ports);
+            size_t k;
+            json_t *pv;
+            json_array_foreach(ports, k, pv) {
+                t->ports[k] = strdup(json_string_value(pv) ? json_string_value(pv) : "");
+            }
+            t->def.ports = (const char *const *)t->ports;
+        }
         af_registry_add(&t->def, NULL);
         af_plugin_record_type(t->name, 0);
     }

@@ -23,6 +23,7 @@ struct af_task_s {
     uv_timer_t *timer;
     af_node_call_t *call;
     json_t *call_config;
+    void *call_instance; /* the type's create() for a node run from Lua */
     int call_sync;       /* completion arrives while exec_node is still on the stack */
     int call_result_ref; /* a {ok, value} table from a synchronous completion */
     af_task_t *joiner;
@@ -40,6 +41,7 @@ struct af_task_s {
 };
 
 static void task_resume(af_task_t *t, int nargs);
+static void end_call(af_task_t *t);
 
 /* ---- bookkeeping ---- */
 
@@ -106,10 +108,7 @@ static void task_stop(af_task_t *t) {
     }
     if (t->call) {
         af_node_cancel(t->call);
-        json_decref(t->call_config);
-        free(t->call);
-        t->call = NULL;
-        t->call_config = NULL;
+        end_call(t);
     }
 }
 
@@ -423,6 +422,10 @@ static int push_node_result(lua_State *L, json_t *output, const af_fault_t *faul
 }
 
 static void end_call(af_task_t *t) {
+    if (t->call_instance && t->call && t->call->type->destroy) {
+        t->call->type->destroy(t->call->type, t->call_instance);
+    }
+    t->call_instance = NULL;
     json_decref(t->call_config);
     free(t->call);
     t->call = NULL;
@@ -461,11 +464,31 @@ static int host_exec_node(lua_State *L) {
     if (af_lua_to_json(L, 2, AF_JSON_MAX_DEPTH, &config, &err) != 0) {
         return luaL_error(L, "node '%s': config cannot be converted to JSON: %s", name, err.msg);
     }
+    af_error_t verr;
+    if (af_node_check_config(type, config, &verr) != 0) {
+        json_decref(config);
+        af_fault_t f;
+        af_fault_set(&f, 0, "CONFIG", "invalid config for '%s': %s", name, verr.msg);
+        return push_node_result(L, NULL, &f);
+    }
+    void *instance = NULL;
+    char why[512] = "";
+    if (type->create && type->create(type, config, &instance, why, sizeof why) != 0) {
+        json_decref(config);
+        af_fault_t f;
+        af_fault_set(&f, 0, "CONFIG", "node type '%s' refused its config: %s", name, why);
+        return push_node_result(L, NULL, &f);
+    }
     af_node_call_t *call = calloc(1, sizeof *call);
     if (call == NULL) {
+        if (instance && type->destroy) {
+            type->destroy(type, instance);
+        }
         json_decref(config);
         return luaL_error(L, "out of memory");
     }
+    call->instance = instance;
+    t->call_instance = instance;
     af_vm_t *vm = t->vm;
     call->type = type;
     call->loop = vm->loop;

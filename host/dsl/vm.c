@@ -126,8 +126,7 @@ static void hook_rate(af_vm_t *vm) {
     }
 }
 
-void af_vm_usage(const af_vm_t *vm, const af_vm_run_t *run, int64_t *instructions,
-                 size_t *memory) {
+void af_vm_usage(const af_vm_t *vm, const af_vm_run_t *run, int64_t *instructions, size_t *memory) {
     if (instructions) {
         *instructions = run ? run->instr_used : vm->load.instr_used;
     }
@@ -322,8 +321,7 @@ static int host_state_set(lua_State *L) {
         text = af_json_dumps(j, 0);
         json_decref(j);
     }
-    int rc = af_state_set(AF_SCOPE_WORKFLOW, call.workflow, key, text,
-                          ttl > 0 ? (uint64_t)ttl : 0);
+    int rc = af_state_set(AF_SCOPE_WORKFLOW, call.workflow, key, text, ttl > 0 ? (uint64_t)ttl : 0);
     free(text);
     if (rc != 0) {
         return luaL_error(L, "af.state.set: the state service is not available");
@@ -357,6 +355,20 @@ static int host_schema_validate(lua_State *L) {
     }
     lua_pushstring(L, err.msg);
     return 2;
+}
+
+/* host.node_ports(type): the ports a registered node type declares (a list), or nil. */
+static int host_node_ports(lua_State *L) {
+    const af_nodedef_t *def = af_registry_find(luaL_checkstring(L, 1));
+    if (def == NULL || def->ports == NULL) {
+        return 0;
+    }
+    lua_newtable(L);
+    for (int i = 0; def->ports[i]; i++) {
+        lua_pushstring(L, def->ports[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
 }
 
 static int host_in_step(lua_State *L) {
@@ -425,6 +437,7 @@ static int open_host(lua_State *L) {
                                    {"killed", host_killed},
                                    {"setting", host_setting},
                                    {"in_step", host_in_step},
+                                   {"node_ports", host_node_ports},
                                    {"raw_plugin", af__host_raw_plugin},
                                    {"trace", host_trace},
                                    {"usage", host_usage},
@@ -568,7 +581,8 @@ af_vm_t *af_vm_new(const af_vm_opts_t *opts, af_error_t *err) {
         return NULL;
     }
     vm->base_alloc = lua_getallocf(vm->L, &vm->base_ud);
-    vm->mem_used = (size_t)lua_gc(vm->L, LUA_GCCOUNT, 0) * 1024 + (size_t)lua_gc(vm->L, LUA_GCCOUNTB, 0);
+    vm->mem_used =
+        (size_t)lua_gc(vm->L, LUA_GCCOUNT, 0) * 1024 + (size_t)lua_gc(vm->L, LUA_GCCOUNTB, 0);
     lua_setallocf(vm->L, vm_alloc, vm);
     if (setup(vm, err) != 0) {
         af_vm_free(vm);

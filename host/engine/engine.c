@@ -69,7 +69,7 @@ struct af_exec_s {
     int settled, in_flight;
     int draining, finishing;
     json_t *input, *result;
-    json_t *trace; /* entries recorded by nodes (LLM calls, tool calls) */
+    json_t *trace;               /* entries recorded by nodes (LLM calls, tool calls) */
     double llm_tokens, llm_cost; /* totals reported through af.usage */
     int64_t started_wall;
     double started_ms, ended_ms;
@@ -493,8 +493,9 @@ static void prepare_call(void *ud, af_node_call_t *call) {
     call->engine = x;
     call->run_child = run_child;
     call->cancel_child = cancel_child;
-    snprintf(call->idempotency_key, sizeof call->idempotency_key, "%s:%s:%d", x->id,
-             call->step ? call->step : "", call->attempt);
+    /* the same for every attempt of a step, so a retried attempt is not done twice */
+    snprintf(call->idempotency_key, sizeof call->idempotency_key, "%s:%s", x->id,
+             call->step ? call->step : "");
 }
 
 static json_t *error_info_for(af_exec_t *x, int i) {
@@ -530,7 +531,8 @@ static void start_attempt(af_exec_t *x, int i) {
         return;
     }
     if (!(type->flags & (AF_NODE_LUA | AF_NODE_RAW)) && s->config_dynamic) {
-        if (af_vm_resolve(x->vm, &x->run, s->spec_ref, r->attempt, r->error_info, &r->config, &fault)) {
+        if (af_vm_resolve(x->vm, &x->run, s->spec_ref, r->attempt, r->error_info, &r->config,
+                          &fault)) {
             attempt_failed(x, i, &fault);
             return;
         }
@@ -1014,9 +1016,9 @@ json_t *af_exec_to_json(const af_exec_t *x) {
     af_vm_usage(x->vm, &x->run, &instructions, &memory);
     json_object_set_new(o, "usage",
                         json_pack("{s:I, s:I, s:I, s:f}", "lua_instructions",
-                                  (json_int_t)instructions, "lua_memory_bytes",
-                                  (json_int_t)memory, "llm_tokens", (json_int_t)x->llm_tokens,
-                                  "llm_cost_usd", x->llm_cost));
+                                  (json_int_t)instructions, "lua_memory_bytes", (json_int_t)memory,
+                                  "llm_tokens", (json_int_t)x->llm_tokens, "llm_cost_usd",
+                                  x->llm_cost));
     if (af_exec_fault(x)) {
         char *m = af_engine_mask(x->e, x->fault.message);
         json_object_set_new(o, "error",

@@ -18,8 +18,8 @@ static void on_task_done(void *ud, json_t *output, const char *port, const af_fa
 static int lua_execute(af_node_call_t *call) {
     af_task_t *task;
     af_fault_t fault;
-    int rc = af_vm_run_step(call->vm, call->vm_run, call->spec_ref, call->step, call->attempt, call->error_info,
-                            on_task_done, call, &task, &fault);
+    int rc = af_vm_run_step(call->vm, call->vm_run, call->spec_ref, call->step, call->attempt,
+                            call->error_info, on_task_done, call, &task, &fault);
     if (rc < 0) {
         af_node_fail(call, &fault);
         return AF_NODE_DONE;

@@ -3,6 +3,8 @@
  * registrar init writes into, the node type adapter, plugin records and trigger types. */
 #include "plugin/plugin_internal.h"
 
+#include "core/jsonschema.h"
+
 #include <ctype.h>
 #include <dirent.h>
 #include <dlfcn.h>
@@ -84,10 +86,10 @@ json_t *af_plugins_to_json(void) {
     json_t *out = json_array();
     for (int i = 0; i < nrecords; i++) {
         record_t *r = &records[i];
-        json_array_append_new(out, json_pack("{s:s, s:s, s:s, s:s, s:s, s:O, s:O}", "name",
-                                             r->name, "version", r->version, "description",
-                                             r->description, "file", r->file, "kind", r->kind,
-                                             "nodes", r->nodes, "triggers", r->triggers));
+        json_array_append_new(out, json_pack("{s:s, s:s, s:s, s:s, s:s, s:O, s:O}", "name", r->name,
+                                             "version", r->version, "description", r->description,
+                                             "file", r->file, "kind", r->kind, "nodes", r->nodes,
+                                             "triggers", r->triggers));
     }
     return out;
 }
@@ -107,8 +109,8 @@ json_t *af_plugin_type_info(const char *name) {
     }
     const af_triggerdef_t *t = af_trigger_find(name);
     if (t) {
-        return json_pack("{s:s, s:s, s:s, s:s, s:o}", "name", t->name, "kind", "trigger",
-                         "plugin", t->plugin ? t->plugin : "(engine)", "description",
+        return json_pack("{s:s, s:s, s:s, s:s, s:o}", "name", t->name, "kind", "trigger", "plugin",
+                         t->plugin ? t->plugin : "(engine)", "description",
                          t->description ? t->description : "", "config_schema",
                          schema_json(t->schema));
     }
@@ -119,8 +121,7 @@ json_t *af_plugin_type_info(const char *name) {
 
 int af_trigger_register(const af_triggerdef_t *def, af_error_t *err) {
     if (af_trigger_find(def->name)) {
-        return af_error_set(err, AF_EEXISTS, "trigger type '%s' is already registered",
-                            def->name);
+        return af_error_set(err, AF_EEXISTS, "trigger type '%s' is already registered", def->name);
     }
     if (ntrigger_defs == MAX_TRIGGERS) {
         return af_error_set(err, AF_ELIMIT, "too many trigger types");
@@ -291,13 +292,40 @@ static int refuse_type(af_registrar_t *reg, const char *fmt, const char *name) {
 
 #define MIN_NODE_SIZE (offsetof(af_node_type_t, destroy) + sizeof(void *))
 
+static int refuse_size(af_registrar_t *reg, const char *what, uint32_t size, size_t min) {
+    if (!reg->failed) {
+        af_error_set(reg->err, AF_EINVAL,
+                     "%s: %s type struct too small (%u bytes; ABI 1.0 has %zu): set .size = "
+                     "sizeof(af_%s_type_t)",
+                     reg->p->file, what, size, min, what);
+        reg->failed = 1;
+    }
+    return AF_ERR;
+}
+
+/* A config schema must be a JSON Schema the host can use, or the type is refused now. */
+static int schema_ok(af_registrar_t *reg, const char *name, const char *schema) {
+    af_error_t serr;
+    af_schema_t *s = schema ? af_schema_compile_text(schema, &serr) : NULL;
+    if (schema && s == NULL) {
+        if (!reg->failed) {
+            af_error_set(reg->err, AF_EINVAL, "%s: type '%s' has an invalid config schema: %s",
+                         reg->p->file, name, serr.msg);
+            reg->failed = 1;
+        }
+        return 0;
+    }
+    af_schema_free(s);
+    return 1;
+}
+
 static int reg_node(af_registrar_t *reg, const af_node_type_t *t) {
     loaded_t *p = reg->p;
     if (reg->failed) {
         return AF_ERR;
     }
     if (t == NULL || t->size < MIN_NODE_SIZE) {
-        return refuse_type(reg, "node type struct too small (size %s)", "?");
+        return refuse_size(reg, "node", t ? t->size : 0, MIN_NODE_SIZE);
     }
     if (!valid_type_name(t->name)) {
         return refuse_type(reg, "invalid node type name '%s'", t->name);
@@ -307,6 +335,9 @@ static int reg_node(af_registrar_t *reg, const af_node_type_t *t) {
     }
     if (type_taken(p, t->name)) {
         return refuse_type(reg, "duplicate type name '%s' (already registered)", t->name);
+    }
+    if (!schema_ok(reg, t->name, t->config_schema)) {
+        return AF_ERR;
     }
     plugin_type_t *more = realloc(p->types, sizeof *more * (size_t)(p->ntypes + 1));
     if (more == NULL) {
@@ -338,7 +369,7 @@ static int reg_trigger(af_registrar_t *reg, const af_trigger_type_t *t) {
         return AF_ERR;
     }
     if (t == NULL || t->size < MIN_TRIGGER_SIZE) {
-        return refuse_type(reg, "trigger type struct too small (%s)", "?");
+        return refuse_size(reg, "trigger", t ? t->size : 0, MIN_TRIGGER_SIZE);
     }
     if (!valid_type_name(t->name) || t->start == NULL || t->stop == NULL) {
         return refuse_type(reg, "invalid trigger type '%s' (name, start and stop are required)",
@@ -478,7 +509,7 @@ static int check_descriptor(const char *path, const af_plugin_t *d, af_error_t *
         return af_error_set(err, AF_EINVAL, "%s: plugin descriptor too small (%u bytes)", path,
                             d->size);
     }
-    if (d->name == NULL || !valid_type_name(d->name)) {
+    if (d->name == NULL || !valid_type_name(d->name) || strchr(d->name, '.') != NULL) {
         return af_error_set(err, AF_EINVAL, "%s: invalid plugin name", path);
     }
     if (d->version == NULL || !valid_semver(d->version)) {
@@ -518,6 +549,7 @@ static int commit(loaded_t *p, af_error_t *err) {
         pt->def.create = pt->t.create ? pt_create : NULL;
         pt->def.destroy = pt->t.destroy ? pt_destroy : NULL;
         pt->def.plugin = d->name;
+        pt->def.ports = pt->t.ports; /* zero when the plugin's struct predates 1.1 */
         af_registry_add(&pt->def, NULL);
         af_plugin_record_type(pt->def.name, 0);
     }

@@ -59,8 +59,7 @@ json_t *af_plugin_type_info(const char *name);
  * af.emit). owner: the workflow (scope AF_SCOPE_WORKFLOW) or plugin name. Values are JSON text;
  * get sets *value (new, free()) or returns AF_ENOKEY. */
 int af_state_get(int scope, const char *owner, const char *key, char **value);
-int af_state_set(int scope, const char *owner, const char *key, const char *value,
-                 uint64_t ttl_ms);
+int af_state_set(int scope, const char *owner, const char *key, const char *value, uint64_t ttl_ms);
 int af_event_emit(af_node_call_t *call, const char *type, json_t *data);
 
 /* The services table plugins receive (tests use it to act as a plugin). */

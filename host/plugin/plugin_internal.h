@@ -40,8 +40,8 @@ typedef struct af_services_s {
     uv_async_t async;
     pthread_mutex_t lock;
     struct af_call *done_head, *done_tail; /* completions from workers, under lock */
-    json_t *state;   /* "scope\x1fowner\x1fkey" -> {"v": text, "exp": ms} */
-    json_t *metrics; /* "name{labels}" -> {"kind", "value", "count", "sum"} */
+    json_t *state;                         /* "scope\x1fowner\x1fkey" -> {"v": text, "exp": ms} */
+    json_t *metrics;                       /* "name{labels}" -> {"kind", "value", "count", "sum"} */
     int ready;
 } af_services_t;
 

@@ -40,7 +40,8 @@ typedef struct af_nodedef_s {
     int (*create)(const struct af_nodedef_s *def, json_t *config, void **instance, char *errbuf,
                   size_t errlen);
     void (*destroy)(const struct af_nodedef_s *def, void *instance);
-    const char *plugin; /* the plugin that registered it; NULL for the engine's own types */
+    const char *plugin;       /* the plugin that registered it; NULL for the engine's own types */
+    const char *const *ports; /* output ports besides success and "error"; NULL-terminated */
 } af_nodedef_t;
 
 /* How a call reports back to whoever started it (the engine, or a Lua task). */
@@ -62,7 +63,7 @@ struct af_node_call_s {
     int (*run_child)(af_node_call_t *call, const char *file, json_t *input, af_fault_t *fault);
     void (*cancel_child)(af_node_call_t *call);
     void *engine;
-    void *instance;  /* what the type's create made for this step */
+    void *instance; /* what the type's create made for this step */
     /* A secret's value for this call's execution (borrowed; the engine masks it), or NULL. */
     const char *(*get_secret)(af_node_call_t *call, const char *name);
     /* A line for this execution's log. */

@@ -233,7 +233,8 @@ function af.node(name)
     if config ~= nil and type(config) ~= "table" then
       fail(2, "af.node '%s': config must be a table", name)
     end
-    return (node({ type = name, config = config or {}, where = where }, 2))
+    local ports = host and host.node_ports and host.node_ports(name) -- a plugin type's own ports
+    return (node({ type = name, config = config or {}, where = where, ports = ports }, 2))
   end
 end
 
@@ -324,6 +325,7 @@ STEP.__index = function(s, k)
     return port(s, k)
   end
   if type(k) == "string" and has_port(s, k) then
+    if rawget(s, "node").type ~= "switch" then return port(s, k) end -- a plugin type's port
     fail(2, "step '%s': write %s:case \"%s\" for a switch case", name, name, k)
   end
   fail(2, "step '%s' has no port or field '%s' (ports: %s)", name, tostring(k), ports_text(s))

@@ -6,7 +6,7 @@ local NAME = "^[%a][%w%._%-]*$"
 local PLUGIN_FIELDS = { name = "string", version = "string", description = "string",
                         nodes = "table", triggers = "table" }
 local NODE_FIELDS = { name = "string", description = "string", schema = "table",
-                      execute = "function", raw_config = "boolean" }
+                      execute = "function", raw_config = "boolean", ports = "table" }
 local TRIGGER_FIELDS = { name = "string", description = "string", schema = "table",
                          start = "function" }
 
@@ -32,8 +32,14 @@ local function check_types(list, fields, required, what)
     if type(t[required]) ~= "function" then
       error(string.format("%s '%s': '%s' (a function) is required", what, t.name, required), 0)
     end
+    for k, p in ipairs(t.ports or {}) do
+      if type(p) ~= "string" or not p:match("^[%a_][%w_%-]*$") or p == "error" or p == "default" then
+        error(string.format("%s '%s': port %d must be a name other than 'error' and 'default'",
+                            what, t.name, k), 0)
+      end
+    end
     out[i] = { name = t.name, description = t.description or "", schema = t.schema,
-               raw_config = t.raw_config or false }
+               raw_config = t.raw_config or false, ports = t.ports }
   end
   return out
 end
@@ -45,7 +51,9 @@ function P.check(p)
   if type(p.name) ~= "string" or not p.name:match("^[%a][%w_%-]*$") then
     error("plugin: 'name' must start with a letter and hold letters, digits, _ -", 0)
   end
-  if type(p.version) ~= "string" or not p.version:match("^%d+%.%d+%.%d+[%-%+]?") then
+  local v = p.version
+  if type(v) ~= "string" or not (v:match("^%d+%.%d+%.%d+$") or
+                                 v:match("^%d+%.%d+%.%d+[%-%+][%w%.%-%+]+$")) then
     error("plugin: 'version' must be semver (MAJOR.MINOR.PATCH)", 0)
   end
   local nodes = check_types(p.nodes, NODE_FIELDS, "execute", "node")

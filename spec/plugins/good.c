@@ -165,9 +165,8 @@ static int info_execute(void *inst, af_call_t *call, const char *config) {
     host->trace(call, "fixture", "{\"note\": \"traced\"}");
     int emitted = host->emit_event(call, "fixture.ran", "{\"ok\": true}");
     succeed_json(call, json_pack("{s:s, s:s, s:i, s:s, s:b}", "workflow", host->call_workflow(call),
-                                 "step", host->call_step(call), "attempt",
-                                 host->call_attempt(call), "key",
-                                 host->call_idempotency_key(call), "emitted", emitted == 0));
+                                 "step", host->call_step(call), "attempt", host->call_attempt(call),
+                                 "key", host->call_idempotency_key(call), "emitted", emitted == 0));
     return AF_DONE;
 }
 
@@ -189,9 +188,9 @@ static int prefix_execute(void *inst, af_call_t *call, const char *config) {
     json_t *c = config_of(config);
     char out[512];
     snprintf(out, sizeof out, "%s%s", (const char *)inst,
-             json_string_value(json_object_get(c, "text")) ? json_string_value(
-                                                                 json_object_get(c, "text"))
-                                                           : "");
+             json_string_value(json_object_get(c, "text"))
+                 ? json_string_value(json_object_get(c, "text"))
+                 : "");
     json_decref(c);
     succeed_json(call, json_string(out));
     return AF_DONE;
@@ -202,7 +201,7 @@ static void prefix_destroy(void *inst) {
 }
 
 #define NODE(n, fn, ...)                                                                           \
-    {.size = sizeof(af_node_type_t), .name = n, .description = n, .execute = fn, __VA_ARGS__}
+    { .size = sizeof(af_node_type_t), .name = n, .description = n, .execute = fn, __VA_ARGS__ }
 
 static const af_node_type_t types[] = {
     NODE("fixture.echo", echo_execute),

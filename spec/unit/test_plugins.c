@@ -64,9 +64,16 @@ static void test_refusals(void **state) {
     expect_refused(fixture("fixture-dup-type.so"), "duplicate type name 'core.echo'");
     expect_refused(fixture("fixture-bad-version.so"), "is not semver");
     const char *bad = "return { name = 'x', version = '1.0.0', nodes = 5 }";
-    expect_refused(write_file("bad.lua", bad, strlen(bad)),
-                   "field 'nodes' must be a table");
+    expect_refused(write_file("bad.lua", bad, strlen(bad)), "field 'nodes' must be a table");
     expect_refused(write_file("syntax.lua", "return {", 8), "syntax.lua:1:");
+    const char *bad_schema = "return { name = 'bs', version = '1.0.0', nodes = { { name = 'bs.x',"
+                             " schema = { type = 5 }, execute = function() end } } }";
+    expect_refused(write_file("bad_schema.lua", bad_schema, strlen(bad_schema)),
+                   "node type 'bs.x' has an invalid schema");
+    const char *bad_version = "return { name = 'bv', version = '1.2.3.4', nodes = { { name = "
+                              "'bv.x', execute = function() end } } }";
+    expect_refused(write_file("bad_version.lua", bad_version, strlen(bad_version)),
+                   "'version' must be semver");
     /* the engine's own types are untouched, and a refused plugin left nothing behind */
     assert_non_null(af_registry_find("core.echo"));
     assert_null(af_registry_find("refusal.echo"));
@@ -124,8 +131,8 @@ static af_exec_t *run(af_engine_t *e, const char *src) {
 
 static json_t *output_of(af_exec_t *x, const char *step) {
     json_t *rec = af_exec_to_json(x);
-    json_t *o = json_incref(json_object_get(json_object_get(json_object_get(rec, "steps"), step),
-                                            "output"));
+    json_t *o = json_incref(
+        json_object_get(json_object_get(json_object_get(rec, "steps"), step), "output"));
     json_decref(rec);
     return o;
 }
@@ -135,28 +142,37 @@ static void test_plugin_nodes_run(void **state) {
     af_engine_opts_t eo = {.loop = &loop, .secret = test_secret};
     af_engine_t *e = af_engine_new(&eo);
     af_exec_t *x = run(
-        e, "local af = require 'agentflow'\n"
-           "local wf = af.workflow 'plugins' { retry = { attempts = 2, initial = '1ms' } }\n"
-           "wf:step('echo', af.node 'fixture.echo' { a = 1, b = function() return 'two' end })\n"
-           "wf:step('async', af.node 'fixture.async' { ms = 20 })\n"
-           "wf:step('blocking', af.node 'fixture.blocking' { n = 100 })\n"
-           "local s1 = wf:step('set', af.node 'fixture.state' { key = 'k', value = { v = 7 } })\n"
-           "wf:step('get', af.node 'fixture.state' { key = 'k' }, { after = s1 })\n"
-           "wf:step('secret', af.node 'fixture.secret' { name = 'API_KEY' })\n"
-           "wf:step('info', af.node 'fixture.info' {})\n"
-           "wf:step('prefix', af.node 'fixture.prefix' { prefix = '>> ', text = 'hi' })\n"
-           "wf:step('old', af.node 'old.hello' {})\n"
-           "wf:step('failing', af.node 'fixture.fail' { code = 'NOPE' }, { on_error = 'continue' })\n"
-           "wf:step('from_lua', function() return af.run(af.node 'fixture.async' { ms = 5 }) end)\n"
-           "return wf\n");
+        e,
+        "local af = require 'agentflow'\n"
+        "local wf = af.workflow 'plugins' { retry = { attempts = 2, initial = '1ms' } }\n"
+        "wf:step('echo', af.node 'fixture.echo' { a = 1, b = function() return 'two' end })\n"
+        "wf:step('async', af.node 'fixture.async' { ms = 20 })\n"
+        "wf:step('blocking', af.node 'fixture.blocking' { n = 100 })\n"
+        "local s1 = wf:step('set', af.node 'fixture.state' { key = 'k', value = { v = 7 } })\n"
+        "wf:step('get', af.node 'fixture.state' { key = 'k' }, { after = s1 })\n"
+        "wf:step('secret', af.node 'fixture.secret' { name = 'API_KEY' })\n"
+        "wf:step('info', af.node 'fixture.info' {})\n"
+        "wf:step('prefix', af.node 'fixture.prefix' { prefix = '>> ', text = 'hi' })\n"
+        "wf:step('old', af.node 'old.hello' {})\n"
+        "wf:step('failing', af.node 'fixture.fail' { code = 'NOPE' }, { on_error = 'continue' })\n"
+        "wf:step('from_lua', function() return af.run(af.node 'fixture.async' { ms = 5 }) end)\n"
+        "return wf\n");
     assert_int_equal(af_exec_status(x), AF_EXEC_SUCCEEDED);
     json_t *rec = af_exec_to_json(x);
     char *text = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
-    const char *expect[] = {
-        "\"echo\":{\"attempts\":1", "{\"a\":1,\"b\":\"two\"}", "{\"waited\":20}", "{\"sum\":5050}",
-        "{\"value\":{\"v\":7}}", "\"length\":8", "\"value\":\"***\"", "\">> hi\"",
-        "{\"built_for\":\"1.0\"}", "\"code\":\"NOPE\"", "\"emitted\":false",
-        "\"kind\":\"fixture\"", "{\"waited\":5}"};
+    const char *expect[] = {"\"echo\":{\"attempts\":1",
+                            "{\"a\":1,\"b\":\"two\"}",
+                            "{\"waited\":20}",
+                            "{\"sum\":5050}",
+                            "{\"value\":{\"v\":7}}",
+                            "\"length\":8",
+                            "\"value\":\"***\"",
+                            "\">> hi\"",
+                            "{\"built_for\":\"1.0\"}",
+                            "\"code\":\"NOPE\"",
+                            "\"emitted\":false",
+                            "\"kind\":\"fixture\"",
+                            "{\"waited\":5}"};
     for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++) {
         if (strstr(text, expect[i]) == NULL) {
             fail_msg("record lacks %s: %s", expect[i], text);
@@ -165,7 +181,9 @@ static void test_plugin_nodes_run(void **state) {
     assert_null(strstr(text, "k-123456")); /* the secret never shows */
     json_t *info = output_of(x, "info");
     assert_string_equal(json_string_value(json_object_get(info, "step")), "info");
-    assert_non_null(strstr(json_string_value(json_object_get(info, "key")), ":info:1"));
+    const char *key = json_string_value(json_object_get(info, "key"));
+    assert_int_equal(strlen(key), 36 + strlen(":info")); /* execution id + step, no attempt */
+    assert_string_equal(key + 36, ":info");
     json_decref(info);
     json_t *failing = json_object_get(json_object_get(rec, "steps"), "failing");
     assert_int_equal(json_integer_value(json_object_get(failing, "attempts")), 2); /* retried */
@@ -245,7 +263,7 @@ static void test_lua_plugin(void **state) {
     (void)state;
     const char *plugin = "local af = require 'agentflow'\n"
                          "return { name = 'lp', version = '0.2.0', nodes = {\n"
-                         "  { name = 'lp.twice', schema = { type = 'object' },\n"
+                         "  { name = 'lp.twice', schema = { type = 'object' }, ports = { 'big' },\n"
                          "    execute = function(config, ctx) af.sleep(5)\n"
                          "      if config.fail then error(af.fatal('asked to fail')) end\n"
                          "      return config.n * 2, config.n > 2 and 'big' or nil end } } }\n";
@@ -262,6 +280,12 @@ static void test_lua_plugin(void **state) {
                           "wf:step('a', af.node 'lp.twice' { n = 21 })\n"
                           "wf:step('b', af.node 'lp.twice' { fail = true, n = 1 },"
                           " { on_error = 'continue' })\n"
+                          "local big = wf:step('c', af.node 'lp.twice' { n = 5 })\n"
+                          "wf:step('on_big', function(ctx) return ctx.steps.c end,"
+                          " { after = big.big })\n"
+                          "wf:step('bad_run', function()\n"
+                          "  local ok, e = pcall(af.run, af.node 'fixture.prefix' { prefix = 5 })\n"
+                          "  return e.code .. ': ' .. e.message end)\n"
                           "return wf\n");
     assert_int_equal(af_exec_status(x), AF_EXEC_SUCCEEDED);
     json_t *rec = af_exec_to_json(x);
@@ -269,10 +293,15 @@ static void test_lua_plugin(void **state) {
     assert_int_equal(json_integer_value(json_object_get(a, "output")), 42);
     assert_string_equal(json_string_value(json_object_get(a, "port")), "big");
     json_t *b = json_object_get(json_object_get(rec, "steps"), "b");
-    assert_string_equal(
-        json_string_value(json_object_get(json_object_get(b, "error"), "message")),
-        "asked to fail");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(b, "error"), "message")),
+                        "asked to fail");
     assert_int_equal(json_integer_value(json_object_get(b, "attempts")), 1);
+    json_t *on_big = json_object_get(json_object_get(rec, "steps"), "on_big");
+    assert_int_equal(json_integer_value(json_object_get(on_big, "output")), 10);
+    json_t *bad_run = json_object_get(json_object_get(rec, "steps"), "bad_run");
+    assert_non_null(
+        strstr(json_string_value(json_object_get(bad_run, "output")),
+               "CONFIG: invalid config for 'fixture.prefix': $.prefix: must be string"));
     json_decref(rec);
     af_exec_free(x);
     af_engine_free(e);
@@ -283,17 +312,18 @@ static void test_lua_services(void **state) {
     (void)state;
     af_engine_opts_t eo = {.loop = &loop};
     af_engine_t *e = af_engine_new(&eo);
-    af_exec_t *x = run(e, "local af = require 'agentflow'\n"
-                          "local wf = af.workflow 'lua-services' {}\n"
-                          "local a = wf:step('a', function()\n"
-                          "  af.state.set('memory', { turns = af.array { 'hi' } })\n"
-                          "  af.state.set('short', 1, { ttl = 1 })\n"
-                          "  af.trace('llm', { tokens = 12 })\n"
-                          "  return af.emit('thing.done', { id = 7 }) end)\n"
-                          "wf:step('b', function() af.sleep(5)\n"
-                          "  return { memory = af.state.get('memory'), short = af.state.get('short'),\n"
-                          "           none = af.state.get('none') } end, { after = a })\n"
-                          "return wf\n");
+    af_exec_t *x =
+        run(e, "local af = require 'agentflow'\n"
+               "local wf = af.workflow 'lua-services' {}\n"
+               "local a = wf:step('a', function()\n"
+               "  af.state.set('memory', { turns = af.array { 'hi' } })\n"
+               "  af.state.set('short', 1, { ttl = 1 })\n"
+               "  af.trace('llm', { tokens = 12 })\n"
+               "  return af.emit('thing.done', { id = 7 }) end)\n"
+               "wf:step('b', function() af.sleep(5)\n"
+               "  return { memory = af.state.get('memory'), short = af.state.get('short'),\n"
+               "           none = af.state.get('none') } end, { after = a })\n"
+               "return wf\n");
     assert_int_equal(af_exec_status(x), AF_EXEC_SUCCEEDED);
     json_t *rec = af_exec_to_json(x);
     char *text = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);

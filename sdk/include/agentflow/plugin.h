@@ -95,6 +95,10 @@ typedef struct af_node_type {
     void (*cancel)(void *instance, af_call_t *call);
     /* Frees what create made. May be NULL. */
     void (*destroy)(void *instance);
+    /* == ABI 1.1 == */
+    /* Output ports the node may choose in call_succeed (besides the default and "error"),
+     * NULL-terminated; steps then write `after = s.port` / `s:case "port"`. May be NULL. */
+    const char *const *ports;
 } af_node_type_t;
 
 /* A trigger type: starts executions from outside events (a queue, a poll, a socket...). */
@@ -115,16 +119,16 @@ typedef struct af_trigger_type {
 /* ---- HTTP -------------------------------------------------------------------------------- */
 
 typedef struct af_http_request {
-    uint32_t size;               /* sizeof(af_http_request_t) */
-    const char *method;          /* "GET" when NULL */
-    const char *url;             /* http:// or https:// */
-    const char *const *headers;  /* "Name: value" strings, NULL-terminated; may be NULL */
-    const char *body;            /* may be NULL */
+    uint32_t size;              /* sizeof(af_http_request_t) */
+    const char *method;         /* "GET" when NULL */
+    const char *url;            /* http:// or https:// */
+    const char *const *headers; /* "Name: value" strings, NULL-terminated; may be NULL */
+    const char *body;           /* may be NULL */
     size_t body_len;
-    uint64_t timeout_ms;         /* whole request; 0: 30 s */
-    uint32_t max_redirects;      /* followed redirects; 0: none */
-    size_t max_response_bytes;   /* larger bodies fail the request; 0: 16 MiB */
-    uint32_t flags;              /* AF_HTTP_* */
+    uint64_t timeout_ms;       /* whole request; 0: 30 s */
+    uint32_t max_redirects;    /* followed redirects; 0: none */
+    size_t max_response_bytes; /* larger bodies fail the request; 0: 16 MiB */
+    uint32_t flags;            /* AF_HTTP_* */
     /* Streaming: when set, the body is delivered in pieces as it arrives (and not kept). */
     void (*on_data)(void *ud, const char *chunk, size_t len);
 } af_http_request_t;
@@ -137,7 +141,7 @@ typedef struct af_http_response {
     const char *body;           /* NUL-terminated (for convenience); NULL when streamed */
     size_t body_len;
     double elapsed_ms;
-    const char *effective_url;  /* after redirects */
+    const char *effective_url; /* after redirects */
 } af_http_response_t;
 
 /* Called once on the loop thread; res and everything in it are borrowed. Not called after
@@ -240,9 +244,9 @@ struct af_host {
 /* ---- the plugin ---------------------------------------------------------------------------- */
 
 typedef struct af_plugin {
-    uint32_t size;      /* sizeof(af_plugin_t) */
-    uint16_t abi_major; /* AF_ABI_MAJOR the plugin was built with */
-    uint16_t abi_minor; /* AF_ABI_MINOR the plugin needs at least */
+    uint32_t size;       /* sizeof(af_plugin_t) */
+    uint16_t abi_major;  /* AF_ABI_MAJOR the plugin was built with */
+    uint16_t abi_minor;  /* AF_ABI_MINOR the plugin needs at least */
     const char *name;    /* unique: letters, digits, '-', '_' */
     const char *version; /* semver: "1.2.3" */
     const char *description;
