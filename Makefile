@@ -46,6 +46,7 @@ test-asan:
 
 bench: build
 	bench/engine/run.sh $(BUILD)/agentflow
+	$(BUILD)/bench/bench_agents $(BUILD)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -309,9 +309,9 @@ static void on_response(void *ud, const af_http_response_t *res) {
     if (res->status == 0) {
         breaker_result(r, 1);
         const char *e = res->error ? res->error : "transfer failed";
-        const char *code = strstr(e, "timeout") ? "HTTP_TIMEOUT"
+        const char *code = strstr(e, "timeout")                                 ? "HTTP_TIMEOUT"
                            : strstr(e, "larger than") || strstr(e, "redirects") ? "HTTP_LIMIT"
-                                                                                  : "HTTP_CONNECT";
+                                                                                : "HTTP_CONNECT";
         snprintf(msg, sizeof msg, "%s: %s", r->url, e);
         host->call_fail(r->call, strcmp(code, "HTTP_LIMIT") ? AF_RETRYABLE : AF_FATAL, code, msg);
         req_free(r);
