@@ -207,6 +207,7 @@ static int emit_event(void *ud, af_node_call_t *call, const char *type, json_t *
 
 static int load_plugins(uv_loop_t *loop) {
     af_error_t err = {0};
+    af_lua_plugins_set_loop(loop);
     af_plugins_opts_t po = {.loop = loop,
                             .load_lua = af_lua_plugin_load,
                             .http_request = http_request,

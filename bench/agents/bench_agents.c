@@ -181,6 +181,7 @@ int main(int argc, char **argv) {
                             .http_request = http_request,
                             .http_cancel = http_cancel};
     char dir[1024];
+    af_lua_plugins_set_loop(&loop);
     if (af_nodes_register(&err) != 0 || af_plugins_init(&po, &err) != 0) {
         return 2;
     }

@@ -97,6 +97,8 @@ void af_task_cancel(af_task_t *task);
 /* Loads a .lua plugin: checks it in a scratch VM, records it and registers its node types (run
  * in each execution's VM). Refusals name the file and the reason; nothing stays registered. */
 int af_lua_plugin_load(const char *path, af_error_t *err);
+/* The loop Lua plugins' trigger types run on (set before starting one). */
+void af_lua_plugins_set_loop(uv_loop_t *loop);
 
 /* Replaces every known secret value inside strings of `value` by "***" (in place), and in text.
  * The engine keeps the values; this is the helper both use. */

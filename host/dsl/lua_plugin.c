@@ -271,6 +271,120 @@ static void register_nodes(luaplug_t *p, json_t *nodes) {
     }
 }
 
+/* ---- trigger types: start(config, fire) runs as a task in a VM of the trigger's own ---- */
+
+static uv_loop_t *trigger_loop;
+
+void af_lua_plugins_set_loop(uv_loop_t *loop) {
+    trigger_loop = loop;
+}
+
+typedef struct luatrig_s {
+    af_triggerdef_t def; /* first */
+    luaplug_t *plugin;
+    char *name, *description, *schema;
+} luatrig_t;
+
+typedef struct luatrig_inst_s {
+    af_vm_t *vm;
+    af_vm_run_t run;
+    af_graph_t *g;
+    int (*fire)(void *ud, json_t *input);
+    void *ud;
+} luatrig_inst_t;
+
+static int trig_fire(lua_State *L) {
+    luatrig_inst_t *inst = lua_touserdata(L, lua_upvalueindex(1));
+    json_t *input;
+    af_error_t err;
+    if (af_lua_to_json(L, 1, AF_JSON_MAX_DEPTH, &input, &err) != 0) {
+        return luaL_error(L, "fire: %s", err.msg);
+    }
+    int rc = inst->fire(inst->ud, input);
+    json_decref(input);
+    lua_pushboolean(L, rc == 0);
+    return 1;
+}
+
+static void trig_ended(void *ud, json_t *output, const char *port, const af_fault_t *fault) {
+    luatrig_inst_t *inst = ud;
+    (void)port;
+    json_decref(output);
+    if (fault) {
+        af_log(AF_LEVEL_WARN, "trigger '%s' stopped: %s: %s", inst->g->name, fault->code,
+               fault->message);
+    }
+}
+
+static int luatrig_start(const af_triggerdef_t *def, json_t *config,
+                         int (*fire)(void *ud, json_t *input), void *ud, void **instance,
+                         char *errbuf, size_t errlen) {
+    const luatrig_t *t = (const luatrig_t *)def;
+    af_error_t err;
+    af_fault_t fault;
+    luatrig_inst_t *inst = calloc(1, sizeof *inst);
+    af_vm_opts_t vo = {.loop = trigger_loop};
+    if (inst == NULL || trigger_loop == NULL || (inst->vm = af_vm_new(&vo, &err)) == NULL) {
+        snprintf(errbuf, errlen, "cannot start a VM for trigger '%s'", t->name);
+        free(inst);
+        return AF_EINVAL;
+    }
+    inst->fire = fire;
+    inst->ud = ud;
+    inst->g = af_graph_new(t->name);
+    inst->run.owner = NULL;
+    lua_State *L = inst->vm->L;
+    af_vm_begin(inst->vm, &inst->run, inst->g, NULL, "trigger", "", &err);
+    af__vm_push_runtime(inst->vm, "run_plugin_trigger");
+    if (push_plugin(inst->vm, L, t->plugin, &fault) != 0) {
+        snprintf(errbuf, errlen, "%s", fault.message);
+        lua_pop(L, 1);
+        af_vm_end(inst->vm, &inst->run);
+        af_vm_free(inst->vm);
+        af_graph_free(inst->g);
+        free(inst);
+        return AF_EINVAL;
+    }
+    lua_pushstring(L, t->name);
+    if (af_lua_push_json(L, config, AF_JSON_MAX_DEPTH) != 0) {
+        lua_pushnil(L);
+    }
+    lua_pushlightuserdata(L, inst);
+    lua_pushcclosure(L, trig_fire, 1);
+    af_task_t *task;
+    if (af__task_start(inst->vm, &inst->run, 4, t->name, 1, trig_ended, inst, &task, &fault) < 0) {
+        snprintf(errbuf, errlen, "%s", fault.message);
+    }
+    *instance = inst;
+    return 0;
+}
+
+static void luatrig_stop(const af_triggerdef_t *def, void *instance) {
+    (void)def;
+    luatrig_inst_t *inst = instance;
+    af_vm_end(inst->vm, &inst->run); /* cancels the start task: no fire after this */
+    af_vm_free(inst->vm);
+    af_graph_free(inst->g);
+    free(inst);
+}
+
+static void register_trigger(luaplug_t *p, json_t *d) {
+    luatrig_t *t = calloc(1, sizeof *t);
+    t->plugin = p;
+    t->name = strdup(jstr(d, "name"));
+    t->description = strdup(jstr(d, "description"));
+    json_t *schema = json_object_get(d, "schema");
+    t->schema = schema ? af_json_dumps(schema, 0) : NULL;
+    t->def.name = t->name;
+    t->def.description = t->description;
+    t->def.schema = t->schema;
+    t->def.plugin = p->name;
+    t->def.start = luatrig_start;
+    t->def.stop = luatrig_stop;
+    af_trigger_register(&t->def, NULL);
+    af_plugin_record_type(t->name, 1);
+}
+
 int af_lua_plugin_load(const char *path, af_error_t *err) {
     char *src;
     size_t len;
@@ -285,6 +399,9 @@ int af_lua_plugin_load(const char *path, af_error_t *err) {
     }
     json_t *nodes = json_object_get(d, "nodes");
     rc = refuse_duplicates(path, nodes, err);
+    if (rc == 0) {
+        rc = refuse_duplicates(path, json_object_get(d, "triggers"), err);
+    }
     if (rc == 0) {
         rc = af_plugin_record(jstr(d, "name"), jstr(d, "version"), jstr(d, "description"), path,
                               "lua", err);
@@ -303,7 +420,7 @@ int af_lua_plugin_load(const char *path, af_error_t *err) {
     size_t i;
     json_t *t;
     json_array_foreach(json_object_get(d, "triggers"), i, t) {
-        af_plugin_record_type(jstr(t, "name"), 1); /* served with the trigger system */
+        register_trigger(p, t);
     }
     json_decref(d);
     return 0;

@@ -63,6 +63,15 @@ function P.check(p)
            nodes = nodes, triggers = triggers }
 end
 
+--- Starts trigger type `name` of a loaded plugin: start(config, fire); fire(input) starts an
+--- execution. start may keep running (af.sleep between polls) until the trigger is stopped.
+function P.start_trigger(p, name, config, fire)
+  for _, t in ipairs(p.triggers or {}) do
+    if t.name == name then return t.start(config, fire) end
+  end
+  error("plugin '" .. tostring(p.name) .. "' has no trigger type '" .. name .. "'", 0)
+end
+
 --- Runs node type `name` of a loaded plugin: execute(config, ctx) -> output[, port].
 function P.run_node(p, name, config, ctx)
   for _, t in ipairs(p.nodes or {}) do

@@ -185,6 +185,11 @@ function R.run_plugin_node(plugin, name, config, ctx)
   return require("agentflow.plugin").run_node(plugin, name, config, ctx)
 end
 
+--- A Lua plugin's trigger type: start(config, fire), in the trigger's own VM.
+function R.run_plugin_trigger(plugin, name, config, fire)
+  return require("agentflow.plugin").start_trigger(plugin, name, config, fire)
+end
+
 --- The ctx a step attempt sees.
 function R.ctx(state, attempt, err)
   local e = state.execution

@@ -307,6 +307,45 @@ static void test_lua_plugin(void **state) {
     af_engine_free(e);
 }
 
+static int lua_fired, lua_fired_n;
+static int on_lua_fire(void *ud, json_t *input) {
+    (void)ud;
+    lua_fired++;
+    lua_fired_n += (int)json_integer_value(json_object_get(input, "n"));
+    return 0;
+}
+
+/* A Lua plugin's trigger type: start(config, fire) polls with af.sleep until stopped. */
+static void test_lua_trigger(void **state) {
+    (void)state;
+    const char *plugin = "local af = require 'agentflow'\n"
+                         "return { name = 'lt', version = '1.0.0', triggers = {\n"
+                         "  { name = 'lt.ticks', start = function(config, fire)\n"
+                         "      for i = 1, config.count do af.sleep(1) fire({ n = i }) end\n"
+                         "      while true do af.sleep(1000) end end } } }\n";
+    af_error_t err = {0};
+    if (af_plugin_load(write_file("lt.lua", plugin, strlen(plugin)), &err) != 0) {
+        fail_msg("%s", err.msg);
+    }
+    const af_triggerdef_t *t = af_trigger_find("lt.ticks");
+    assert_non_null(t);
+    json_t *config = json_pack("{s:i}", "count", 3);
+    void *inst = NULL;
+    char why[256];
+    assert_int_equal(t->start(t, config, on_lua_fire, NULL, &inst, why, sizeof why), 0);
+    while (lua_fired < 3) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    t->stop(t, inst); /* the polling loop is cancelled: the loop empties */
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(lua_fired, 3);
+    assert_int_equal(lua_fired_n, 6);
+    json_decref(config);
+    json_t *info = af_plugin_type_info("lt.ticks");
+    assert_string_equal(json_string_value(json_object_get(info, "kind")), "trigger");
+    json_decref(info);
+}
+
 /* The same services from Lua step code: state, trace, events. */
 static void test_lua_services(void **state) {
     (void)state;
@@ -343,6 +382,7 @@ int main(void) {
     assert_non_null(mkdtemp(dir));
     uv_loop_init(&loop);
     af_plugins_opts_t po = {.loop = &loop, .load_lua = af_lua_plugin_load};
+    af_lua_plugins_set_loop(&loop);
     if (af_nodes_register(&err) != 0 || af_plugins_init(&po, &err) != 0) {
         return 1;
     }
@@ -355,6 +395,7 @@ int main(void) {
         cmocka_unit_test(test_trigger_type_fires),
         cmocka_unit_test(test_lua_plugin),
         cmocka_unit_test(test_lua_services),
+        cmocka_unit_test(test_lua_trigger),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     af_plugins_shutdown();
