@@ -418,6 +418,10 @@ static int push_node_result(lua_State *L, json_t *output, const af_fault_t *faul
     lua_setfield(L, -2, "message");
     lua_pushboolean(L, fault->retryable);
     lua_setfield(L, -2, "retryable");
+    if (fault->retry_after_ms > 0) {
+        lua_pushnumber(L, (lua_Number)fault->retry_after_ms);
+        lua_setfield(L, -2, "retry_after_ms");
+    }
     return 2;
 }
 

@@ -261,6 +261,9 @@ static int step_call(lua_State *L, af_node_call_t *call, const char *what) {
 static json_t *arg_json(lua_State *L, int idx, const char *what) {
     json_t *j;
     af_error_t err;
+    if (lua_isnoneornil(L, idx)) {
+        return json_object();
+    }
     if (af_lua_to_json(L, idx, AF_JSON_MAX_DEPTH, &j, &err) != 0) {
         luaL_error(L, "%s: %s", what, err.msg);
     }

@@ -459,7 +459,8 @@ af.sleep = need_host "sleep"
 --- environment in `agentflow run`); nil when unset. Never masked.
 function af.setting(name)
   if not host then return nil end
-  return host.setting(name)
+  local value = host.setting(name)
+  return value
 end
 --- Milliseconds since the Unix epoch.
 af.now = host and host.now or function() return os.time() * 1000 end

@@ -444,6 +444,10 @@ local function trim(messages, max)
   if start < 1 then start = 1 end
   -- never start inside a tool exchange: begin at a user message
   while start <= #messages and messages[start].role ~= "user" do start = start + 1 end
+  if start > #messages then -- the limit cut into the last exchange: keep that exchange whole
+    start = #messages
+    while start > 1 and messages[start].role ~= "user" do start = start - 1 end
+  end
   local out = af.array()
   for i = start, #messages do out[#out + 1] = messages[i] end
   return out
@@ -522,7 +526,7 @@ local function execute(config, ctx)
     if not ok then -- ask once to repair
       messages[#messages + 1] = { role = "user", content = "That answer is not valid (" .. why ..
         "). Reply again with only the JSON object that matches the schema." }
-      local res = call_llm(messages, {}, config, ctx, state)
+      local res = call_llm(messages, tools, config, ctx, state) -- the history may hold tool turns
       answer = res.text or ""
       messages[#messages + 1] = { role = "assistant", content = answer }
       value = decode_answer(answer)

@@ -78,6 +78,12 @@ static int64_t duration_ms(json_t *v, int64_t fallback) {
     if (strcmp(end, "m") == 0) {
         return (int64_t)(n * 60e3);
     }
+    if (strcmp(end, "h") == 0) {
+        return (int64_t)(n * 3600e3);
+    }
+    if (strcmp(end, "d") == 0) {
+        return (int64_t)(n * 86400e3);
+    }
     return -1;
 }
 
@@ -193,6 +199,10 @@ static void req_free(req_t *r) {
     free(r->url);
     free(r->body);
     free(r);
+}
+
+static int bad_header(const char *name, const char *value) {
+    return strpbrk(name, "\r\n:") != NULL || strpbrk(value, "\r\n") != NULL || *name == '\0';
 }
 
 static void add_header(req_t *r, const char *name, const char *value) {
@@ -332,6 +342,15 @@ static void on_response(void *ud, const af_http_response_t *res) {
         req_free(r);
         return;
     }
+    if (r->sse && res->status >= 300 && json_array_size(r->events) == 0 && r->pending_len > 0) {
+        /* an error answer to a streamed request: plain JSON, not events; keep it as the body */
+        af_http_response_t copy = *res;
+        copy.body = r->pending;
+        copy.body_len = r->pending_len;
+        r->sse = 0;
+        on_response(ud, &copy);
+        return;
+    }
     if (r->sse && r->pending_len > 0) { /* a last event without its blank line */
         sse_event(r, r->pending);
         r->pending_len = 0;
@@ -396,8 +415,11 @@ static void sse_event(req_t *r, char *block) {
 static void sse_data(void *ud, const char *chunk, size_t n) {
     req_t *r = ud;
     r->pending = realloc(r->pending, r->pending_len + n + 1);
-    memcpy(r->pending + r->pending_len, chunk, n);
-    r->pending_len += n;
+    for (size_t i = 0; i < n; i++) { /* CRLF and LF framing alike (the standard allows both) */
+        if (chunk[i] != '\r') {
+            r->pending[r->pending_len++] = chunk[i];
+        }
+    }
     r->pending[r->pending_len] = '\0';
     char *start = r->pending, *end;
     while ((end = strstr(start, "\n\n")) != NULL) {
@@ -489,17 +511,26 @@ static int execute(void *instance, af_call_t *call, const char *config_json) {
     snprintf(r->response, sizeof r->response, "%s", resp ? resp : "auto");
     const char *k;
     json_t *v;
+    int header_ok = 1;
     json_object_foreach(json_object_get(c, "headers"), k, v) {
         char *text = scalar_text(v);
+        header_ok = header_ok && !bad_header(k, text ? text : "");
         add_header(r, k, text ? text : "");
         free(text);
+    }
+    if (!header_ok) {
+        json_decref(c);
+        req_free(r);
+        return refuse(call,
+                      "invalid config: a header name or value holds CR, LF or (in a name) ':'");
     }
     set_auth(r, json_object_get(c, "auth"));
     int64_t timeout = duration_ms(json_object_get(c, "timeout"), 30000);
     if (set_body(r, c) != 0 || timeout < 0 || r->cooldown_ms < 0) {
         json_decref(c);
         req_free(r);
-        return refuse(call, "use one of 'json', 'form' and 'body'; durations like \"10s\"");
+        return refuse(call, "invalid config: give at most one of 'json', 'form' and 'body'; "
+                            "durations like \"500ms\", \"10s\", \"2m\", \"1h\"");
     }
     breaker_t *b = r->breaker;
     double now = now_ms();

@@ -125,12 +125,17 @@ describe("the agent plugin", function()
                               prompt = '#tool double {"n": 5}' })
       wf:step("cut", af.agent { model = "openai:mock-1", stream = true, prompt = "#cut-stream" },
               { on_error = "continue", retry = { attempts = 1 } })
+      wf:step("down", af.agent { model = "anthropic:mock-1", stream = true, prompt = "#status 503" },
+              { on_error = "continue", retry = { attempts = 1 } })
     ]])
     assert.are.equal(0, r.code, h.describe_run(r))
     assert.are.equal("echo: stream me please", step(r, "o").output.text)
     assert.are.equal("done: 10", step(r, "a").output.text)
     assert.are.equal("LLM_MALFORMED", step(r, "cut").error.code)
     assert.truthy(step(r, "cut").error.message:find("stream ended", 1, true))
+    assert.are.equal("LLM_503", step(r, "down").error.code)
+    assert.truthy(step(r, "down").error.message:find('"type":"error"', 1, true),
+                  step(r, "down").error.message) -- the provider's own error body, quoted
   end)
 
   it("retries 429 after Retry-After, falls back to the next model, reports malformed JSON", function()

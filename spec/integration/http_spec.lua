@@ -87,6 +87,20 @@ describe("the http plugin", function()
     assert.truthy(r.stderr:find("retrying in 1.00s", 1, true), r.stderr)
   end)
 
+  it("honours Retry-After from Lua code too, and refuses bad headers without retrying", function()
+    local r = run([[
+      wf:step("code", function() return af.http.get(URL .. "/retry-after/1").status end,
+              { retry = { attempts = 2, initial = "1ms" }, on_error = "continue" })
+      wf:step("crlf", af.http.get { url = URL .. "/echo", timeout = "1h",
+                                    headers = { ["X-Bad"] = "a\r\nInjected: 1" } },
+              { retry = { attempts = 3, initial = "1ms" }, on_error = "continue" })
+    ]])
+    assert.are.equal(0, r.code, h.describe_run(r))
+    assert.truthy(r.stderr:find("code%s+attempt 1.-retrying in 1%.00s"), r.stderr)
+    assert.are.equal("HTTP_CONFIG", step(r, "crlf").error.code)
+    assert.are.equal(1, step(r, "crlf").attempts)
+  end)
+
   it("fails 4xx without retrying, unless told not to fail on status", function()
     local r = run([[
       wf:step("missing", af.http.get { url = URL .. "/status/404" },
