@@ -6,7 +6,7 @@ mode=${1:-build}
 pkgs=(cmake make gcc pkg-config libluajit2-5.1-dev libuv1-dev libjansson-dev
       libcurl4-openssl-dev libssl-dev libsqlite3-dev)
 if [ "$mode" = test ]; then
-    pkgs+=(libcmocka-dev luajit2 lua-busted lua-dkjson graphviz libhttp-parser-dev)
+    pkgs+=(libcmocka-dev luajit2 lua-busted lua-dkjson graphviz curl libhttp-parser-dev)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
