@@ -3,10 +3,11 @@
 # Usage: scripts/deps.sh [build|test]   (test adds the test tools)
 set -euo pipefail
 mode=${1:-build}
+# the full build (binary, plugins, C tests, test servers, benchmarks)
 pkgs=(cmake make gcc pkg-config libluajit2-5.1-dev libuv1-dev libjansson-dev
-      libcurl4-openssl-dev libssl-dev libsqlite3-dev)
+      libcurl4-openssl-dev libssl-dev libsqlite3-dev libcmocka-dev libhttp-parser-dev)
 if [ "$mode" = test ]; then
-    pkgs+=(libcmocka-dev luajit2 lua-busted lua-dkjson graphviz curl libhttp-parser-dev)
+    pkgs+=(luajit2 lua-busted lua-dkjson graphviz curl) # runners and tools of the specs
 fi
 missing=()
 for p in "${pkgs[@]}"; do
