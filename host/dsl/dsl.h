@@ -90,6 +90,10 @@ typedef void (*af_task_done_fn)(void *ud, json_t *output, const char *port,
 int af_vm_run_step(af_vm_t *vm, af_vm_run_t *run, int spec_ref, const char *step, int attempt,
                    json_t *error_info, af_task_done_fn done, void *ud, af_task_t **task,
                    af_fault_t *fault);
+/* For node types whose attempt is a task: an af_task_done_fn completing the af_node_call_t
+ * passed as ud, and a cancel that stops the task kept in call->node_data. */
+void af_task_complete_call(void *ud, json_t *output, const char *port, const af_fault_t *fault);
+void af_task_cancel_call(af_node_call_t *call);
 /* Stops a task and every task it spawned: timers stop, node calls are cancelled, done is not
  * called. Safe on a task that is running further up the C stack (it stops when it yields). */
 void af_task_cancel(af_task_t *task);

@@ -30,7 +30,7 @@ typedef struct luaplug_type_s {
     char **ports;
 } luaplug_type_t;
 
-static int (*luaplug_execute_ref(void))(af_node_call_t *);
+static int luaplug_execute(af_node_call_t *call);
 
 /* Pushes the plugin's table in this VM, loading the plugin on first use. */
 static int push_plugin(af_vm_t *vm, lua_State *L, const luaplug_t *p, af_fault_t *fault) {
@@ -86,7 +86,7 @@ static int push_plugin(af_vm_t *vm, lua_State *L, const luaplug_t *p, af_fault_t
 int af__host_raw_plugin(lua_State *L) {
     const char *name = luaL_checkstring(L, 1);
     const af_nodedef_t *def = af_registry_find(name);
-    if (def == NULL || def->execute != luaplug_execute_ref() || !(def->flags & AF_NODE_RAW)) {
+    if (def == NULL || def->execute != luaplug_execute || !(def->flags & AF_NODE_RAW)) {
         lua_pushnil(L);
         return 1;
     }
@@ -97,16 +97,6 @@ int af__host_raw_plugin(lua_State *L) {
         return luaL_error(L, "%s", fault.message);
     }
     return 1;
-}
-
-static void on_done(void *ud, json_t *output, const char *port, const af_fault_t *fault) {
-    af_node_call_t *call = ud;
-    call->node_data = NULL;
-    if (fault) {
-        af_node_fail(call, fault);
-    } else {
-        af_node_succeed(call, output, port);
-    }
 }
 
 static int luaplug_execute(af_node_call_t *call) {
@@ -141,7 +131,8 @@ static int luaplug_execute(af_node_call_t *call) {
     af_vm_run_t *run = call->vm_run;
     af__vm_push_ctx(vm, L, run, call->attempt, call->error_info);
     af_task_t *task;
-    int rc = af__task_start(vm, run, 4, call->step, call->attempt, on_done, call, &task, &fault);
+    int rc = af__task_start(vm, run, 4, call->step, call->attempt, af_task_complete_call, call,
+                            &task, &fault);
     if (rc < 0) {
         af_node_fail(call, &fault);
         return AF_NODE_DONE;
@@ -152,16 +143,6 @@ static int luaplug_execute(af_node_call_t *call) {
     return rc;
 }
 
-static int (*luaplug_execute_ref(void))(af_node_call_t *) {
-    return luaplug_execute;
-}
-
-static void luaplug_cancel(af_node_call_t *call) {
-    if (call->node_data) {
-        af_task_cancel(call->node_data);
-        call->node_data = NULL;
-    }
-}
 
 /* ---- loading ---- */
 
@@ -253,7 +234,7 @@ static void register_nodes(luaplug_t *p, json_t *nodes) {
         t->def.description = t->description;
         t->def.schema = t->schema;
         t->def.execute = luaplug_execute;
-        t->def.cancel = luaplug_cancel;
+        t->def.cancel = af_task_cancel_call;
         t->def.plugin = p->name;
         t->def.flags = json_is_true(json_object_get(n, "raw_config")) ? AF_NODE_RAW : 0;
         json_t *ports = json_object_get(n, "ports");

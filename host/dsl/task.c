@@ -577,6 +577,23 @@ int af__task_start(af_vm_t *vm, af_vm_run_t *run, int nargs, const char *step, i
     return AF_NODE_PENDING;
 }
 
+void af_task_complete_call(void *ud, json_t *output, const char *port, const af_fault_t *fault) {
+    af_node_call_t *call = ud;
+    call->node_data = NULL;
+    if (fault) {
+        af_node_fail(call, fault);
+    } else {
+        af_node_succeed(call, output, port);
+    }
+}
+
+void af_task_cancel_call(af_node_call_t *call) {
+    if (call->node_data) {
+        af_task_cancel(call->node_data);
+        call->node_data = NULL;
+    }
+}
+
 int af_vm_run_step(af_vm_t *vm, af_vm_run_t *run, int spec_ref, const char *step, int attempt,
                    json_t *error_info, af_task_done_fn done, void *ud, af_task_t **task,
                    af_fault_t *fault) {

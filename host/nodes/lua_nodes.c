@@ -5,21 +5,11 @@
 #include "dsl/dsl.h"
 #include "nodes/nodes_internal.h"
 
-static void on_task_done(void *ud, json_t *output, const char *port, const af_fault_t *fault) {
-    af_node_call_t *call = ud;
-    call->node_data = NULL;
-    if (fault) {
-        af_node_fail(call, fault);
-    } else {
-        af_node_succeed(call, output, port);
-    }
-}
-
 static int lua_execute(af_node_call_t *call) {
     af_task_t *task;
     af_fault_t fault;
     int rc = af_vm_run_step(call->vm, call->vm_run, call->spec_ref, call->step, call->attempt,
-                            call->error_info, on_task_done, call, &task, &fault);
+                            call->error_info, af_task_complete_call, call, &task, &fault);
     if (rc < 0) {
         af_node_fail(call, &fault);
         return AF_NODE_DONE;
@@ -30,17 +20,10 @@ static int lua_execute(af_node_call_t *call) {
     return rc;
 }
 
-static void lua_cancel(af_node_call_t *call) {
-    if (call->node_data) {
-        af_task_cancel(call->node_data);
-        call->node_data = NULL;
-    }
-}
-
 #define LUA_TYPE(id, desc)                                                                         \
     {                                                                                              \
         .name = id, .description = desc, .schema = NULL, .flags = AF_NODE_LUA,                     \
-        .execute = lua_execute, .cancel = lua_cancel                                               \
+        .execute = lua_execute, .cancel = af_task_cancel_call                                      \
     }
 
 const af_nodedef_t af__lua_node_types[] = {
