@@ -162,6 +162,34 @@ describe("the http plugin", function()
     assert.are.equal(4, step(r, "count").output.body["/flaky/spec-breaker/2"])
   end)
 
+  it("verifies TLS peers by default; insecure = true skips it", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert.are.equal(0, (h.sh("mkdir -p " .. dir .. " && openssl req -x509 -newkey rsa:2048 -nodes " ..
+      "-subj /CN=localhost -days 1 -keyout " .. dir .. "/k.pem -out " .. dir .. "/c.pem 2>/dev/null")))
+    -- port 0: the server picks a free one and prints it ("ACCEPT 127.0.0.1:PORT")
+    os.execute("openssl s_server -accept 127.0.0.1:0 -cert " .. dir .. "/c.pem -key " .. dir ..
+               "/k.pem -www > " .. dir .. "/out 2>&1 & echo $! > " .. dir .. "/pid")
+    local port
+    for _ = 1, 100 do
+      port = h.exists(dir .. "/out") and h.read(dir .. "/out"):match("ACCEPT 127%.0%.0%.1:(%d+)")
+      if port then break end
+      os.execute("sleep 0.05")
+    end
+    assert.truthy(port, "openssl s_server did not start")
+    local url = "https://127.0.0.1:" .. port .. "/"
+    local r = run([[
+      wf:step("checked", af.http.get { url = "]] .. url .. [[" }, { on_error = "continue" })
+      wf:step("insecure", af.http.get { url = "]] .. url .. [[", insecure = true })
+    ]])
+    h.sh("kill $(cat " .. dir .. "/pid); rm -rf " .. dir)
+    assert.are.equal(0, r.code, h.describe_run(r))
+    assert.are.equal("HTTP_CONNECT", step(r, "checked").error.code)
+    assert.truthy(step(r, "checked").error.message:lower():find("certificate", 1, true),
+                  step(r, "checked").error.message)
+    assert.are.equal(200, step(r, "insecure").output.status)
+  end)
+
   it("refuses a bad config at definition time with the path of the value", function()
     local r = run([[ wf:step("bad", af.http.get { url = URL, timeout = true }) ]])
     assert.are.equal(2, r.code, h.describe_run(r))
