@@ -318,6 +318,49 @@ static void test_runaway_step_stopped_others_go_on(void **state) {
     run_close(&r);
 }
 
+/* Executions of the same workflow share its VM: each keeps its own ctx, and a runaway one is
+ * stopped alone. */
+static void test_shared_vm_isolation(void **state) {
+    (void)state;
+    run_t r;
+    run_init(&r, 2000000, 0);
+    const char *wf = "local af = require 'agentflow'\n"
+                     "local wf = af.workflow 'shared' {}\n"
+                     "local a = wf:step('a', function(ctx) af.sleep(5)\n"
+                     "  if ctx.trigger.spin then while true do end end\n"
+                     "  return ctx.trigger.n end)\n"
+                     "wf:step('b', function(ctx) af.sleep(10) return ctx.steps.a * 10 end,"
+                     " { after = a })\n"
+                     "return wf\n";
+    af_exec_t *x[3];
+    const char *inputs[3] = {"{\"n\": 1}", "{\"spin\": true}", "{\"n\": 2}"};
+    const char *path = write_wf("shared.lua", wf); /* once: one version, one VM for all three */
+    for (int i = 0; i < 3; i++) {
+        af_error_t err = {0};
+        json_t *in = json_loads(inputs[i], 0, NULL);
+        assert_int_equal(af_exec_start_file(r.e, path, in, done_cb, &r, &x[i], &err), 0);
+        json_decref(in);
+    }
+    /* one loaded version: the same graph (and VM) serves all three */
+    assert_ptr_equal(af_exec_graph(x[0]), af_exec_graph(x[1]));
+    assert_ptr_equal(af_exec_graph(x[0]), af_exec_graph(x[2]));
+    uv_run(&r.loop, UV_RUN_DEFAULT);
+    assert_int_equal(r.done, 3);
+    assert_int_equal(af_exec_status(x[0]), AF_EXEC_SUCCEEDED);
+    assert_int_equal(af_exec_status(x[1]), AF_EXEC_FAILED);
+    assert_string_equal(af_exec_fault(x[1])->code, "BUDGET");
+    assert_int_equal(af_exec_status(x[2]), AF_EXEC_SUCCEEDED);
+    json_t *b0 = step_json(x[0], "b"), *b2 = step_json(x[2], "b");
+    assert_int_equal(json_integer_value(json_object_get(b0, "output")), 10);
+    assert_int_equal(json_integer_value(json_object_get(b2, "output")), 20);
+    json_decref(b0);
+    json_decref(b2);
+    for (int i = 0; i < 3; i++) {
+        af_exec_free(x[i]);
+    }
+    run_close(&r);
+}
+
 static void test_budget_not_swallowed_by_pcall(void **state) {
     (void)state;
     run_t r;
@@ -555,6 +598,7 @@ int main(void) {
         cmocka_unit_test(test_execution_timeout),
         cmocka_unit_test(test_on_error_routes_and_continue),
         cmocka_unit_test(test_runaway_step_stopped_others_go_on),
+        cmocka_unit_test(test_shared_vm_isolation),
         cmocka_unit_test(test_budget_not_swallowed_by_pcall),
         cmocka_unit_test(test_memory_budget),
         cmocka_unit_test(test_big_output_near_memory_budget),
