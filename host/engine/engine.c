@@ -897,8 +897,28 @@ int af_exec_start_file(af_engine_t *e, const char *file, json_t *input,
 
 /* ---- sub-workflows ---- */
 
+/* A sub-workflow's LLM usage and trace count in its caller's record and budget. */
+static void roll_up(af_exec_t *parent, af_exec_t *child) {
+    parent->llm_tokens += child->llm_tokens;
+    parent->llm_cost += child->llm_cost;
+    if (child->trace == NULL) {
+        return;
+    }
+    if (parent->trace == NULL) {
+        parent->trace = json_array();
+    }
+    size_t i;
+    json_t *entry;
+    json_array_foreach(child->trace, i, entry) {
+        json_t *copy = json_deep_copy(entry);
+        json_object_set_new(copy, "workflow", json_string(child->g->name));
+        json_array_append_new(parent->trace, copy);
+    }
+}
+
 static void child_done(af_exec_t *child, void *ud) {
     af_node_call_t *call = ud;
+    roll_up(call->engine, child);
     if (child->status == AF_EXEC_SUCCEEDED) {
         af_node_succeed(call, json_incref(child->result), NULL);
     } else if (strcmp(child->fault.code, "CALL_DEPTH") == 0) {

@@ -200,6 +200,19 @@ describe("the agent plugin", function()
     assert.truthy(r.json.result.page.reply:find("URG-9", 1, true), r.json.result.page.reply)
   end)
 
+  it("counts a sub-workflow's LLM usage and trace in the caller's", function()
+    local child = h.tmpfile("local af = require 'agentflow'\nlocal wf = af.workflow 'child' {}\n" ..
+      "wf:step('ask', af.agent { model = 'openai:mock-1', prompt = 'one two three' })\nreturn wf\n")
+    local r = run([[
+      wf:step("call", af.call "]] .. child .. [[")
+    ]])
+    os.remove(child)
+    assert.are.equal(0, r.code, h.describe_run(r))
+    assert.is_true(r.json.usage.llm_tokens > 0)
+    assert.are.equal("llm", r.json.trace[1].kind)
+    assert.are.equal("child", r.json.trace[1].workflow)
+  end)
+
   it("runs examples/agents/research.lua with structured output", function()
     local r = run_file("examples/agents/research.lua", { topic =
       'engines\n#json {"questions": ["why", "#answer #json {\\"title\\": \\"T\\", \\"findings\\": [\\"f\\"], \\"confidence\\": 0.5}"]}' })
