@@ -194,8 +194,16 @@ end
 --- An LLM agent step (the agent plugin): af.agent { model = "openai:gpt-4o-mini", prompt = ...,
 --- system =, tools = { af.tool {...} }, output = { field = "type" }, memory = { key = ... },
 --- fallback = { "anthropic:..." }, max_iterations =, budget = { tokens =, cost = }, stream = }.
+local AGENT_OPTIONS = { model = 1, fallback = 1, system = 1, prompt = 1, messages = 1, tools = 1,
+  output = 1, output_schema = 1, memory = 1, max_iterations = 1, budget = 1, pricing = 1,
+  stream = 1, temperature = 1, max_tokens = 1, timeout = 1, base_url = 1, api_key = 1,
+  providers = 1 }
+
 function af.agent(t)
   if type(t) ~= "table" then fail(2, "af.agent: expected a table of options") end
+  for k in pairs(t) do
+    if not AGENT_OPTIONS[k] then fail(2, "af.agent: unknown option '%s'", tostring(k)) end
+  end
   if type(t.model) ~= "string" and type(t.model) ~= "function" then
     fail(2, "af.agent: 'model' (\"provider:model\") is required")
   end
