@@ -1,0 +1,60 @@
+/* sqlite_internal.h -- what the SQLite store and the SQLite queue share: one connection, its
+ * nesting transactions (BEGIN IMMEDIATE, then savepoints), cached statements and small helpers. */
+#ifndef AF_SQLITE_INTERNAL_H
+#define AF_SQLITE_INTERNAL_H
+
+#include <sqlite3.h>
+#include "core/core.h"
+#include "queue/queue_internal.h"
+
+#define AF__SQLITE_CACHE 64
+
+typedef struct af__sqlite_s {
+    sqlite3 *db;
+    int depth; /* 0: no transaction; 1: BEGIN; n > 1: savepoint sp<n> */
+    int64_t (*clock)(void *ud);
+    void *clock_ud;
+    uint64_t commits; /* counted by the commit hook */
+    struct {
+        const char *sql; /* keyed by address: callers pass string literals */
+        sqlite3_stmt *st;
+    } cache[AF__SQLITE_CACHE];
+    int ncache;
+} af__sqlite_t;
+
+int64_t af__sqlite_now(af__sqlite_t *c);
+/* A cached prepared statement for the literal sql, reset and unbound. */
+int af__sqlite_prep(af__sqlite_t *c, const char *sql, sqlite3_stmt **st, af_error_t *err);
+/* Maps a SQLite result code to AF_E* with the database's message in err. */
+int af__sqlite_fail(af__sqlite_t *c, int rc, const char *what, af_error_t *err);
+/* Runs sql with no results (not cached). */
+int af__sqlite_exec(af__sqlite_t *c, const char *sql, af_error_t *err);
+/* Steps a statement expected to finish (SQLITE_DONE), then resets it. */
+int af__sqlite_run(af__sqlite_t *c, sqlite3_stmt *st, const char *what, af_error_t *err);
+/* Steps once. On a row sets *row = 1 and leaves the statement on it (read the columns, then
+ * af__sqlite_run to finish); otherwise sets *row = 0 and resets. Never steps twice on error. */
+int af__sqlite_first(af__sqlite_t *c, sqlite3_stmt *st, int *row, const char *what,
+                     af_error_t *err);
+
+int af__sqlite_begin(af__sqlite_t *c, af_error_t *err);
+int af__sqlite_commit(af__sqlite_t *c, af_error_t *err);
+void af__sqlite_rollback(af__sqlite_t *c);
+/* Commits when rc is 0, else rolls back; returns rc or the commit's error. */
+int af__sqlite_end(af__sqlite_t *c, int rc, af_error_t *err);
+
+/* Binds text, or NULL when s is NULL. */
+int af__sqlite_bind_text(sqlite3_stmt *st, int i, const char *s);
+/* Binds JSON as compact text, or NULL when v is NULL. Returns AF_ENOMEM on failure. */
+int af__sqlite_bind_json(sqlite3_stmt *st, int i, const json_t *v);
+/* A new copy of a text column, or NULL for SQL NULL. *oom set on allocation failure. */
+char *af__sqlite_col_dup(sqlite3_stmt *st, int i, int *oom);
+/* A new JSON value from a text column, or NULL for SQL NULL or unreadable text. */
+json_t *af__sqlite_col_json(sqlite3_stmt *st, int i);
+/* Copies a text column into a fixed buffer (truncating). */
+void af__sqlite_col_copy(sqlite3_stmt *st, int i, char *buf, size_t size);
+
+/* The queue over c (queue_sqlite.c): new, freed with af__queue_sqlite_free. */
+af_queue_t *af__queue_sqlite_new(af__sqlite_t *c);
+void af__queue_sqlite_free(af_queue_t *q);
+
+#endif

@@ -1,0 +1,1248 @@
+/* store_sqlite.c -- the embedded storage backend: one SQLite connection in WAL mode, versioned
+ * migrations applied at open, cached statements, nesting transactions and retention. */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/sqlite_internal.h"
+#include "store/store_internal.h"
+
+/* ---- schema --------------------------------------------------------------------------------
+ * Migrations are append-only: never edit a released one, add the next version. Times are integer
+ * milliseconds since the Unix epoch; JSON columns hold compact JSON text. */
+static const char MIGRATION_1[] =
+    "CREATE TABLE workflows ("
+    "  id TEXT PRIMARY KEY,"
+    "  name TEXT NOT NULL,"
+    "  description TEXT,"
+    "  project_id TEXT,"
+    "  status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active','paused')),"
+    "  current_version INTEGER NOT NULL DEFAULT 0,"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL);"
+    "CREATE INDEX workflows_created ON workflows(created_at, id);"
+    "CREATE INDEX workflows_project ON workflows(project_id, created_at, id);"
+    "CREATE TABLE workflow_versions ("
+    "  workflow_id TEXT NOT NULL,"
+    "  version INTEGER NOT NULL,"
+    "  lua_source TEXT,"
+    "  definition TEXT,"
+    "  created_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (workflow_id, version)) WITHOUT ROWID;"
+    "CREATE TABLE workflow_executions ("
+    "  id TEXT PRIMARY KEY,"
+    "  workflow_id TEXT NOT NULL,"
+    "  version INTEGER NOT NULL DEFAULT 0,"
+    "  status TEXT NOT NULL DEFAULT 'queued' CHECK (status IN ('queued','running','waiting',"
+    "    'succeeded','failed','cancelled')),"
+    "  input TEXT,"
+    "  result TEXT,"
+    "  error TEXT,"
+    "  attempt INTEGER NOT NULL DEFAULT 0,"
+    "  created_at INTEGER NOT NULL,"
+    "  started_at INTEGER,"
+    "  completed_at INTEGER,"
+    "  wake_at INTEGER);"
+    "CREATE INDEX executions_workflow ON workflow_executions(workflow_id, created_at);"
+    "CREATE INDEX executions_status ON workflow_executions(status, created_at);"
+    "CREATE INDEX executions_wake ON workflow_executions(wake_at) WHERE status = 'waiting';"
+    "CREATE TABLE step_checkpoints ("
+    "  execution_id TEXT NOT NULL,"
+    "  step TEXT NOT NULL,"
+    "  status TEXT NOT NULL,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  output TEXT,"
+    "  error TEXT,"
+    "  started_at INTEGER,"
+    "  ended_at INTEGER,"
+    "  PRIMARY KEY (execution_id, step)) WITHOUT ROWID;"
+    "CREATE TABLE execution_logs ("
+    "  execution_id TEXT NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  at INTEGER NOT NULL,"
+    "  step TEXT,"
+    "  level TEXT NOT NULL,"
+    "  message TEXT NOT NULL,"
+    "  PRIMARY KEY (execution_id, seq)) WITHOUT ROWID;"
+    "CREATE TABLE triggers ("
+    "  id TEXT PRIMARY KEY,"
+    "  workflow_id TEXT NOT NULL,"
+    "  type TEXT NOT NULL,"
+    "  config TEXT,"
+    "  is_active INTEGER NOT NULL DEFAULT 1,"
+    "  created_at INTEGER,"
+    "  updated_at INTEGER);"
+    "CREATE INDEX triggers_workflow ON triggers(workflow_id);"
+    "CREATE INDEX triggers_active ON triggers(type) WHERE is_active;"
+    "CREATE TABLE webhook_registrations ("
+    "  id TEXT PRIMARY KEY,"
+    "  workflow_id TEXT NOT NULL,"
+    "  path TEXT NOT NULL UNIQUE,"
+    "  secret TEXT,"
+    "  config TEXT,"
+    "  created_at INTEGER);"
+    "CREATE INDEX webhooks_workflow ON webhook_registrations(workflow_id);"
+    "CREATE TABLE jobs ("
+    "  id TEXT PRIMARY KEY,"
+    "  queue TEXT NOT NULL,"
+    "  priority INTEGER NOT NULL DEFAULT 0,"
+    "  payload TEXT,"
+    "  run_at INTEGER NOT NULL,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  max_attempts INTEGER NOT NULL DEFAULT 5,"
+    "  status TEXT NOT NULL DEFAULT 'ready' CHECK (status IN ('ready','leased')),"
+    "  lease_owner TEXT,"
+    "  lease_until INTEGER,"
+    "  last_error TEXT,"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL);"
+    "CREATE INDEX jobs_ready ON jobs(queue, priority DESC, run_at) WHERE status = 'ready';"
+    "CREATE INDEX jobs_leased ON jobs(lease_until) WHERE status = 'leased';"
+    "CREATE TABLE dead_letters ("
+    "  id TEXT PRIMARY KEY,"
+    "  queue TEXT NOT NULL,"
+    "  priority INTEGER NOT NULL,"
+    "  payload TEXT,"
+    "  attempts INTEGER NOT NULL,"
+    "  max_attempts INTEGER NOT NULL,"
+    "  last_error TEXT,"
+    "  created_at INTEGER NOT NULL,"
+    "  failed_at INTEGER NOT NULL);"
+    "CREATE INDEX dead_letters_queue ON dead_letters(queue, failed_at, id);"
+    "CREATE INDEX dead_letters_failed ON dead_letters(failed_at, id);"
+    "CREATE TABLE events ("
+    "  id TEXT PRIMARY KEY,"
+    "  type TEXT NOT NULL,"
+    "  data TEXT,"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE INDEX events_type ON events(type, created_at);"
+    "CREATE INDEX events_created ON events(created_at);";
+
+static const struct {
+    int version;
+    const char *name;
+    const char *sql;
+} MIGRATIONS[] = {
+    {1, "initial schema", MIGRATION_1},
+};
+#define NMIGRATIONS ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
+
+typedef struct sqlite_store_s {
+    af_store_t base;
+    af__sqlite_t c;
+    af_queue_t *queue;
+} sqlite_store_t;
+
+#define CONN(s) (&((sqlite_store_t *)(s))->c)
+
+/* ---- shared helpers (also used by queue_sqlite.c) ------------------------------------------- */
+
+int64_t af__sqlite_now(af__sqlite_t *c) {
+    return c->clock ? c->clock(c->clock_ud) : af_wall_ms();
+}
+
+int af__sqlite_fail(af__sqlite_t *c, int rc, const char *what, af_error_t *err) {
+    int code;
+    switch (rc) {
+    case SQLITE_CONSTRAINT_PRIMARYKEY:
+    case SQLITE_CONSTRAINT_UNIQUE:
+        code = AF_EEXISTS;
+        break;
+    case SQLITE_CONSTRAINT_CHECK:
+    case SQLITE_CONSTRAINT_NOTNULL:
+        code = AF_EINVAL;
+        break;
+    default:
+        switch (rc & 0xff) {
+        case SQLITE_BUSY:
+        case SQLITE_LOCKED:
+            code = AF_ETIMEOUT;
+            break;
+        case SQLITE_NOMEM:
+            code = AF_ENOMEM;
+            break;
+        default:
+            code = AF_EIO;
+        }
+    }
+    return af_error_set(err, code, "%s: %s", what, sqlite3_errmsg(c->db));
+}
+
+int af__sqlite_prep(af__sqlite_t *c, const char *sql, sqlite3_stmt **st, af_error_t *err) {
+    for (int i = 0; i < c->ncache; i++) {
+        if (c->cache[i].sql == sql) {
+            *st = c->cache[i].st;
+            sqlite3_reset(*st);
+            sqlite3_clear_bindings(*st);
+            return 0;
+        }
+    }
+    if (c->ncache == AF__SQLITE_CACHE) {
+        return af_error_set(err, AF_ELIMIT, "statement cache full");
+    }
+    int rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
+    if (rc != SQLITE_OK) {
+        return af__sqlite_fail(c, rc, "prepare", err);
+    }
+    c->cache[c->ncache].sql = sql;
+    c->cache[c->ncache].st = *st;
+    c->ncache++;
+    return 0;
+}
+
+int af__sqlite_exec(af__sqlite_t *c, const char *sql, af_error_t *err) {
+    int rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? 0 : af__sqlite_fail(c, sqlite3_extended_errcode(c->db), sql, err);
+}
+
+int af__sqlite_run(af__sqlite_t *c, sqlite3_stmt *st, const char *what, af_error_t *err) {
+    int rc = sqlite3_step(st);
+    int out = 0;
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        out = af__sqlite_fail(c, sqlite3_extended_errcode(c->db), what, err);
+    }
+    sqlite3_reset(st);
+    return out;
+}
+
+int af__sqlite_first(af__sqlite_t *c, sqlite3_stmt *st, int *row, const char *what,
+                     af_error_t *err) {
+    int rc = sqlite3_step(st);
+    *row = rc == SQLITE_ROW;
+    if (rc == SQLITE_ROW) {
+        return 0;
+    }
+    int out = 0;
+    if (rc != SQLITE_DONE) {
+        out = af__sqlite_fail(c, sqlite3_extended_errcode(c->db), what, err);
+    }
+    sqlite3_reset(st);
+    return out;
+}
+
+int af__sqlite_begin(af__sqlite_t *c, af_error_t *err) {
+    char sql[32];
+    if (c->depth == 0) {
+        snprintf(sql, sizeof sql, "BEGIN IMMEDIATE");
+    } else {
+        snprintf(sql, sizeof sql, "SAVEPOINT sp%d", c->depth + 1);
+    }
+    int rc = af__sqlite_exec(c, sql, err);
+    if (rc == 0) {
+        c->depth++;
+    }
+    return rc;
+}
+
+void af__sqlite_rollback(af__sqlite_t *c) {
+    char sql[64];
+    if (c->depth <= 0) {
+        return;
+    }
+    if (sqlite3_get_autocommit(c->db)) {
+        c->depth = 0; /* SQLite already rolled the whole transaction back (I/O error, full disk) */
+        return;
+    }
+    if (c->depth == 1) {
+        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    } else {
+        snprintf(sql, sizeof sql, "ROLLBACK TO sp%d; RELEASE sp%d", c->depth, c->depth);
+        sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+    }
+    c->depth--;
+}
+
+int af__sqlite_commit(af__sqlite_t *c, af_error_t *err) {
+    char sql[32];
+    if (c->depth <= 0) {
+        return af_error_set(err, AF_ESTATE, "commit without a transaction");
+    }
+    if (sqlite3_get_autocommit(c->db)) {
+        c->depth = 0;
+        return af_error_set(err, AF_EIO, "the transaction was rolled back by the database");
+    }
+    if (c->depth == 1) {
+        snprintf(sql, sizeof sql, "COMMIT");
+    } else {
+        snprintf(sql, sizeof sql, "RELEASE sp%d", c->depth);
+    }
+    int rc = af__sqlite_exec(c, sql, err);
+    if (rc != 0) {
+        af__sqlite_rollback(c);
+        return rc;
+    }
+    c->depth--;
+    return 0;
+}
+
+int af__sqlite_end(af__sqlite_t *c, int rc, af_error_t *err) {
+    if (rc != 0) {
+        af__sqlite_rollback(c);
+        return rc;
+    }
+    return af__sqlite_commit(c, err);
+}
+
+int af__sqlite_bind_text(sqlite3_stmt *st, int i, const char *s) {
+    return s ? sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i);
+}
+
+int af__sqlite_bind_json(sqlite3_stmt *st, int i, const json_t *v) {
+    if (v == NULL) {
+        sqlite3_bind_null(st, i);
+        return 0;
+    }
+    char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (text == NULL) {
+        return AF_ENOMEM;
+    }
+    sqlite3_bind_text(st, i, text, -1, free);
+    return 0;
+}
+
+char *af__sqlite_col_dup(sqlite3_stmt *st, int i, int *oom) {
+    const unsigned char *t = sqlite3_column_text(st, i);
+    if (t == NULL) {
+        return NULL;
+    }
+    char *d = strdup((const char *)t);
+    if (d == NULL) {
+        *oom = 1;
+    }
+    return d;
+}
+
+json_t *af__sqlite_col_json(sqlite3_stmt *st, int i) {
+    const char *t = (const char *)sqlite3_column_text(st, i);
+    if (t == NULL) {
+        return NULL;
+    }
+    return json_loads(t, JSON_DECODE_ANY, NULL);
+}
+
+void af__sqlite_col_copy(sqlite3_stmt *st, int i, char *buf, size_t size) {
+    const char *t = (const char *)sqlite3_column_text(st, i);
+    snprintf(buf, size, "%s", t ? t : "");
+}
+
+static int64_t col_i64(sqlite3_stmt *st, int i) {
+    return sqlite3_column_int64(st, i);
+}
+
+static int fits(const char *s, size_t max) {
+    return s != NULL && strlen(s) < max;
+}
+
+static int valid_word(const char *s, const char *const *words) {
+    for (; *words; words++) {
+        if (strcmp(s, *words) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static const char *const WORKFLOW_STATUSES[] = {"active", "paused", NULL};
+static const char *const EXEC_STATUSES[] = {"queued", "running",   "waiting", "succeeded",
+                                            "failed", "cancelled", NULL};
+
+/* ---- open, migrations, close ---------------------------------------------------------------- */
+
+static int commit_hook(void *ud) {
+    ((af__sqlite_t *)ud)->commits++;
+    return 0; /* let it commit */
+}
+
+static int schema_version(af__sqlite_t *c, int *version, af_error_t *err) {
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(c->db, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                                -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        return af__sqlite_fail(c, rc, "schema version", err);
+    }
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *version = sqlite3_column_int(st, 0);
+        rc = 0;
+    } else {
+        rc = af__sqlite_fail(c, sqlite3_extended_errcode(c->db), "schema version", err);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int too_new(int version, const char *path, af_error_t *err) {
+    return af_error_set(err, AF_ESTATE,
+                        "%s: database schema version %d is newer than this agentflow knows (%d); "
+                        "upgrade agentflow or use another data directory",
+                        path, version, AF_STORE_SCHEMA_VERSION);
+}
+
+static int migrate(af__sqlite_t *c, const char *path, af_error_t *err) {
+    int rc = af__sqlite_exec(c,
+                             "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                             "version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                             "applied_at INTEGER NOT NULL)",
+                             err);
+    int version = 0;
+    if (rc == 0) {
+        rc = schema_version(c, &version, err);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    if (version > AF_STORE_SCHEMA_VERSION) {
+        return too_new(version, path, err);
+    }
+    for (int i = 0; i < NMIGRATIONS; i++) {
+        if (MIGRATIONS[i].version <= version) {
+            continue;
+        }
+        if ((rc = af__sqlite_begin(c, err)) != 0) {
+            return rc;
+        }
+        /* Another process may have migrated since we looked: look again under the write lock. */
+        rc = schema_version(c, &version, err);
+        if (rc == 0 && version > AF_STORE_SCHEMA_VERSION) {
+            rc = too_new(version, path, err);
+        }
+        if (rc == 0 && MIGRATIONS[i].version > version) {
+            rc = af__sqlite_exec(c, MIGRATIONS[i].sql, err);
+            if (rc == 0) {
+                char sql[256];
+                snprintf(sql, sizeof sql,
+                         "INSERT INTO schema_migrations(version, name, applied_at) "
+                         "VALUES (%d, '%s', %lld)",
+                         MIGRATIONS[i].version, MIGRATIONS[i].name, (long long)af__sqlite_now(c));
+                rc = af__sqlite_exec(c, sql, err);
+            }
+            if (rc != 0 && err) {
+                char msg[sizeof err->msg];
+                snprintf(msg, sizeof msg, "%s", err->msg);
+                af_error_set(err, rc, "migration %d (%s): %s", MIGRATIONS[i].version,
+                             MIGRATIONS[i].name, msg);
+            }
+        }
+        if ((rc = af__sqlite_end(c, rc, err)) != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static void sqlite_close(af_store_t *base) {
+    sqlite_store_t *s = (sqlite_store_t *)base;
+    while (s->c.depth > 0) {
+        af__sqlite_rollback(&s->c);
+    }
+    af__queue_sqlite_free(s->queue);
+    for (int i = 0; i < s->c.ncache; i++) {
+        sqlite3_finalize(s->c.cache[i].st);
+    }
+    sqlite3_close(s->c.db);
+    free(s);
+}
+
+static const af_store_vt_t SQLITE_VT;
+
+int af__store_sqlite_open(const char *path, const af_store_options_t *opts, af_store_t **out,
+                          af_error_t *err) {
+    af_store_options_t o = {sizeof o, AF_STORE_DURABLE_DEFAULT, 5000, NULL, NULL};
+    if (opts) {
+        size_t n = opts->size < sizeof o ? opts->size : sizeof o;
+        memcpy(&o, opts, n);
+        o.size = sizeof o;
+        if (o.busy_timeout_ms <= 0) {
+            o.busy_timeout_ms = 5000;
+        }
+    }
+    sqlite_store_t *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        return af_error_set(err, AF_ENOMEM, "out of memory");
+    }
+    s->base.vt = &SQLITE_VT;
+    s->c.clock = o.clock;
+    s->c.clock_ud = o.clock_ud;
+    int rc = sqlite3_open_v2(
+        path, &s->c.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        rc = af_error_set(err, AF_EIO, "%s: %s", path,
+                          s->c.db ? sqlite3_errmsg(s->c.db) : sqlite3_errstr(rc));
+        sqlite3_close(s->c.db);
+        free(s);
+        return rc;
+    }
+    sqlite3_extended_result_codes(s->c.db, 1);
+    sqlite3_busy_timeout(s->c.db, o.busy_timeout_ms);
+    /* auto_vacuum only takes effect before the first table exists, so it comes first; on an
+     * existing database it changes nothing (the mode chosen at creation stays). */
+    rc = af__sqlite_exec(&s->c, "PRAGMA auto_vacuum = INCREMENTAL", err);
+    if (rc == 0) {
+        rc = af__sqlite_exec(&s->c, "PRAGMA journal_mode = WAL", err);
+    }
+    if (rc == 0) {
+        rc =
+            af__sqlite_exec(&s->c,
+                            o.durability == AF_STORE_DURABLE_STRICT ? "PRAGMA synchronous = FULL"
+                                                                    : "PRAGMA synchronous = NORMAL",
+                            err);
+    }
+    if (rc == 0) {
+        rc = af__sqlite_exec(&s->c, "PRAGMA temp_store = MEMORY", err);
+    }
+    if (rc == 0) {
+        rc = migrate(&s->c, path, err);
+    }
+    if (rc == 0) {
+        rc = af__sqlite_exec(&s->c, "CREATE TEMP TABLE af_prune (id TEXT PRIMARY KEY)", err);
+    }
+    if (rc == 0 && (s->queue = af__queue_sqlite_new(&s->c)) == NULL) {
+        rc = af_error_set(err, AF_ENOMEM, "out of memory");
+    }
+    if (rc != 0) {
+        sqlite_close(&s->base);
+        return rc;
+    }
+    /* Counted from here, so tests see the commits of their own calls. */
+    sqlite3_commit_hook(s->c.db, commit_hook, &s->c);
+    *out = &s->base;
+    return 0;
+}
+
+static int pragma_int(af__sqlite_t *c, const char *sql, int64_t *v) {
+    sqlite3_stmt *st;
+    *v = 0;
+    if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        return AF_EIO;
+    }
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *v = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+static int sqlite_info(af_store_t *base, af_store_info_t *info) {
+    af__sqlite_t *c = CONN(base);
+    int64_t v;
+    memset(info, 0, sizeof *info);
+    info->backend = "sqlite";
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(c->db, "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            af__sqlite_col_copy(st, 0, info->journal_mode, sizeof info->journal_mode);
+        }
+        sqlite3_finalize(st);
+    }
+    pragma_int(c, "PRAGMA synchronous", &v);
+    info->synchronous = (int)v;
+    pragma_int(c, "PRAGMA auto_vacuum", &v);
+    info->auto_vacuum = (int)v;
+    pragma_int(c, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &v);
+    info->schema_version = (int)v;
+    pragma_int(c, "PRAGMA page_count", &info->page_count);
+    pragma_int(c, "PRAGMA freelist_count", &info->freelist_count);
+    pragma_int(c, "PRAGMA page_size", &info->page_size);
+    info->commits = c->commits;
+    return 0;
+}
+
+static af_queue_t *sqlite_queue(af_store_t *base) {
+    return ((sqlite_store_t *)base)->queue;
+}
+
+static int sqlite_begin(af_store_t *s, af_error_t *err) {
+    return af__sqlite_begin(CONN(s), err);
+}
+
+static int sqlite_commit(af_store_t *s, af_error_t *err) {
+    return af__sqlite_commit(CONN(s), err);
+}
+
+static void sqlite_rollback(af_store_t *s) {
+    af__sqlite_rollback(CONN(s));
+}
+
+/* ---- workflows ------------------------------------------------------------------------------ */
+
+#define WORKFLOW_COLS                                                                              \
+    "id, name, description, project_id, status, current_version, created_at, updated_at"
+
+static int row_workflow(sqlite3_stmt *st, af_workflow_t *w) {
+    int oom = 0;
+    memset(w, 0, sizeof *w);
+    af__sqlite_col_copy(st, 0, w->id, sizeof w->id);
+    w->name = af__sqlite_col_dup(st, 1, &oom);
+    w->description = af__sqlite_col_dup(st, 2, &oom);
+    w->project_id = af__sqlite_col_dup(st, 3, &oom);
+    af__sqlite_col_copy(st, 4, w->status, sizeof w->status);
+    w->current_version = sqlite3_column_int(st, 5);
+    w->created_at = col_i64(st, 6);
+    w->updated_at = col_i64(st, 7);
+    if (oom) {
+        af_workflow_clear(w);
+        return AF_ENOMEM;
+    }
+    return 0;
+}
+
+static int sqlite_workflow_create(af_store_t *s, const af_workflow_t *w, char *id_out,
+                                  af_error_t *err) {
+    af__sqlite_t *c = CONN(s);
+    static const char SQL[] =
+        "INSERT INTO workflows (" WORKFLOW_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?6)";
+    char id[AF_STORE_ID_MAX];
+    const char *status = w->status[0] ? w->status : "active";
+    if (w->name == NULL || !valid_word(status, WORKFLOW_STATUSES)) {
+        return af_error_set(err, AF_EINVAL, "a workflow needs a name and status active|paused");
+    }
+    if (w->id[0]) {
+        snprintf(id, sizeof id, "%s", w->id);
+    } else {
+        af_uuid_v4(id);
+    }
+    sqlite3_stmt *st;
+    int rc = af__sqlite_prep(c, SQL, &st, err);
+    if (rc != 0) {
+        return rc;
+    }
+    af__sqlite_bind_text(st, 1, id);
+    af__sqlite_bind_text(st, 2, w->name);
+    af__sqlite_bind_text(st, 3, w->description);
+    af__sqlite_bind_text(st, 4, w->project_id);
+    af__sqlite_bind_text(st, 5, status);
+    sqlite3_bind_int64(st, 6, af__sqlite_now(c));
+    rc = af__sqlite_run(c, st, "create workflow", err);
+    if (rc == 0 && id_out) {
+        memcpy(id_out, id, sizeof id);
+    }
+    return rc;
+}
+
+static int sqlite_workflow_get(af_store_t *s, const char *id, af_workflow_t *out, af_error_t *err) {
+    af__sqlite_t *c = CONN(s);
+    static const char SQL[] = "SELECT " WORKFLOW_COLS " FROM workflows WHERE id = ?1";
+    sqlite3_stmt *st;
+    int rc = af__sqlite_prep(c, SQL, &st, err);
+    if (rc != 0) {
+        return rc;
+    }
+    af__sqlite_bind_text(st, 1, id);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        rc = row_workflow(st, out);
+    } else if (rc == SQLITE_DONE) {
+        rc = af_error_set(err, AF_ENOTFOUND, "no workflow %s", id);
+    } else {
+        rc = af__sqlite_fail(c, sqlite3_extended_errcode(c->db), "get workflow", err);
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* Cursors are "<created_at>:<id>" of the last row of the previous page. */
+static int sqlite_workflow_list(af_store_t *s, const char *project_id, const char *cursor,
+                                int limit, af_workflow_t **out, size_t *n, char *next_cursor,
+                                af_error_t *err) {
+    af__sqlite_t *c = CONN(s);
+    static const char SQL[] = "SELECT " WORKFLOW_COLS " FROM workflows"
+                              " WHERE (?1 IS NULL OR project_id = ?1)"
+                              "   AND (?2 IS NULL OR (created_at, id) < (?2, ?3))"
+                              " ORDER BY created_at DESC, id DESC LIMIT ?4";
+    long long at = 0;
+    char cid[AF_STORE_ID_MAX] = "";
+    *out = NULL;
+    *n = 0;
+    next_cursor[0] = '\0';
+    if (limit <= 0) {
+        limit = 50;
+    }
+    if (cursor && cursor[0]) {
+        const char *colon = strchr(cursor, ':');
+        char *end;
+        at = strtoll(cursor, &end, 10);
+        if (colon == NULL || end != colon || !fits(colon + 1, sizeof cid) || colon[1] == '\0') {
+            return af_error_set(err, AF_EINVAL, "malformed cursor");
+        }
+        snprintf(cid, sizeof cid, "%s", colon + 1);
+    }
+    sqlite3_stmt *st;
+    int rc = af__sqlite_prep(c, SQL, &st, err);
+    if (rc != 0) {
+        return rc;
+    }
+    af__sqlite_bind_text(st, 1, project_id);
+    if (cursor && cursor[0]) {
+        sqlite3_bind_int64(st, 2, at);
+        af__sqlite_bind_text(st, 3, cid);
+    }
+    sqlite3_bind_int(st, 4, limit + 1);
+    af_workflow_t *arr = calloc((size_t)limit + 1, sizeof *arr);
+    if (arr == NULL) {
+        return af_error_set(err, AF_ENOMEM, "out of memory");
+    }
+    size_t got = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (row_workflow(st, &arr[got]) != 0) {
+            rc = SQLITE_NOMEM;
+            break;
+        }
+        got++;
+    }
+    if (rc != SQLITE_DONE) {
+        rc = af__sqlite_fail(c, rc == SQLITE_NOMEM ? rc : sqlite3_extended_errcode(c->db),
+                             "list workflows", err);
+        sqlite3_reset(st);
+        af_workflows_free(arr, got);
+        return rc;
+    }
+    sqlite3_reset(st);
+    if (got > (size_t)limit) {
+        af_workflow_clear(&arr[limit]);
+        got = (size_t)limit;
+        snprintf(next_cursor, AF_STORE_CURSOR_MAX, "%lld:%s", (long long)arr[got - 1].created_at,
+                 arr[got - 1].id);
+    }
+    if (got == 0) {
+        free(arr);
+        arr = NULL;
+    }
+    *out = arr;
+    *n = got;
+    return 0;
+}
+
+static int sqlite_workflow_update(af_store_t *s, const af_workflow_t *w, af_error_t *err) {
+    af__sqlite_t *c = CONN(s);
+    static const char SQL[] = "UPDATE workflows SET name = COALESCE(?2, name), description = ?3,"
+                              " project_id = ?4, status = COALESCE(?5, status), updated_at = ?6"
+                              " WHERE id = ?1";
+    if (w->status[0] && !valid_word(w->status, WORKFLOW_STATUSES)) {
+        return af_error_set(err, AF_EINVAL, "workflow status must be active or paused");
+    }
+    sqlite3_stmt *st;
+    int rc = af__sqlite_prep(c, SQL, &st, err);
+    if (rc != 0) {
+        return rc;
+    }
+    af__sqlite_bind_text(st, 1, w->id);
+    af__sqlite_bind_text(st, 2, w->name);
+    af__sqlite_bind_text(st, 3, w->description);
+    af__sqlite_bind_text(st, 4, w->project_id);
+    af__sqlite_bind_text(st, 5, w->status[0] ? w->status : NULL);
+    sqlite3_bind_int64(st, 6, af__sqlite_now(c));
+    rc = af__sqlite_run(c, st, "update workflow", err);
+    if (rc == 0 && sqlite3_changes(c->db) == 0) {
+        rc = af_error_set(err, AF_ENOTFOUND, "no workflow %s", w->id);
+    }
+    return rc;
+}
+
+static int exec_with_id(af__sqlite_t *c, const char *sql, const char *id, int *changes,
+                        af_error_t *err) {
+    sqlite3_stmt *st;
+    int rc = af__sqlite_prep(c, sql, &st, err);
+    if (rc != 0) {
+        return rc;
+    }
+    af__sqlite_bind_text(st, 1, id);
+    rc = af__sqlite_run(c, st, sql, err);
+    if (changes) {
+        *changes = sqlite3_changes(c->db);
+    }
+    return rc;
+}
+
+static int sqlite_workflow_delete(af_store_t *s, const char *id, af_error_t *err) {
+    af__sqlite_t *c = CONN(s);
+    static const char DEL_W[] = "DELETE FROM workflows WHERE id = ?1";
+    static const char DEL_V[] = "DELETE FROM workflow_versions WHERE workflow_id = ?1";
+    static const char DEL_T[] = "DELETE FROM triggers WHERE workflow_id = ?1";
+    static const char DEL_H[] = "DELETE FROM webhook_registrations WHERE workflow_id = ?1";
+    int rc = af__sqlite_begin(c, err);
+    if (rc != 0) {
+        return rc;
+    }
+    int changes = 0;
+    rc = exec_with_id(c, DEL_W, id, &changes, err);
+    if (rc == 0 && changes == 0) {
+        rc = af_error_set(err, AF_ENOTFOUND, "no workflow %s", id);
+    }
+    if (rc == 0) {
+        rc = exec_with_id(c, DEL_V, id, NULL, err);
+    }
+    if (rc == 0) {
+        rc = exec_with_id(c, DEL_T, id, NULL, err);
+    }
+    if (rc == 0) {
+        rc = exec_with_id(c, DEL_H, id, NULL, err);
+    }
+    return af__sqlite_end(c, rc, err);
+}
+
+static int sqlite_version_add(af_store_t *s, const char *workflow_id, const char *lua_source,
+                              const json_t *definition, int *version, af_error_t *err) {
+    af__sqlite_t *c = CONN(s);
+    static const char INS[] =
+        "INSERT INTO workflow_versions (workflow_id, version, lua_source, definition, created_at)"
+        " SELECT ?1, COALESCE(MAX(version), 0) + 1, ?2, ?3, ?4 FROM workflow_versions"
+        " WHERE workflow_id = ?1 RETURNING version";
+    static const char UPD[] =
+        "UPDATE workflows SET current_version = ?2, updated_at = ?3 WHERE id = ?1";
+    int rc = af__sqlite_begin(c, err);
+    if (rc != 0) {
+        return rc;
+    }
+    int64_t now = af__sqlite_now(c);
+    int v = 0;
+    sqlite3_stmt *st;
+    rc = af__sqlite_prep(c, INS, &st, err);
+    if (rc == 0) {
+        af__sqlite_bind_text(st, 1, workflow_id);
+        af__sqlite_bind_text(st, 2, lua_source);
+        rc = af__sqlite_bind_json(st, 3, definition);
+        sqlite3_bind_int64(st, 4, now);
+        int row = 0;
+        if (rc == 0 && (rc = af__sqlite_first(c, st, &row, "add version", err)) == 0 && row) {
+            v = sqlite3_column_int(st, 0);
+            rc = af__sqlite_run(c, st, "add version", err);
+        }
+    }
+    if (rc == 0 && (rc = af__sqlite_prep(c, UPD, &st, err)) == 0) {
+        af__sqlite_bind_text(st, 1, workflow_id);
+        sqlite3_bind_int(st, 2, v);
+        sqlite3_bind_int64(st, 3, now);
+        rc = af__sqlite_run(c, st, "set current version", err);
+        if (rc == 0 && sqlite3_changes(c->db) == 0) {
+            rc = af_error_set(err, AF_ENOTFOUND, "no workflow %s", workflow_id);
+        }
+    }
+    rc = af__sqlite_end(c, rc, err);
+    if (rc == 0 && version) {
+        *version = v;
+    }
+    return rc;
+}
+
+static int sqlite_version_get(af_store_t *s, const char *workflow_id, int version,
+                              af_workflow_version_t *out, af_error_t *err) {
+    af__sqlite_t *c = CONN(s);
+    static const char SQL[] =
+        "SELECT v.workflow_id, v.version, v.lua_source, v.definition, v.created_at"
+        " FROM workflow_versions v WHERE v.workflow_id = ?1 AND v.version = CASE WHEN ?2 > 0"
+        " THEN ?2 ELSE (SELECT current_version FROM workflows WHERE id = ?1) END";
+    sqlite3_stmt *st;
+    int rc = af__sqlite_prep(c, SQL, &st, err);
+    if (rc != 0) {
+        return rc;
+    }
+    af__sqlite_bind_text(st, 1, workflow_id);
+    sqlite3_bind_int(st, 2, version);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        int oom = 0;
+        memset(out, 0, sizeof *out);
+        af__sqlite_col_copy(st, 0, out->workflow_id, sizeof out->workflow_id);
+        out->version = sqlite3_column_int(st, 1);
+        out->lua_source = af__sqlite_col_dup(st, 2, &oom);
+        out->definition = af__sqlite_col_json(st, 3);
+        out->created_at = col_i64(st, 4);
+        rc = 0;
+        if (oom) {
+            af_workflow_version_clear(out);
+            rc = af_error_set(err, AF_ENOMEM, "out of memory");
+        }
+    } else if (rc == SQLITE_DONE) {
+        rc = af_error_set(err, AF_ENOTFOUND, "no version %d of workflow %s", version, workflow_id);
+    } else {
+        rc = af__sqlite_fail(c, sqlite3_extended_errcode(c->db), "get version", err);
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* ---- executions ----------------------------------------------------------------------------- */
+
+static int sqlite_execution_insert(af_store_t *s, af_execution_t *e, af_error_t *err) {
+    af__sqlite_t *c = CONN(s);
+    static const char SQL[] = "INSERT INTO workflow_executions (id, workflow_id, version, status,"
+                              " input, attempt, created_at) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)";
+    char id[AF_STORE_ID_MAX];
+    const char *status = e->status[0] ? e->status : "queued";
+    if (!valid_word(status, EXEC_STATUSES) || e->workflow_id[0] == '\0') {
+        return af_error_set(err, AF_EINVAL, "an execution needs a workflow id and a valid status");
+    }
+    if (e->id[0]) {
+        snprintf(id, sizeof id, "%s", e->id);
+    } else {
+        af_uuid_v4(id);
+    }
+    int64_t now = af__sqlite_now(c);
+    sqlite3_stmt *st;
+    int rc = af__sqlite_prep(c, SQL, &st, err);
+    if (rc != 0) {
+        return rc;
+    }
+    af__sqlite_bind_text(st, 1, id);
+    af__sqlite_bind_text(st, 2, e->workflow_id);
+    sqlite3_bind_int(st, 3, e->version);
+    af__sqlite_bind_text(st, 4, status);
+    if ((rc = af__sqlite_bind_json(st, 5, e->input)) != 0) {
+        return af_error_set(err, rc, "out of memory");
+    }
+    sqlite3_bind_int64(st, 6, now);
+    rc = af__sqlite_run(c, st, "create execution", err);
+    if (rc == 0) {
+        memcpy(e->id, id, sizeof id);
+        snprintf(e->status, sizeof e->status, "%s", status);
+        e->created_at = now;
+    }
+    return rc;
+}
+
+static int sqlite_execution_get(af_store_t *s, const char *id, af_execution_t *out,
+                                af_error_t *err) {
+    af__sqlite_t *c = CONN(s);
+    static const char SQL[] =
+        "SELECT id, workflow_id, version, status, input, result, error, attempt, created_at,"
+        " started_at, completed_at, wake_at FROM workflow_executions WHERE id = ?1";
+    sqlite3_stmt *st;
+    int rc = af__sqlite_prep(c, SQL, &st, err);
+    if (rc != 0) {
+        return rc;
+    }
+    af__sqlite_bind_text(st, 1, id);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        int oom = 0;
+        memset(out, 0, sizeof *out);
+        af__sqlite_col_copy(st, 0, out->id, sizeof out->id);
+        af__sqlite_col_copy(st, 1, out->workflow_id, sizeof out->workflow_id);
+        out->version = sqlite3_column_int(st, 2);
+        af__sqlite_col_copy(st, 3, out->status, sizeof out->status);
+        out->input = af__sqlite_col_json(st, 4);
+        out->result = af__sqlite_col_json(st, 5);
+        out->error = af__sqlite_col_dup(st, 6, &oom);
+        out->attempt = sqlite3_column_int(st, 7);
+        out->created_at = col_i64(st, 8);
+        out->started_at = col_i64(st, 9);
+        out->completed_at = col_i64(st, 10);
+        out->wake_at = col_i64(st, 11);
+        rc = 0;
+        if (oom) {
+            af_execution_clear(out);
+            rc = af_error_set(err, AF_ENOMEM, "out of memory");
+        }
+    } else if (rc == SQLITE_DONE) {
+        rc = af_error_set(err, AF_ENOTFOUND, "no execution %s", id);
+    } else {
+        rc = af__sqlite_fail(c, sqlite3_extended_errcode(c->db), "get execution", err);
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+static int sqlite_execution_set_status(af_store_t *s, const char *id, const char *status,
+                                       const json_t *result, const char *error, int64_t wake_at,
+                                       af_error_t *err) {
+    af__sqlite_t *c = CONN(s);
+    static const char SQL[] =
+        "UPDATE workflow_executions SET status = ?2,"
+        " result = COALESCE(?3, result), error = COALESCE(?4, error),"
+        " started_at = CASE WHEN ?2 = 'running' THEN COALESCE(started_at, ?5) ELSE started_at END,"
+        " attempt = attempt + (?2 = 'running'),"
+        " completed_at = CASE WHEN ?2 IN ('succeeded', 'failed', 'cancelled') THEN ?5"
+        "   ELSE completed_at END,"
+        " wake_at = CASE WHEN ?2 = 'waiting' THEN ?6 ELSE NULL END"
+        " WHERE id = ?1";
+    if (!valid_word(status, EXEC_STATUSES)) {
+        return af_error_set(err, AF_EINVAL, "unknown execution status '%s'", status);
+    }
+    sqlite3_stmt *st;
+    int rc = af__sqlite_prep(c, SQL, &st, err);
+    if (rc != 0) {
+        return rc;
+    }
+    af__sqlite_bind_text(st, 1, id);
+    af__sqlite_bind_text(st, 2, status);
+    if ((rc = af__sqlite_bind_json(st, 3, result)) != 0) {
+        return af_error_set(err, rc, "out of memory");
+    }
+    af__sqlite_bind_text(st, 4, error);
+    sqlite3_bind_int64(st, 5, af__sqlite_now(c));
+    sqlite3_bind_int64(st, 6, wake_at);
+    rc = af__sqlite_run(c, st, "set execution status", err);
+    if (rc == 0 && sqlite3_changes(c->db) == 0) {
+        rc = af_error_set(err, AF_ENOTFOUND, "no execution %s", id);
+    }
+    return rc;
+}
+
+/* ---- checkpoints and logs ------------------------------------------------------------------- */
+
+static int sqlite_checkpoint_save(af_store_t *s, const af_checkpoint_t *cp, af_error_t *err) {
+    af__sqlite_t *c = CONN(s);
+    static const char SQL[] =
+        "INSERT OR REPLACE INTO step_checkpoints (execution_id, step, status, attempts, output,"
+        " error, started_at, ended_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+    if (cp->step == NULL || cp->execution_id[0] == '\0' || cp->status[0] == '\0') {
+        return af_error_set(err, AF_EINVAL, "a checkpoint needs an execution, a step, a status");
+    }
+    sqlite3_stmt *st;
+    int rc = af__sqlite_prep(c, SQL, &st, err);
+    if (rc != 0) {
+        return rc;
+    }
+    af__sqlite_bind_text(st, 1, cp->execution_id);
+    af__sqlite_bind_text(st, 2, cp->step);
+    af__sqlite_bind_text(st, 3, cp->status);
+    sqlite3_bind_int(st, 4, cp->attempts);
+    if ((rc = af__sqlite_bind_json(st, 5, cp->output)) != 0) {
+        return af_error_set(err, rc, "out of memory");
+    }
+    af__sqlite_bind_text(st, 6, cp->error);
+    sqlite3_bind_int64(st, 7, cp->started_at);
+    sqlite3_bind_int64(st, 8, cp->ended_at);
+    return af__sqlite_run(c, st, "save checkpoint", err);
+}
+
+/* Grows *arr (of elem-sized items) to hold at least need items. */
+static int grow(void **arr, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap) {
+        return 0;
+    }
+    size_t ncap = *cap ? *cap * 2 : 16;
+    while (ncap < need) {
+        ncap *= 2;
+    }
+    void *p = realloc(*arr, ncap * elem);
+    if (p == NULL) {
+        return AF_ENOMEM;
+    }
+    memset((char *)p + *cap * elem, 0, (ncap - *cap) * elem);
+    *arr = p;
+    *cap = ncap;
+    return 0;
+}
+
+static int sqlite_checkpoints_load(af_store_t *s, const char *execution_id, af_checkpoint_t **out,
+                                   size_t *n, af_error_t *err) {
+    af__sqlite_t *c = CONN(s);
+    static const char SQL[] =
+        "SELECT execution_id, step, status, attempts, output, error, started_at, ended_at"
+        " FROM step_checkpoints WHERE execution_id = ?1 ORDER BY step";
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *st;
+    int rc = af__sqlite_prep(c, SQL, &st, err);
+    if (rc != 0) {
+        return rc;
+    }
+    af__sqlite_bind_text(st, 1, execution_id);
+    af_checkpoint_t *arr = NULL;
+    size_t got = 0, cap = 0;
+    int oom = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (grow((void **)&arr, &cap, got + 1, sizeof *arr) != 0) {
+            oom = 1;
+            break;
+        }
+        af_checkpoint_t *cp = &arr[got++];
+        af__sqlite_col_copy(st, 0, cp->execution_id, sizeof cp->execution_id);
+        cp->step = af__sqlite_col_dup(st, 1, &oom);
+        af__sqlite_col_copy(st, 2, cp->status, sizeof cp->status);
+        cp->attempts = sqlite3_column_int(st, 3);
+        cp->output = af__sqlite_col_json(st, 4);
+        cp->error = af__sqlite_col_dup(st, 5, &oom);
+        cp->started_at = col_i64(st, 6);
+        cp->ended_at = col_i64(st, 7);
+        if (oom) {
+            break;
+        }
+    }
+    if (oom || rc != SQLITE_DONE) {
+        rc = oom ? af_error_set(err, AF_ENOMEM, "out of memory")
+                 : af__sqlite_fail(c, sqlite3_extended_errcode(c->db), "load checkpoints", err);
+        sqlite3_reset(st);
+        af_checkpoints_free(arr, got);
+        return rc;
+    }
+    sqlite3_reset(st);
+    *out = arr;
+    *n = got;
+    return 0;
+}
+
+static int sqlite_log_append(af_store_t *s, const char *execution_id, int64_t at, const char *step,
+                             const char *level, const char *message, int64_t *seq,
+                             af_error_t *err) {
+    af__sqlite_t *c = CONN(s);
+    static const char SQL[] =
+        "INSERT INTO execution_logs (execution_id, seq, at, step, level, message)"
+        " SELECT ?1, COALESCE(MAX(seq), 0) + 1, ?2, ?3, ?4, ?5 FROM execution_logs"
+        " WHERE execution_id = ?1 RETURNING seq";
+    sqlite3_stmt *st;
+    int rc = af__sqlite_prep(c, SQL, &st, err);
+    if (rc != 0) {
+        return rc;
+    }
+    af__sqlite_bind_text(st, 1, execution_id);
+    sqlite3_bind_int64(st, 2, at > 0 ? at : af__sqlite_now(c));
+    af__sqlite_bind_text(st, 3, step);
+    af__sqlite_bind_text(st, 4, level ? level : "info");
+    af__sqlite_bind_text(st, 5, message ? message : "");
+    int64_t got = 0;
+    int row = 0;
+    if ((rc = af__sqlite_first(c, st, &row, "append log", err)) == 0 && row) {
+        got = sqlite3_column_int64(st, 0);
+        rc = af__sqlite_run(c, st, "append log", err);
+    }
+    if (rc == 0 && seq) {
+        *seq = got;
+    }
+    return rc;
+}
+
+static int sqlite_logs_load(af_store_t *s, const char *execution_id, int64_t after_seq, int limit,
+                            af_log_entry_t **out, size_t *n, af_error_t *err) {
+    af__sqlite_t *c = CONN(s);
+    static const char SQL[] = "SELECT seq, at, step, level, message FROM execution_logs"
+                              " WHERE execution_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3";
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *st;
+    int rc = af__sqlite_prep(c, SQL, &st, err);
+    if (rc != 0) {
+        return rc;
+    }
+    af__sqlite_bind_text(st, 1, execution_id);
+    sqlite3_bind_int64(st, 2, after_seq);
+    sqlite3_bind_int(st, 3, limit > 0 ? limit : 1000);
+    af_log_entry_t *arr = NULL;
+    size_t got = 0, cap = 0;
+    int oom = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (grow((void **)&arr, &cap, got + 1, sizeof *arr) != 0) {
+            oom = 1;
+            break;
+        }
+        af_log_entry_t *l = &arr[got++];
+        l->seq = col_i64(st, 0);
+        l->at = col_i64(st, 1);
+        l->step = af__sqlite_col_dup(st, 2, &oom);
+        af__sqlite_col_copy(st, 3, l->level, sizeof l->level);
+        l->message = af__sqlite_col_dup(st, 4, &oom);
+        if (oom) {
+            break;
+        }
+    }
+    if (oom || rc != SQLITE_DONE) {
+        rc = oom ? af_error_set(err, AF_ENOMEM, "out of memory")
+                 : af__sqlite_fail(c, sqlite3_extended_errcode(c->db), "load logs", err);
+        sqlite3_reset(st);
+        af_log_entries_free(arr, got);
+        return rc;
+    }
+    sqlite3_reset(st);
+    *out = arr;
+    *n = got;
+    return 0;
+}
+
+/* ---- retention ------------------------------------------------------------------------------ */
+
+static int sqlite_compact(af_store_t *s, af_error_t *err) {
+    af__sqlite_t *c = CONN(s);
+    if (c->depth > 0) {
+        return af_error_set(err, AF_ESTATE, "compact inside a transaction");
+    }
+    int rc = af__sqlite_exec(c, "PRAGMA incremental_vacuum", err);
+    if (rc == 0) {
+        /* Readers on other connections may keep part of the log; it is truncated next time. */
+        rc = af__sqlite_exec(c, "PRAGMA wal_checkpoint(TRUNCATE)", err);
+    }
+    return rc;
+}
+
+static int sqlite_prune(af_store_t *s, int64_t max_age_ms, int64_t max_count, int64_t *removed,
+                        af_error_t *err) {
+    af__sqlite_t *c = CONN(s);
+    static const char BY_AGE[] =
+        "INSERT OR IGNORE INTO af_prune (id) SELECT id FROM workflow_executions"
+        " WHERE status IN ('succeeded', 'failed', 'cancelled') AND created_at < ?1";
+    static const char BY_COUNT[] =
+        "INSERT OR IGNORE INTO af_prune (id) SELECT id FROM workflow_executions"
+        " WHERE status IN ('succeeded', 'failed', 'cancelled')"
+        " ORDER BY created_at DESC, id DESC LIMIT -1 OFFSET ?1";
+    static const char DEL_C[] =
+        "DELETE FROM step_checkpoints WHERE execution_id IN (SELECT id FROM af_prune)";
+    static const char DEL_L[] =
+        "DELETE FROM execution_logs WHERE execution_id IN (SELECT id FROM af_prune)";
+    static const char DEL_E[] =
+        "DELETE FROM workflow_executions WHERE id IN (SELECT id FROM af_prune)";
+    static const char CLEAR[] = "DELETE FROM af_prune";
+    if (c->depth > 0) {
+        return af_error_set(err, AF_ESTATE, "prune inside a transaction");
+    }
+    int rc = af__sqlite_begin(c, err);
+    if (rc != 0) {
+        return rc;
+    }
+    sqlite3_stmt *st;
+    int64_t gone = 0;
+    if (rc == 0 && max_age_ms > 0 && (rc = af__sqlite_prep(c, BY_AGE, &st, err)) == 0) {
+        sqlite3_bind_int64(st, 1, af__sqlite_now(c) - max_age_ms);
+        rc = af__sqlite_run(c, st, "prune by age", err);
+    }
+    if (rc == 0 && max_count >= 0 && (rc = af__sqlite_prep(c, BY_COUNT, &st, err)) == 0) {
+        sqlite3_bind_int64(st, 1, max_count);
+        rc = af__sqlite_run(c, st, "prune by count", err);
+    }
+    if (rc == 0) {
+        rc = exec_with_id(c, DEL_C, NULL, NULL, err);
+    }
+    if (rc == 0) {
+        rc = exec_with_id(c, DEL_L, NULL, NULL, err);
+    }
+    if (rc == 0 && (rc = af__sqlite_prep(c, DEL_E, &st, err)) == 0) {
+        rc = af__sqlite_run(c, st, "prune executions", err);
+        gone = sqlite3_changes(c->db);
+    }
+    if (rc == 0) {
+        rc = exec_with_id(c, CLEAR, NULL, NULL, err);
+    }
+    if ((rc = af__sqlite_end(c, rc, err)) != 0) {
+        return rc;
+    }
+    if (removed) {
+        *removed = gone;
+    }
+    return sqlite_compact(s, err);
+}
+
+static const af_store_vt_t SQLITE_VT = {
+    .name = "sqlite",
+    .close = sqlite_close,
+    .info = sqlite_info,
+    .queue = sqlite_queue,
+    .begin = sqlite_begin,
+    .commit = sqlite_commit,
+    .rollback = sqlite_rollback,
+    .workflow_create = sqlite_workflow_create,
+    .workflow_get = sqlite_workflow_get,
+    .workflow_list = sqlite_workflow_list,
+    .workflow_update = sqlite_workflow_update,
+    .workflow_delete = sqlite_workflow_delete,
+    .version_add = sqlite_version_add,
+    .version_get = sqlite_version_get,
+    .execution_insert = sqlite_execution_insert,
+    .execution_get = sqlite_execution_get,
+    .execution_set_status = sqlite_execution_set_status,
+    .checkpoint_save = sqlite_checkpoint_save,
+    .checkpoints_load = sqlite_checkpoints_load,
+    .log_append = sqlite_log_append,
+    .logs_load = sqlite_logs_load,
+    .prune = sqlite_prune,
+    .compact = sqlite_compact,
+};
