@@ -1,6 +1,9 @@
 /* main.c -- the `agentflow` command line: run, check, --help, --version.
  * Exit codes: 0 success, 1 the workflow failed, 2 usage or definition error. */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
@@ -10,7 +13,9 @@
 #include "engine/engine.h"
 #include "graph/graph.h"
 #include "nodes/nodes.h"
+#include "api/api.h"
 #include "net/http.h"
+#include "net/http_server.h"
 #include "plugin/plugin.h"
 
 #include <luajit.h>
@@ -28,6 +33,7 @@ static const char *USAGE =
     "commands:\n"
     "  run FILE.lua     run a workflow once, in this process\n"
     "  check FILE.lua   validate a workflow and print its graph\n"
+    "  serve            run the REST API with embedded storage (SQLite in --data DIR)\n"
     "  plugin list      the loaded plugins, their versions and types\n"
     "  plugin info TYPE a node or trigger type's description and config schema\n"
     "\n"
@@ -60,6 +66,16 @@ static const char *PLUGIN_USAGE =
     "\n"
     "list: each plugin with its version, kind (c or lua), file and types.\n"
     "info: a node or trigger type's plugin, description and config schema (JSON Schema).\n";
+
+static const char *SERVE_USAGE =
+    "usage: agentflow serve [--listen HOST:PORT] [--data DIR] [--durability normal|strict]\n"
+    "\n"
+    "Serves the REST API (docs/api.md) with its storage in DIR/agentflow.db (SQLite, WAL).\n"
+    "  --listen      address to listen on (default 127.0.0.1:8080; port 0 picks a free one)\n"
+    "  --data        data directory (default ./agentflow-data; created when missing)\n"
+    "  --durability  normal: survives any process crash (default); strict: also power loss\n"
+    "Environment: AGENTFLOW_LISTEN, AGENTFLOW_DATA, AGENTFLOW_DURABILITY (flags win).\n"
+    "SIGTERM or SIGINT stops it gracefully (in-flight requests are answered), exit status 0.\n";
 
 static const char *CHECK_USAGE =
     "usage: agentflow check FILE.lua [--format text|json|dot]\n"
@@ -453,6 +469,124 @@ static int parse_run(int argc, char **argv, run_opts_t *o) {
     return o->file ? 0 : usage_error(RUN_USAGE, "%s", "run needs a workflow file");
 }
 
+/* ---- serve ---- */
+
+typedef struct serve_s {
+    uv_loop_t loop;
+    uv_signal_t sigterm, sigint;
+    af_http_server_t *server;
+    int stopping;
+} serve_t;
+
+static void server_stopped(af_http_server_t *s, void *ud) {
+    (void)s;
+    serve_t *sv = ud;
+    uv_close((uv_handle_t *)&sv->sigterm, NULL);
+    uv_close((uv_handle_t *)&sv->sigint, NULL);
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+    serve_t *sv = h->data;
+    if (!sv->stopping) {
+        sv->stopping = 1;
+        fprintf(stderr, "agentflow: %s: stopping\n", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+        af_http_server_stop(sv->server, server_stopped, sv);
+    }
+}
+
+static int split_listen(const char *listen, char *host, size_t size, int *port) {
+    const char *colon = strrchr(listen, ':');
+    char *end;
+    if (colon == NULL || colon == listen || (size_t)(colon - listen) >= size) {
+        return -1;
+    }
+    long p = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || p < 0 || p > 65535 || end == colon + 1) {
+        return -1;
+    }
+    snprintf(host, size, "%.*s", (int)(colon - listen), listen);
+    *port = (int)p;
+    return 0;
+}
+
+static const char *option(int argc, char **argv, const char *name, const char *env,
+                          const char *fallback) {
+    for (int i = 2; i + 1 < argc; i++) {
+        if (strcmp(argv[i], name) == 0) {
+            return argv[i + 1];
+        }
+    }
+    const char *v = getenv(env);
+    return v && *v ? v : fallback;
+}
+
+static int serve_run(const char *listen, const char *data, af_store_durability_t durability) {
+    char host[256];
+    int port;
+    af_error_t err = {0};
+    if (split_listen(listen, host, sizeof host, &port) != 0) {
+        return usage_error(SERVE_USAGE, "--listen: '%s' is not HOST:PORT", listen);
+    }
+    if (mkdir(data, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "agentflow: error: --data %s: %s\n", data, strerror(errno));
+        return EXIT_USAGE;
+    }
+    af_store_options_t so = {.size = sizeof so, .durability = durability};
+    af_store_t *store = NULL;
+    if (af_store_open(data, &so, &store, &err) != 0) {
+        return print_error(&err);
+    }
+    serve_t sv = {0};
+    uv_loop_init(&sv.loop);
+    int rc = load_plugins(&sv.loop);
+    af_http_router_t *router = af_http_router_new();
+    af_api_t *api = rc == 0 ? af_api_new(&sv.loop, store, router, &err) : NULL;
+    sv.server = api ? af_http_server_new(&sv.loop, NULL, af_http_router_handle, router) : NULL;
+    if (rc == 0 && (sv.server == NULL || af_http_server_listen(sv.server, host, port, &err) != 0)) {
+        rc = print_error(&err);
+    }
+    if (rc == 0) {
+        fprintf(stderr, "agentflow: listening on http://%s:%d (data %s/agentflow.db)\n", host,
+                af_http_server_port(sv.server), data);
+        uv_signal_init(&sv.loop, &sv.sigterm);
+        uv_signal_init(&sv.loop, &sv.sigint);
+        sv.sigterm.data = sv.sigint.data = &sv;
+        uv_signal_start(&sv.sigterm, on_signal, SIGTERM);
+        uv_signal_start(&sv.sigint, on_signal, SIGINT);
+        uv_run(&sv.loop, UV_RUN_DEFAULT);
+    }
+    af_http_server_free(sv.server);
+    af_api_free(api);
+    af_http_router_free(router);
+    unload_plugins(&sv.loop);
+    uv_loop_close(&sv.loop);
+    af_store_close(store);
+    return rc;
+}
+
+static int main_serve(int argc, char **argv) {
+    for (int i = 2; i < argc; i++) {
+        if (is_help(argv[i])) {
+            fputs(SERVE_USAGE, stdout);
+            return 0;
+        }
+        if (strcmp(argv[i], "--listen") && strcmp(argv[i], "--data") &&
+            strcmp(argv[i], "--durability")) {
+            return usage_error(SERVE_USAGE, "unknown option '%s'", argv[i]);
+        }
+        if (++i == argc) {
+            return usage_error(SERVE_USAGE, "%s needs a value", argv[i - 1]);
+        }
+    }
+    const char *d = option(argc, argv, "--durability", "AGENTFLOW_DURABILITY", "normal");
+    if (strcmp(d, "normal") && strcmp(d, "strict")) {
+        return usage_error(SERVE_USAGE, "--durability is normal or strict, not '%s'", d);
+    }
+    return serve_run(option(argc, argv, "--listen", "AGENTFLOW_LISTEN", "127.0.0.1:8080"),
+                     option(argc, argv, "--data", "AGENTFLOW_DATA", "agentflow-data"),
+                     strcmp(d, "strict") == 0 ? AF_STORE_DURABLE_STRICT : AF_STORE_DURABLE_DEFAULT);
+}
+
 static int main_check(int argc, char **argv) {
     const char *file = NULL, *format = "text";
     for (int i = 2; i < argc; i++) {
@@ -505,6 +639,9 @@ int main(int argc, char **argv) {
     }
     if (strcmp(argv[1], "check") == 0) {
         return main_check(argc, argv);
+    }
+    if (strcmp(argv[1], "serve") == 0) {
+        return main_serve(argc, argv);
     }
     return usage_error(USAGE, "unknown command '%s'", argv[1]);
 }

@@ -1,0 +1,19 @@
+/* api.h -- the REST API of `agentflow serve`: routes on the HTTP server's router, backed by the
+ * store. This release serves health, readiness and workflow definitions with their versions. */
+#ifndef AF_API_H
+#define AF_API_H
+
+#include <uv.h>
+#include "core/core.h"
+#include "net/http_server.h"
+#include "store/store.h"
+
+typedef struct af_api_s af_api_t;
+
+/* Registers the routes on router (borrowed, like store and loop, for the API's life). Workflow
+ * scripts are compiled (in a scratch VM on loop) before anything is stored. NULL on out of
+ * memory or a route clash, with err. */
+af_api_t *af_api_new(uv_loop_t *loop, af_store_t *store, af_http_router_t *router, af_error_t *err);
+void af_api_free(af_api_t *api);
+
+#endif

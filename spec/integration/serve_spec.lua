@@ -1,0 +1,169 @@
+-- `agentflow serve` for real: the binary on a free loopback port with its SQLite store in a temp
+-- directory, spoken to over HTTP (curl): health, workflow definitions, bad input, restarts.
+local h = require "spec.helpers"
+local json = require "dkjson"
+
+local DATA, URL, PID, LOG
+
+local function start()
+  LOG = os.tmpname()
+  os.remove(LOG .. ".code")
+  -- a watcher shell records the server's exit status in LOG.code
+  os.execute("(" .. h.BIN .. " serve --listen 127.0.0.1:0 --data " .. DATA .. " 2> " .. LOG ..
+             " & echo $! > " .. LOG .. ".pid; wait $!; echo $? > " .. LOG .. ".code) &")
+  local port
+  for _ = 1, 100 do
+    port = h.exists(LOG) and h.read(LOG):match("listening on http://127%.0%.0%.1:(%d+)")
+    if port then break end
+    os.execute("sleep 0.05")
+  end
+  assert(port, "agentflow serve did not start: " .. (h.exists(LOG) and h.read(LOG) or ""))
+  for _ = 1, 50 do
+    PID = h.exists(LOG .. ".pid") and h.read(LOG .. ".pid"):match("%d+")
+    if PID then break end
+    os.execute("sleep 0.05")
+  end
+  URL = "http://127.0.0.1:" .. port
+end
+
+-- Stops with SIGTERM; returns the server's exit status (nil if it did not exit in 5 s).
+local function stop()
+  h.sh("kill -TERM " .. PID)
+  local code
+  for _ = 1, 100 do
+    code = h.exists(LOG .. ".code") and tonumber(h.read(LOG .. ".code"):match("%d+"))
+    if code then break end
+    os.execute("sleep 0.05")
+  end
+  os.remove(LOG .. ".pid")
+  PID = nil
+  return code
+end
+
+-- curl: returns status, decoded body (or nil), raw body.
+local function call(method, path, body, ctype)
+  local file = body and h.tmpfile(body)
+  local cmd = "curl -s -o /dev/stdout -w '\\n%{http_code}' -X " .. method ..
+    (ctype and (" -H 'Content-Type: " .. ctype .. "'") or "") ..
+    (file and (" --data-binary @" .. file) or "") .. " " .. h.quote(URL .. path)
+  local _, out = h.sh(cmd)
+  if file then os.remove(file) end
+  local text, status = out:match("^(.*)\n(%d+)%s*$")
+  return tonumber(status), json.decode(text or ""), text
+end
+
+local SCRIPT = [[
+local af = require "agentflow"
+local wf = af.workflow "greeter" { description = "says hello" }
+wf:step("hi", function(ctx) return "hello" end)
+return wf
+]]
+
+describe("agentflow serve", function()
+  setup(function()
+    DATA = os.tmpname()
+    os.remove(DATA)
+    start()
+  end)
+  teardown(function()
+    if PID then stop() end
+    h.sh("rm -rf " .. DATA)
+  end)
+
+  it("answers health and readiness", function()
+    local status, body = call("GET", "/healthz")
+    assert.are.equal(200, status)
+    assert.are.equal("ok", body.status)
+    status, body = call("GET", "/readyz")
+    assert.are.equal(200, status)
+    assert.are.equal("sqlite", body.store)
+  end)
+
+  it("stores a workflow from a script that compiles, in both body forms", function()
+    local status, w = call("POST", "/api/workflows", SCRIPT, "text/x-lua")
+    assert.are.equal(201, status)
+    assert.are.equal("greeter", w.name)
+    assert.are.equal("says hello", w.description)
+    assert.are.equal(1, w.version)
+    assert.truthy(w.id:match("^%x+%-%x+%-4%x+%-%x+%-%x+$"))
+    local status2, w2 = call("POST", "/api/workflows", json.encode({ source = SCRIPT, name = "other" }),
+                             "application/json")
+    assert.are.equal(201, status2)
+    assert.are.equal("other", w2.name)
+    local _, got = call("GET", "/api/workflows/" .. w.id)
+    assert.are.equal(SCRIPT, got.source)
+  end)
+
+  it("refuses bad input with the right status and stores nothing", function()
+    local _, before = call("GET", "/api/workflows?limit=200")
+    local status, body = call("POST", "/api/workflows", "local af = require 'agentflow'\nreturn (",
+                              "text/x-lua")
+    assert.are.equal(422, status)
+    assert.are.equal("unprocessable", body.error.code)
+    assert.truthy(body.error.message:find("workflow.lua:2:", 1, true), body.error.message)
+    status, body = call("POST", "/api/workflows", "{not json", "application/json")
+    assert.are.equal(400, status)
+    assert.are.equal("bad_request", body.error.code)
+    status = call("POST", "/api/workflows", "x", "text/plain")
+    assert.are.equal(415, status)
+    status = call("POST", "/api/workflows", json.encode({ name = "no source" }), "application/json")
+    assert.are.equal(422, status)
+    status = call("POST", "/api/workflows", string.rep("x", 2 * 1024 * 1024), "text/x-lua")
+    assert.are.equal(413, status)
+    status, body = call("GET", "/api/workflows/00000000-0000-4000-8000-000000000000")
+    assert.are.equal(404, status)
+    assert.are.equal("not_found", body.error.code)
+    status = call("PATCH", "/api/workflows")
+    assert.are.equal(405, status)
+    status = call("GET", "/api/workflows?limit=0")
+    assert.are.equal(400, status)
+    local _, after = call("GET", "/api/workflows?limit=200")
+    assert.are.equal(#before.items, #after.items)
+  end)
+
+  it("pages through workflows with a cursor", function()
+    for i = 1, 3 do
+      call("POST", "/api/workflows", json.encode({ source = SCRIPT, name = "page-" .. i }),
+           "application/json")
+    end
+    local seen, cursor, pages = {}, nil, 0
+    repeat
+      local _, page = call("GET", "/api/workflows?limit=2" .. (cursor and ("&cursor=" .. cursor) or ""))
+      for _, w in ipairs(page.items) do
+        assert.is_nil(seen[w.id])
+        seen[w.id] = true
+      end
+      cursor = page.next_cursor ~= json.null and page.next_cursor or nil
+      pages = pages + 1
+    until not cursor
+    local n = 0
+    for _ in pairs(seen) do n = n + 1 end
+    assert.is_true(n >= 5)
+    assert.is_true(pages >= 3)
+  end)
+
+  it("stores new versions and deletes", function()
+    local _, w = call("POST", "/api/workflows", SCRIPT, "text/x-lua")
+    local v2 = SCRIPT:gsub('"says hello"', '"says hello twice"')
+    local status, updated = call("PUT", "/api/workflows/" .. w.id, v2, "text/x-lua")
+    assert.are.equal(200, status)
+    assert.are.equal(2, updated.version)
+    assert.are.equal("says hello twice", updated.description)
+    status = call("PUT", "/api/workflows/" .. w.id, "return 5", "text/x-lua")
+    assert.are.equal(422, status)
+    local _, got = call("GET", "/api/workflows/" .. w.id)
+    assert.are.equal(2, got.version) -- the broken script changed nothing
+    assert.are.equal(204, (call("DELETE", "/api/workflows/" .. w.id)))
+    assert.are.equal(404, (call("GET", "/api/workflows/" .. w.id)))
+  end)
+
+  it("stops on SIGTERM with status 0 and keeps its data across a restart", function()
+    local _, w = call("POST", "/api/workflows", SCRIPT, "text/x-lua")
+    assert.are.equal(0, stop())
+    assert.truthy(h.read(LOG):find("SIGTERM: stopping", 1, true))
+    start()
+    local status, got = call("GET", "/api/workflows/" .. w.id)
+    assert.are.equal(200, status)
+    assert.are.equal("greeter", got.name)
+  end)
+end)
