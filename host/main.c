@@ -541,6 +541,12 @@ static int serve_run(const char *listen, const char *data, af_store_durability_t
     int rc = load_plugins(&sv.loop);
     af_http_router_t *router = af_http_router_new();
     af_api_t *api = rc == 0 ? af_api_new(&sv.loop, store, router, &err) : NULL;
+    af_engine_opts_t eo = {
+        .loop = &sv.loop, .secret = env_secret, .checkpoint = af_api_checkpoint, .ud = api};
+    af_engine_t *engine = api ? af_engine_new(&eo) : NULL;
+    if (api) {
+        af_api_set_engine(api, engine, data);
+    }
     sv.server = api ? af_http_server_new(&sv.loop, NULL, af_http_router_handle, router) : NULL;
     if (rc == 0 && (sv.server == NULL || af_http_server_listen(sv.server, host, port, &err) != 0)) {
         rc = print_error(&err);
@@ -556,6 +562,7 @@ static int serve_run(const char *listen, const char *data, af_store_durability_t
         uv_run(&sv.loop, UV_RUN_DEFAULT);
     }
     af_http_server_free(sv.server);
+    af_engine_free(engine); /* the loop ran until the last execution finished */
     af_api_free(api);
     af_http_router_free(router);
     unload_plugins(&sv.loop);

@@ -7,11 +7,15 @@
 #include <string.h>
 #include <strings.h>
 
+#include <sys/stat.h>
+
 #include "dsl/dsl.h"
 
 struct af_api_s {
     uv_loop_t *loop;
     af_store_t *store;
+    af_engine_t *engine;
+    char *data_dir;
 };
 
 /* ---- helpers ---- */
@@ -261,6 +265,223 @@ static void workflow_delete(af_http_req_t *req, af_http_res_t *res, void *ud) {
     af_http_res_send(res);
 }
 
+/* ---- executions ---- */
+
+int af_api_checkpoint(void *ud, const af_exec_t *x, int step, const json_t *output) {
+    af_api_t *api = ud;
+    af_checkpoint_t c = {.step = af_exec_graph(x)->steps[step].name,
+                         .attempts = 1,
+                         .output = (json_t *)output,
+                         .ended_at = af_wall_ms()};
+    snprintf(c.execution_id, sizeof c.execution_id, "%s", af_exec_id(x));
+    snprintf(c.status, sizeof c.status, "succeeded");
+    af_error_t err;
+    return af_store_checkpoint_save(api->store, &c, &err);
+}
+
+/* The script of a stored version as a file the engine loads (and caches) by path. */
+static int version_file(af_api_t *api, const char *id, int version, char *path, size_t size,
+                        af_error_t *err) {
+    snprintf(path, size, "%s/versions", api->data_dir);
+    mkdir(path, 0700);
+    snprintf(path, size, "%s/versions/%s-v%d.lua", api->data_dir, id, version);
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        return 0;
+    }
+    af_workflow_version_t v = {0};
+    int rc = af_store_version_get(api->store, id, version, &v, err);
+    if (rc != 0) {
+        return rc;
+    }
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    int ok = f != NULL && fputs(v.lua_source ? v.lua_source : "", f) >= 0;
+    ok = f != NULL && fclose(f) == 0 && ok && rename(tmp, path) == 0;
+    af_workflow_version_clear(&v);
+    return ok ? 0 : af_error_set(err, AF_EIO, "cannot write %s", path);
+}
+
+/* A request waiting (?wait=S) for its execution, or just the execution's bookkeeping. */
+typedef struct waiter_s {
+    af_api_t *api;
+    af_http_res_t *res; /* NULL once answered, or when nobody waits */
+    uv_timer_t *timer;
+    char id[AF_STORE_ID_MAX];
+} waiter_t;
+
+static json_t *execution_json(af_api_t *api, const char *id, af_error_t *err, int *rc) {
+    af_execution_t e = {0};
+    *rc = af_store_execution_get(api->store, id, &e, err);
+    if (*rc != 0) {
+        return NULL;
+    }
+    json_t *out =
+        json_pack("{s:s, s:s, s:i, s:s, s:O?, s:O?, s:s?, s:o, s:o, s:o}", "id", e.id,
+                  "workflow_id", e.workflow_id, "version", e.version, "status", e.status, "input",
+                  e.input, "result", e.result, "error", e.error, "created_at", iso(e.created_at),
+                  "started_at", iso(e.started_at), "completed_at", iso(e.completed_at));
+    af_execution_clear(&e);
+    af_checkpoint_t *cs = NULL;
+    size_t n = 0;
+    json_t *steps = json_object();
+    if (af_store_checkpoints_load(api->store, id, &cs, &n, err) == 0) {
+        for (size_t i = 0; i < n; i++) {
+            json_object_set_new(steps, cs[i].step,
+                                json_pack("{s:s, s:i, s:O?, s:o}", "status", cs[i].status,
+                                          "attempts", cs[i].attempts, "output", cs[i].output,
+                                          "ended_at", iso(cs[i].ended_at)));
+        }
+        af_checkpoints_free(cs, n);
+    }
+    json_object_set_new(out, "steps", steps);
+    return out;
+}
+
+static void waiter_answer(waiter_t *w, int status) {
+    if (w->res == NULL) {
+        return;
+    }
+    af_error_t err;
+    int rc;
+    json_t *out = execution_json(w->api, w->id, &err, &rc);
+    if (out) {
+        af_http_res_send_json(w->res, status, out);
+        json_decref(out);
+    } else {
+        af_http_res_send_error(w->res, 500, "%s", err.msg);
+    }
+    w->res = NULL;
+}
+
+static void timer_closed(uv_handle_t *h) {
+    free(h);
+}
+
+static void stop_timer(waiter_t *w) {
+    if (w->timer) {
+        uv_close((uv_handle_t *)w->timer, timer_closed);
+        w->timer = NULL;
+    }
+}
+
+static void wait_expired(uv_timer_t *t) {
+    waiter_t *w = t->data;
+    waiter_answer(w, 202); /* not finished in time: the client polls GET /api/executions/:id */
+    stop_timer(w);
+}
+
+static void exec_done(af_exec_t *x, void *ud) {
+    waiter_t *w = ud;
+    const af_fault_t *f = af_exec_fault(x);
+    json_t *result = af_exec_result(x);
+    char error[1200] = "";
+    if (f) {
+        snprintf(error, sizeof error, "%s: %s", f->code, f->message);
+    }
+    af_error_t err;
+    af_store_execution_set_status(w->api->store, af_exec_id(x),
+                                  af_exec_status_name(af_exec_status(x)), result, f ? error : NULL,
+                                  0, &err);
+    json_decref(result);
+    af_exec_free(x);
+    waiter_answer(w, 200);
+    stop_timer(w);
+    free(w);
+}
+
+/* The input of an execute request: {"input": ...} as JSON, or no body. NULL input is fine. */
+static int input_of(af_http_req_t *req, af_http_res_t *res, json_t **input) {
+    size_t n;
+    const char *body = af_http_req_body(req, &n);
+    const char *type = af_http_req_header(req, "Content-Type");
+    af_error_t err;
+    *input = NULL;
+    if (n == 0) {
+        return 0;
+    }
+    if (type == NULL || strncasecmp(type, "application/json", 16) != 0) {
+        af_http_res_send_error(res, 415, "send application/json {\"input\": {...}}");
+        return -1;
+    }
+    json_t *j = af_json_loads(body, n, 128, &err);
+    if (j == NULL) {
+        af_http_res_send_error(res, 400, "malformed JSON: %s", err.msg);
+        return -1;
+    }
+    *input = json_incref(json_object_get(j, "input"));
+    json_decref(j);
+    return 0;
+}
+
+static void workflow_execute(af_http_req_t *req, af_http_res_t *res, void *ud) {
+    af_api_t *api = ud;
+    const char *id = af_http_req_param(req, "id");
+    const char *wait_text = af_http_req_query_param(req, "wait");
+    double wait = wait_text ? atof(wait_text) : 0;
+    json_t *input;
+    if (input_of(req, res, &input) != 0) {
+        return;
+    }
+    af_error_t err;
+    af_workflow_t wf = {0};
+    char path[4096];
+    int rc = af_store_workflow_get(api->store, id, &wf, &err);
+    if (rc == 0) {
+        rc = version_file(api, id, wf.current_version, path, sizeof path, &err);
+    }
+    af_execution_t e = {.version = wf.current_version, .input = input};
+    snprintf(e.workflow_id, sizeof e.workflow_id, "%s", id);
+    snprintf(e.status, sizeof e.status, "running");
+    af_workflow_clear(&wf);
+    if (rc == 0) { /* stored before it starts: the id answered is already durable */
+        rc = af_store_execution_create(api->store, &e, NULL, NULL, &err);
+    }
+    waiter_t *w = calloc(1, sizeof *w);
+    if (rc == 0) {
+        snprintf(w->id, sizeof w->id, "%s", e.id);
+        w->api = api;
+        if (wait > 0) {
+            w->res = res;
+        }
+        af_exec_t *x;
+        rc = af_exec_start_file_as(api->engine, path, input, e.id, exec_done, w, &x, &err);
+        if (rc != 0) {
+            af_error_t ignored;
+            af_store_execution_set_status(api->store, e.id, "failed", NULL, err.msg, 0, &ignored);
+        }
+    }
+    json_decref(input);
+    if (rc != 0) {
+        free(w);
+        af_http_res_send_error(res, rc == AF_EDEFINITION ? 422 : status_of(rc), "%s", err.msg);
+        return;
+    }
+    if (wait > 0) { /* answered when it finishes, or with 202 after `wait` seconds */
+        w->timer = malloc(sizeof *w->timer);
+        uv_timer_init(api->loop, w->timer);
+        w->timer->data = w;
+        uv_timer_start(w->timer, wait_expired, (uint64_t)(wait * 1000), 0);
+        return;
+    }
+    json_t *out = json_pack("{s:s, s:s}", "id", e.id, "status", "running");
+    af_http_res_send_json(res, 202, out);
+    json_decref(out);
+}
+
+static void execution_get(af_http_req_t *req, af_http_res_t *res, void *ud) {
+    af_error_t err;
+    int rc;
+    json_t *out = execution_json(ud, af_http_req_param(req, "id"), &err, &rc);
+    if (out == NULL) {
+        af_http_res_send_error(res, status_of(rc), "%s", err.msg);
+        return;
+    }
+    af_http_res_send_json(res, 200, out);
+    json_decref(out);
+}
+
 /* ---- set-up ---- */
 
 af_api_t *af_api_new(uv_loop_t *loop, af_store_t *store, af_http_router_t *router,
@@ -283,6 +504,8 @@ af_api_t *af_api_new(uv_loop_t *loop, af_store_t *store, af_http_router_t *route
         {"GET", "/api/workflows/:id", workflow_get},
         {"PUT", "/api/workflows/:id", workflow_update},
         {"DELETE", "/api/workflows/:id", workflow_delete},
+        {"POST", "/api/workflows/:id/execute", workflow_execute},
+        {"GET", "/api/executions/:id", execution_get},
     };
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         int rc = af_http_router_add(router, routes[i].method, routes[i].pattern, routes[i].fn, api);
@@ -295,6 +518,15 @@ af_api_t *af_api_new(uv_loop_t *loop, af_store_t *store, af_http_router_t *route
     return api;
 }
 
+void af_api_set_engine(af_api_t *api, af_engine_t *engine, const char *data_dir) {
+    api->engine = engine;
+    free(api->data_dir);
+    api->data_dir = strdup(data_dir);
+}
+
 void af_api_free(af_api_t *api) {
-    free(api);
+    if (api) {
+        free(api->data_dir);
+        free(api);
+    }
 }

@@ -872,10 +872,14 @@ static int exec_begin(af_exec_t *x, json_t *input, af_error_t *err) {
 }
 
 static int start(af_engine_t *e, const char *file, json_t *input, int depth,
-                 void (*on_done)(af_exec_t *, void *), void *ud, af_exec_t **out, af_error_t *err) {
+                 void (*on_done)(af_exec_t *, void *), void *ud, af_exec_t **out, af_error_t *err,
+                 const char *id) {
     af_exec_t *x = exec_new(e, file, err);
     if (x == NULL) {
         return err ? err->code : AF_ENOMEM;
+    }
+    if (id) {
+        snprintf(x->id, sizeof x->id, "%s", id);
     }
     x->depth = depth;
     x->on_done = on_done;
@@ -892,7 +896,17 @@ static int start(af_engine_t *e, const char *file, json_t *input, int depth,
 int af_exec_start_file(af_engine_t *e, const char *file, json_t *input,
                        void (*on_done)(af_exec_t *x, void *ud), void *ud, af_exec_t **out,
                        af_error_t *err) {
-    return start(e, file, input, 0, on_done, ud, out, err);
+    return start(e, file, input, 0, on_done, ud, out, err, NULL);
+}
+
+int af_exec_start_file_as(af_engine_t *e, const char *file, json_t *input, const char *id,
+                          void (*on_done)(af_exec_t *x, void *ud), void *ud, af_exec_t **out,
+                          af_error_t *err) {
+    return start(e, file, input, 0, on_done, ud, out, err, id);
+}
+
+const char *af_exec_id(const af_exec_t *x) {
+    return x->id;
 }
 
 /* ---- sub-workflows ---- */
@@ -958,7 +972,7 @@ static int run_child(af_node_call_t *call, const char *file, json_t *input, af_f
              file);
     af_exec_t *child = NULL;
     af_error_t err;
-    int rc = start(x->e, path, input, x->depth + 1, child_done, call, &child, &err);
+    int rc = start(x->e, path, input, x->depth + 1, child_done, call, &child, &err, NULL);
     if (rc != 0) {
         char text[1400];
         af_fault_set(fault, 0, "CALL", "sub-workflow %s: %s", file,

@@ -81,6 +81,13 @@ void af_engine_free(af_engine_t *e);
 int af_exec_start_file(af_engine_t *e, const char *file, json_t *input,
                        void (*on_done)(af_exec_t *x, void *ud), void *ud, af_exec_t **out,
                        af_error_t *err);
+/* As af_exec_start_file, with the execution's id given (a stored execution's); id NULL: a new
+ * UUID. */
+int af_exec_start_file_as(af_engine_t *e, const char *file, json_t *input, const char *id,
+                          void (*on_done)(af_exec_t *x, void *ud), void *ud, af_exec_t **out,
+                          af_error_t *err);
+/* The execution's id (borrowed, 36 characters). */
+const char *af_exec_id(const af_exec_t *x);
 /* Cancels a running execution: running node calls are cancelled, on_done follows. */
 void af_exec_cancel(af_exec_t *x, const char *reason);
 void af_exec_free(af_exec_t *x);

@@ -157,6 +157,41 @@ describe("agentflow serve", function()
     assert.are.equal(404, (call("GET", "/api/workflows/" .. w.id)))
   end)
 
+  it("executes a stored workflow: waits for it, or answers 202 and is polled", function()
+    local script = [[
+local af = require "agentflow"
+local wf = af.workflow "adder" { sample_input = { a = 1, b = 2 } }
+local sum = wf:step("sum", function(ctx) return ctx.trigger.a + ctx.trigger.b end)
+wf:step("slow", function(ctx) af.sleep(300) return ctx.steps.sum * 10 end, { after = sum })
+return wf
+]]
+    local _, w = call("POST", "/api/workflows", script, "text/x-lua")
+    local status, x = call("POST", "/api/workflows/" .. w.id .. "/execute?wait=10",
+                           json.encode({ input = { a = 2, b = 3 } }), "application/json")
+    assert.are.equal(200, status)
+    assert.are.equal("succeeded", x.status)
+    assert.are.equal(50, x.result.slow)
+    assert.are.equal(5, x.steps.sum.output) -- checkpointed step by step
+    assert.are.equal(2, x.input.a)
+    status, x = call("POST", "/api/workflows/" .. w.id .. "/execute")
+    assert.are.equal(202, status)
+    assert.are.equal("running", x.status)
+    local got
+    for _ = 1, 100 do
+      _, got = call("GET", "/api/executions/" .. x.id)
+      if got.status ~= "running" then break end
+      os.execute("sleep 0.05")
+    end
+    assert.are.equal("succeeded", got.status)
+    assert.are.equal(30, got.result.slow) -- the sample input
+    status = call("POST", "/api/workflows/" .. w.id .. "/execute?wait=0.05")
+    assert.are.equal(202, status) -- not finished within the wait
+    assert.are.equal(404, (call("GET", "/api/executions/00000000-0000-4000-8000-000000000000")))
+    assert.are.equal(404, (call("POST", "/api/workflows/00000000-0000-4000-8000-000000000000/execute")))
+    assert.are.equal(400, (call("POST", "/api/workflows/" .. w.id .. "/execute", "{oops",
+                                "application/json")))
+  end)
+
   it("stops on SIGTERM with status 0 and keeps its data across a restart", function()
     local _, w = call("POST", "/api/workflows", SCRIPT, "text/x-lua")
     assert.are.equal(0, stop())
