@@ -541,8 +541,11 @@ static int serve_run(const char *listen, const char *data, af_store_durability_t
     int rc = load_plugins(&sv.loop);
     af_http_router_t *router = af_http_router_new();
     af_api_t *api = rc == 0 ? af_api_new(&sv.loop, store, router, &err) : NULL;
-    af_engine_opts_t eo = {
-        .loop = &sv.loop, .secret = env_secret, .checkpoint = af_api_checkpoint, .ud = api};
+    af_engine_opts_t eo = {.loop = &sv.loop,
+                           .secret = env_secret,
+                           .checkpoint = af_api_checkpoint,
+                           .on_event = af_api_on_event,
+                           .ud = api};
     af_engine_t *engine = api ? af_engine_new(&eo) : NULL;
     if (api) {
         af_api_set_engine(api, engine, data);

@@ -11,11 +11,14 @@
 
 #include "dsl/dsl.h"
 
+typedef struct waiter_s waiter_t;
+
 struct af_api_s {
     uv_loop_t *loop;
     af_store_t *store;
     af_engine_t *engine;
     char *data_dir;
+    waiter_t *running;
 };
 
 /* ---- helpers ---- */
@@ -309,6 +312,8 @@ typedef struct waiter_s {
     af_http_res_t *res; /* NULL once answered, or when nobody waits */
     uv_timer_t *timer;
     char id[AF_STORE_ID_MAX];
+    af_exec_t *x;                 /* while it runs */
+    struct waiter_s *next, *prev; /* the API's running executions */
 } waiter_t;
 
 static json_t *execution_json(af_api_t *api, const char *id, af_error_t *err, int *rc) {
@@ -372,8 +377,20 @@ static void wait_expired(uv_timer_t *t) {
     stop_timer(w);
 }
 
+static void running_remove(waiter_t *w) {
+    if (w->prev) {
+        w->prev->next = w->next;
+    } else if (w->api->running == w) {
+        w->api->running = w->next;
+    }
+    if (w->next) {
+        w->next->prev = w->prev;
+    }
+}
+
 static void exec_done(af_exec_t *x, void *ud) {
     waiter_t *w = ud;
+    running_remove(w);
     const af_fault_t *f = af_exec_fault(x);
     json_t *result = af_exec_result(x);
     char error[1200] = "";
@@ -445,9 +462,14 @@ static void workflow_execute(af_http_req_t *req, af_http_res_t *res, void *ud) {
         if (wait > 0) {
             w->res = res;
         }
-        af_exec_t *x;
-        rc = af_exec_start_file_as(api->engine, path, input, e.id, exec_done, w, &x, &err);
-        if (rc != 0) {
+        rc = af_exec_start_file_as(api->engine, path, input, e.id, exec_done, w, &w->x, &err);
+        if (rc == 0) {
+            w->next = api->running;
+            if (api->running) {
+                api->running->prev = w;
+            }
+            api->running = w;
+        } else {
             af_error_t ignored;
             af_store_execution_set_status(api->store, e.id, "failed", NULL, err.msg, 0, &ignored);
         }
@@ -468,6 +490,116 @@ static void workflow_execute(af_http_req_t *req, af_http_res_t *res, void *ud) {
     json_t *out = json_pack("{s:s, s:s}", "id", e.id, "status", "running");
     af_http_res_send_json(res, 202, out);
     json_decref(out);
+}
+
+static void execution_cancel(af_http_req_t *req, af_http_res_t *res, void *ud) {
+    af_api_t *api = ud;
+    const char *id = af_http_req_param(req, "id");
+    for (waiter_t *w = api->running; w; w = w->next) {
+        if (strcmp(w->id, id) == 0) {
+            af_exec_cancel(w->x, "cancelled through the API");
+            json_t *out = json_pack("{s:s, s:s}", "id", id, "status", "cancelling");
+            af_http_res_send_json(res, 202, out);
+            json_decref(out);
+            return;
+        }
+    }
+    af_execution_t e = {0};
+    af_error_t err;
+    int rc = af_store_execution_get(api->store, id, &e, &err);
+    if (rc != 0) {
+        af_http_res_send_error(res, status_of(rc), "%s", err.msg);
+    } else {
+        af_http_res_send_error(res, 409, "execution %s is %s, not running", id, e.status);
+    }
+    af_execution_clear(&e);
+}
+
+static void execution_logs(af_http_req_t *req, af_http_res_t *res, void *ud) {
+    af_api_t *api = ud;
+    const char *id = af_http_req_param(req, "id");
+    const char *after = af_http_req_query_param(req, "after");
+    af_execution_t e = {0};
+    af_error_t err;
+    int rc = af_store_execution_get(api->store, id, &e, &err);
+    af_execution_clear(&e);
+    af_log_entry_t *ls = NULL;
+    size_t n = 0;
+    if (rc == 0) {
+        rc = af_store_logs_load(api->store, id, after ? atoll(after) : 0, 1000, &ls, &n, &err);
+    }
+    if (rc != 0) {
+        af_http_res_send_error(res, status_of(rc), "%s", err.msg);
+        return;
+    }
+    json_t *items = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_array_append_new(items,
+                              json_pack("{s:I, s:o, s:s?, s:s, s:s}", "seq", (json_int_t)ls[i].seq,
+                                        "at", iso(ls[i].at), "step", ls[i].step, "level",
+                                        ls[i].level, "message", ls[i].message));
+    }
+    af_log_entries_free(ls, n);
+    json_t *out = json_pack("{s:o}", "items", items);
+    af_http_res_send_json(res, 200, out);
+    json_decref(out);
+}
+
+void af_api_on_event(void *ud, const af_event_t *ev) {
+    af_api_t *api = ud;
+    char line[1600];
+    char d[32];
+    switch (ev->kind) {
+    case AF_EV_STEP_END:
+        snprintf(line, sizeof line, "%s attempt %d %s%s%s", af_step_status_name(ev->status),
+                 ev->attempt, af_duration_format(ev->duration_ms, d, sizeof d),
+                 ev->error ? " " : "", ev->error ? ev->error : "");
+        break;
+    case AF_EV_STEP_RETRY:
+        snprintf(line, sizeof line, "retry after attempt %d: %s", ev->attempt,
+                 ev->error ? ev->error : "");
+        break;
+    case AF_EV_LOG:
+        snprintf(line, sizeof line, "%s", ev->text ? ev->text : "");
+        break;
+    case AF_EV_EXEC_END:
+        snprintf(line, sizeof line, "finished in %s%s%s",
+                 af_duration_format(ev->duration_ms, d, sizeof d), ev->error ? ": " : "",
+                 ev->error ? ev->error : "");
+        break;
+    default:
+        return;
+    }
+    af_error_t err;
+    const char *level = ev->error ? "error" : "info";
+    af_store_log_append(api->store, ev->execution_id, af_wall_ms(), ev->step, level, line, NULL,
+                        &err);
+}
+
+static void workflow_set_status(af_http_req_t *req, af_http_res_t *res, const char *status,
+                                af_api_t *api) {
+    const char *id = af_http_req_param(req, "id");
+    af_workflow_t w = {0};
+    af_error_t err;
+    int rc = af_store_workflow_get(api->store, id, &w, &err);
+    if (rc == 0) {
+        snprintf(w.status, sizeof w.status, "%s", status);
+        rc = af_store_workflow_update(api->store, &w, &err);
+    }
+    af_workflow_clear(&w);
+    if (rc != 0) {
+        af_http_res_send_error(res, status_of(rc), "%s", err.msg);
+        return;
+    }
+    send_workflow(api, res, 200, id, 0);
+}
+
+static void workflow_activate(af_http_req_t *req, af_http_res_t *res, void *ud) {
+    workflow_set_status(req, res, "active", ud);
+}
+
+static void workflow_pause(af_http_req_t *req, af_http_res_t *res, void *ud) {
+    workflow_set_status(req, res, "paused", ud);
 }
 
 static void execution_get(af_http_req_t *req, af_http_res_t *res, void *ud) {
@@ -506,6 +638,10 @@ af_api_t *af_api_new(uv_loop_t *loop, af_store_t *store, af_http_router_t *route
         {"DELETE", "/api/workflows/:id", workflow_delete},
         {"POST", "/api/workflows/:id/execute", workflow_execute},
         {"GET", "/api/executions/:id", execution_get},
+        {"POST", "/api/executions/:id/cancel", execution_cancel},
+        {"GET", "/api/executions/:id/logs", execution_logs},
+        {"POST", "/api/workflows/:id/activate", workflow_activate},
+        {"POST", "/api/workflows/:id/pause", workflow_pause},
     };
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         int rc = af_http_router_add(router, routes[i].method, routes[i].pattern, routes[i].fn, api);

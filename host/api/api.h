@@ -19,6 +19,8 @@ af_api_t *af_api_new(uv_loop_t *loop, af_store_t *store, af_http_router_t *route
  * (one immutable file per version). The engine's checkpoint callback must be
  * af_api_checkpoint with the API as its ud. */
 void af_api_set_engine(af_api_t *api, af_engine_t *engine, const char *data_dir);
+/* Appends the engine's events to the executions' logs in the store (af_engine_opts_t.on_event). */
+void af_api_on_event(void *api, const af_event_t *ev);
 /* Saves a finished step of an execution in the store (af_engine_opts_t.checkpoint). */
 int af_api_checkpoint(void *api, const af_exec_t *x, int step, const json_t *output);
 void af_api_free(af_api_t *api);

@@ -192,6 +192,41 @@ return wf
                                 "application/json")))
   end)
 
+  it("cancels a running execution, keeps its log, pauses and activates workflows", function()
+    local script = [[
+local af = require "agentflow"
+local wf = af.workflow "sleeper" {}
+local a = wf:step("first", function() af.log("starting") return 1 end)
+wf:step("nap", function() af.sleep(60000) return 2 end, { after = a })
+return wf
+]]
+    local _, w = call("POST", "/api/workflows", script, "text/x-lua")
+    local _, x = call("POST", "/api/workflows/" .. w.id .. "/execute")
+    os.execute("sleep 0.2")
+    local status, c = call("POST", "/api/executions/" .. x.id .. "/cancel")
+    assert.are.equal(202, status)
+    assert.are.equal("cancelling", c.status)
+    local got
+    for _ = 1, 100 do
+      _, got = call("GET", "/api/executions/" .. x.id)
+      if got.status ~= "running" then break end
+      os.execute("sleep 0.05")
+    end
+    assert.are.equal("cancelled", got.status)
+    assert.are.equal(409, (call("POST", "/api/executions/" .. x.id .. "/cancel")))
+    local _, logs = call("GET", "/api/executions/" .. x.id .. "/logs")
+    local text = {}
+    for i, l in ipairs(logs.items) do text[i] = (l.step ~= json.null and l.step or "") .. " " .. l.message end
+    text = table.concat(text, "\n")
+    assert.truthy(text:find("first starting", 1, true), text)
+    assert.truthy(text:find("first succeeded attempt 1", 1, true), text)
+    assert.truthy(text:find("cancelled through the API", 1, true), text)
+    local _, paused = call("POST", "/api/workflows/" .. w.id .. "/pause")
+    assert.are.equal("paused", paused.status)
+    local _, active = call("POST", "/api/workflows/" .. w.id .. "/activate")
+    assert.are.equal("active", active.status)
+  end)
+
   it("stops on SIGTERM with status 0 and keeps its data across a restart", function()
     local _, w = call("POST", "/api/workflows", SCRIPT, "text/x-lua")
     assert.are.equal(0, stop())
