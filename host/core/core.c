@@ -326,6 +326,18 @@ int af_read_file(const char *path, size_t max, char **out, size_t *len, af_error
     return 0;
 }
 
+int af_is_identifier(const char *s, size_t len) {
+    if (len == 0 || isdigit((unsigned char)s[0])) {
+        return 0;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (!isalnum((unsigned char)s[i]) && s[i] != '_') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* ---- UTF-8 ---- */
 
 int af_utf8_valid(const char *str, size_t len, size_t *bad_at) {

@@ -117,6 +117,10 @@ void af_buf_free(af_buf_t *b);
 /* Reads a whole file (at most max bytes) into a new malloc'd NUL-terminated buffer. */
 int af_read_file(const char *path, size_t max, char **out, size_t *len, af_error_t *err);
 
+/* 1 when s[0..len) is an ASCII identifier (letters, digits, '_', not starting with a digit):
+ * such keys print as ".key" in JSON paths, others as ["key"]. */
+int af_is_identifier(const char *s, size_t len);
+
 /* Checks that s[0..len) is valid UTF-8. Returns 1 if valid; else 0 and the byte offset of the
  * first bad sequence in *bad_at (may be NULL). */
 int af_utf8_valid(const char *s, size_t len, size_t *bad_at);

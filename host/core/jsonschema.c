@@ -258,20 +258,6 @@ static int add_quoted(af_buf_t *b, const char *key, size_t len) {
     return rc == 0 ? af_buf_add(b, "\"", 1) : rc;
 }
 
-static int is_identifier(const char *s, size_t len) {
-    if (len == 0 || (s[0] >= '0' && s[0] <= '9')) {
-        return 0;
-    }
-    for (size_t i = 0; i < len; i++) {
-        char ch = s[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '_')) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 /* Compares two numbers exactly (long double holds every int64 and every double). */
 static int num_cmp(const json_t *a, const json_t *b) {
     if (json_is_integer(a) && json_is_integer(b)) {
@@ -1379,7 +1365,7 @@ static size_t path_push_key(vctx_t *c, const char *key) {
     if (!c->root->quiet) {
         size_t len = strlen(key);
         int rc;
-        if (is_identifier(key, len)) {
+        if (af_is_identifier(key, len)) {
             rc = af_buf_add(c->path, ".", 1);
             rc = rc == 0 ? af_buf_add(c->path, key, len) : rc;
         } else {

@@ -212,20 +212,6 @@ static void prepend_index(converter_t *c, size_t i) {
     prepend(c, seg, (size_t)n);
 }
 
-static int is_identifier(const char *s, size_t len) {
-    if (len == 0 || (s[0] >= '0' && s[0] <= '9')) {
-        return 0;
-    }
-    for (size_t i = 0; i < len; i++) {
-        char ch = s[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '_')) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 /* ".name" for identifier keys, else ["key"] with quotes, backslashes, control characters and
  * invalid UTF-8 escaped, so the message stays valid UTF-8 text. */
 static void prepend_key(converter_t *c, const char *key, size_t len) {
@@ -239,7 +225,7 @@ static void prepend_key(converter_t *c, const char *key, size_t len) {
             shown--; /* do not cut a character in two */
         }
     }
-    if (is_identifier(key, len)) {
+    if (af_is_identifier(key, len)) {
         seg[n++] = '.';
         memcpy(seg + n, key, shown);
         n += shown;

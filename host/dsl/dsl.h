@@ -94,6 +94,9 @@ int af_vm_run_step(af_vm_t *vm, af_vm_run_t *run, int spec_ref, const char *step
  * passed as ud, and a cancel that stops the task kept in call->node_data. */
 void af_task_complete_call(void *ud, json_t *output, const char *port, const af_fault_t *fault);
 void af_task_cancel_call(af_node_call_t *call);
+/* What execute returns for a call whose attempt is a task started with af_task_complete_call:
+ * fails the call on a negative rc, keeps the task for cancel when it is pending. */
+int af_task_bind_call(af_node_call_t *call, int rc, af_task_t *task, const af_fault_t *fault);
 /* Stops a task and every task it spawned: timers stop, node calls are cancelled, done is not
  * called. Safe on a task that is running further up the C stack (it stops when it yields). */
 void af_task_cancel(af_task_t *task);

@@ -33,7 +33,7 @@ typedef struct luaplug_type_s {
 static int luaplug_execute(af_node_call_t *call);
 
 /* Pushes the plugin's table in this VM, loading the plugin on first use. */
-static int push_plugin(af_vm_t *vm, lua_State *L, const luaplug_t *p, af_fault_t *fault) {
+static int push_plugin(af_vm_t *vm, lua_State *L, luaplug_t *p, af_fault_t *fault) {
     lua_getfield(L, LUA_REGISTRYINDEX, PLUGINS_KEY);
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
@@ -49,11 +49,10 @@ static int push_plugin(af_vm_t *vm, lua_State *L, const luaplug_t *p, af_fault_t
     lua_pop(L, 1);
     char chunk[1100];
     snprintf(chunk, sizeof chunk, "@%s", p->file);
-    luaplug_t *mp = (luaplug_t *)p;
-    int rc = mp->bytecode.len > 0 ? luaL_loadbuffer(L, mp->bytecode.data, mp->bytecode.len, chunk)
-                                  : luaL_loadbuffer(L, p->source, p->len, chunk);
-    if (rc == 0 && mp->bytecode.len == 0 && lua_dump(L, dump_writer, &mp->bytecode) != 0) {
-        af_buf_free(&mp->bytecode);
+    int rc = p->bytecode.len > 0 ? luaL_loadbuffer(L, p->bytecode.data, p->bytecode.len, chunk)
+                                 : luaL_loadbuffer(L, p->source, p->len, chunk);
+    if (rc == 0 && p->bytecode.len == 0 && lua_dump(L, dump_writer, &p->bytecode) != 0) {
+        af_buf_free(&p->bytecode);
     }
     if (rc != 0) {
         af_fault_set(fault, 0, "PLUGIN", "%s", lua_tostring(L, -1));
@@ -133,16 +132,8 @@ static int luaplug_execute(af_node_call_t *call) {
     af_task_t *task;
     int rc = af__task_start(vm, run, 4, call->step, call->attempt, af_task_complete_call, call,
                             &task, &fault);
-    if (rc < 0) {
-        af_node_fail(call, &fault);
-        return AF_NODE_DONE;
-    }
-    if (rc == AF_NODE_PENDING) {
-        call->node_data = task;
-    }
-    return rc;
+    return af_task_bind_call(call, rc, task, &fault);
 }
-
 
 /* ---- loading ---- */
 

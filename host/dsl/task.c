@@ -587,6 +587,17 @@ void af_task_complete_call(void *ud, json_t *output, const char *port, const af_
     }
 }
 
+int af_task_bind_call(af_node_call_t *call, int rc, af_task_t *task, const af_fault_t *fault) {
+    if (rc < 0) {
+        af_node_fail(call, fault);
+        return AF_NODE_DONE;
+    }
+    if (rc == AF_NODE_PENDING) {
+        call->node_data = task;
+    }
+    return rc;
+}
+
 void af_task_cancel_call(af_node_call_t *call) {
     if (call->node_data) {
         af_task_cancel(call->node_data);

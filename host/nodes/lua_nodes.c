@@ -10,14 +10,7 @@ static int lua_execute(af_node_call_t *call) {
     af_fault_t fault;
     int rc = af_vm_run_step(call->vm, call->vm_run, call->spec_ref, call->step, call->attempt,
                             call->error_info, af_task_complete_call, call, &task, &fault);
-    if (rc < 0) {
-        af_node_fail(call, &fault);
-        return AF_NODE_DONE;
-    }
-    if (rc == AF_NODE_PENDING) {
-        call->node_data = task;
-    }
-    return rc;
+    return af_task_bind_call(call, rc, task, &fault);
 }
 
 #define LUA_TYPE(id, desc)                                                                         \

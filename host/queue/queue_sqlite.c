@@ -13,24 +13,17 @@ typedef struct sqlite_queue_s {
 
 #define CONN(q) (((sqlite_queue_t *)(q))->c)
 
-static int fits(const char *s, size_t max) {
-    return s != NULL && strlen(s) < max;
-}
-
 static int q_enqueue(af_queue_t *q, const af_job_t *job, char *id_out, af_error_t *err) {
     af__sqlite_t *c = CONN(q);
     static const char SQL[] =
         "INSERT INTO jobs (id, queue, priority, payload, run_at, attempts, max_attempts, status,"
         " created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, 'ready', ?7, ?7)";
     char id[AF_QUEUE_ID_MAX];
-    if (!fits(job->id, sizeof job->id) || !fits(job->queue, sizeof job->queue)) {
+    if (!af__sqlite_fits(job->id, sizeof job->id) ||
+        !af__sqlite_fits(job->queue, sizeof job->queue)) {
         return af_error_set(err, AF_EINVAL, "job id or queue name too long");
     }
-    if (job->id[0]) {
-        snprintf(id, sizeof id, "%s", job->id);
-    } else {
-        af_uuid_v4(id);
-    }
+    af__sqlite_id(job->id, id, sizeof id);
     int64_t now = af__sqlite_now(c);
     sqlite3_stmt *st;
     int rc = af__sqlite_prep(c, SQL, &st, err);

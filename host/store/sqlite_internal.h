@@ -23,6 +23,10 @@ typedef struct af__sqlite_s {
 } af__sqlite_t;
 
 int64_t af__sqlite_now(af__sqlite_t *c);
+/* The row id a caller gave (given non-empty), else a new UUID, into buf (>= 37 bytes). */
+const char *af__sqlite_id(const char *given, char *buf, size_t size);
+/* 1 when s is a string shorter than max (fits a fixed-size field with its NUL). */
+int af__sqlite_fits(const char *s, size_t max);
 /* A cached prepared statement for the literal sql, reset and unbound. */
 int af__sqlite_prep(af__sqlite_t *c, const char *sql, sqlite3_stmt **st, af_error_t *err);
 /* Maps a SQLite result code to AF_E* with the database's message in err. */

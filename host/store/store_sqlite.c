@@ -330,8 +330,16 @@ static int64_t col_i64(sqlite3_stmt *st, int i) {
     return sqlite3_column_int64(st, i);
 }
 
-static int fits(const char *s, size_t max) {
+int af__sqlite_fits(const char *s, size_t max) {
     return s != NULL && strlen(s) < max;
+}
+
+const char *af__sqlite_id(const char *given, char *buf, size_t size) {
+    if (given != NULL && given[0] != '\0') {
+        snprintf(buf, size, "%s", given);
+        return buf;
+    }
+    return af_uuid_v4(buf);
 }
 
 static int valid_word(const char *s, const char *const *words) {
@@ -597,11 +605,7 @@ static int sqlite_workflow_create(af_store_t *s, const af_workflow_t *w, char *i
     if (w->name == NULL || !valid_word(status, WORKFLOW_STATUSES)) {
         return af_error_set(err, AF_EINVAL, "a workflow needs a name and status active|paused");
     }
-    if (w->id[0]) {
-        snprintf(id, sizeof id, "%s", w->id);
-    } else {
-        af_uuid_v4(id);
-    }
+    af__sqlite_id(w->id, id, sizeof id);
     sqlite3_stmt *st;
     int rc = af__sqlite_prep(c, SQL, &st, err);
     if (rc != 0) {
@@ -662,7 +666,8 @@ static int sqlite_workflow_list(af_store_t *s, const char *project_id, const cha
         const char *colon = strchr(cursor, ':');
         char *end;
         at = strtoll(cursor, &end, 10);
-        if (colon == NULL || end != colon || !fits(colon + 1, sizeof cid) || colon[1] == '\0') {
+        if (colon == NULL || end != colon || !af__sqlite_fits(colon + 1, sizeof cid) ||
+            colon[1] == '\0') {
             return af_error_set(err, AF_EINVAL, "malformed cursor");
         }
         snprintf(cid, sizeof cid, "%s", colon + 1);
@@ -873,11 +878,7 @@ static int sqlite_execution_insert(af_store_t *s, af_execution_t *e, af_error_t 
     if (!valid_word(status, EXEC_STATUSES) || e->workflow_id[0] == '\0') {
         return af_error_set(err, AF_EINVAL, "an execution needs a workflow id and a valid status");
     }
-    if (e->id[0]) {
-        snprintf(id, sizeof id, "%s", e->id);
-    } else {
-        af_uuid_v4(id);
-    }
+    af__sqlite_id(e->id, id, sizeof id);
     int64_t now = af__sqlite_now(c);
     sqlite3_stmt *st;
     int rc = af__sqlite_prep(c, SQL, &st, err);
