@@ -273,7 +273,7 @@ static void workflow_delete(af_http_req_t *req, af_http_res_t *res, void *ud) {
 int af_api_checkpoint(void *ud, const af_exec_t *x, int step, const json_t *output) {
     af_api_t *api = ud;
     af_checkpoint_t c = {.step = af_exec_graph(x)->steps[step].name,
-                         .attempts = 1,
+                         .attempts = af_exec_step_attempts(x, step),
                          .output = (json_t *)output,
                          .ended_at = af_wall_ms()};
     snprintf(c.execution_id, sizeof c.execution_id, "%s", af_exec_id(x));

@@ -4,6 +4,7 @@
 #include "engine/engine.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <libgen.h>
 #include <sys/stat.h>
 #include <stdlib.h>
@@ -263,8 +264,9 @@ static void timer_drop(uv_timer_t **t) {
 
 /* ---- step attempts ---- */
 
-static int step_index(af_exec_t *x, af_node_call_t *call) {
-    return (int)(((char *)call - (char *)&x->runs[0].call) / (ptrdiff_t)sizeof(step_run_t));
+/* The step run a call is embedded in. */
+static step_run_t *run_of(af_node_call_t *call) {
+    return (step_run_t *)((char *)call - offsetof(step_run_t, call));
 }
 
 static int64_t backoff_ms(const af_retry_t *p, int attempt) {
@@ -422,8 +424,8 @@ static void attempt_succeeded(af_exec_t *x, int i, json_t *output, const char *p
 static void on_call_done(af_node_call_t *call, json_t *output, const char *port,
                          const af_fault_t *fault) {
     af_exec_t *x = call->owner;
-    int i = step_index(x, call);
-    step_run_t *r = &x->runs[i];
+    step_run_t *r = run_of(call);
+    int i = r->index;
     timer_drop(&r->timer);
     json_decref(r->config);
     r->config = NULL;
@@ -907,6 +909,10 @@ int af_exec_start_file_as(af_engine_t *e, const char *file, json_t *input, const
 
 const char *af_exec_id(const af_exec_t *x) {
     return x->id;
+}
+
+int af_exec_step_attempts(const af_exec_t *x, int step) {
+    return x->runs[step].attempt;
 }
 
 /* ---- sub-workflows ---- */

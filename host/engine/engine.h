@@ -88,6 +88,8 @@ int af_exec_start_file_as(af_engine_t *e, const char *file, json_t *input, const
                           af_error_t *err);
 /* The execution's id (borrowed, 36 characters). */
 const char *af_exec_id(const af_exec_t *x);
+/* How many attempts a step (by index) has made so far. */
+int af_exec_step_attempts(const af_exec_t *x, int step);
 /* Cancels a running execution: running node calls are cancelled, on_done follows. */
 void af_exec_cancel(af_exec_t *x, const char *reason);
 void af_exec_free(af_exec_t *x);

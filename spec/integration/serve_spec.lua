@@ -192,6 +192,20 @@ return wf
                                 "application/json")))
   end)
 
+  it("records how many attempts each checkpointed step took", function()
+    local script = [[
+local af = require "agentflow"
+local wf = af.workflow "flaky" {}
+wf:step("flaky", af.node "core.fail" { until_attempt = 3 }, { retry = { attempts = 3, initial = "1ms" } })
+return wf
+]]
+    local _, w = call("POST", "/api/workflows", script, "text/x-lua")
+    local status, x = call("POST", "/api/workflows/" .. w.id .. "/execute?wait=10")
+    assert.are.equal(200, status)
+    assert.are.equal("succeeded", x.status)
+    assert.are.equal(3, x.steps.flaky.attempts)
+  end)
+
   it("cancels a running execution, keeps its log, pauses and activates workflows", function()
     local script = [[
 local af = require "agentflow"
