@@ -7,7 +7,7 @@ mode=${1:-build}
 pkgs=(cmake make gcc pkg-config libluajit2-5.1-dev libuv1-dev libjansson-dev
       libcurl4-openssl-dev libssl-dev libsqlite3-dev libcmocka-dev libhttp-parser-dev)
 if [ "$mode" = test ]; then
-    pkgs+=(luajit2 lua-busted lua-dkjson graphviz curl openssl) # runners and tools of the specs
+    pkgs+=(luajit2 lua-busted lua-dkjson graphviz curl openssl valgrind) # runners and tools
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -399,12 +399,9 @@ describe("agentflow", function()
   end)
 
   describe("memory", function()
-    local has_valgrind = helpers.sh("command -v valgrind >/dev/null") == 0
-
     -- no input and no sample_input; step timeouts that do not fire
     for _, file in ipairs({ fixture("concurrent.lua"), example("fan-out.lua") }) do
-      local test = has_valgrind and it or pending
-      test("leaks nothing running " .. file .. " (valgrind)", function()
+      it("leaks nothing running " .. file .. " (valgrind)", function()
         local code, _, err = helpers.sh("valgrind -q --leak-check=full --errors-for-leak-kinds="
                                         .. "definite --error-exitcode=99 "
                                         .. helpers.quote(helpers.BIN) .. " run --quiet "
