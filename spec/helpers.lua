@@ -135,6 +135,75 @@ function helpers.run(args, env)
            json = helpers.decode(stdout) }
 end
 
+--- Starts `agentflow serve` on a free loopback port with its data in `data` (a directory; a new
+--- temporary one when nil). extra: more arguments (a string), env: a string of VAR=value words put
+--- before the command. Returns a server { url =, data =, pid =, log =, call =, stop =, kill = }:
+---   call(method, path, body, content_type, headers) -> status, decoded JSON body (or nil), raw
+---     body, raw response headers; headers is a list of "Name: value" strings;
+---   stop() sends SIGTERM and returns the exit status (nil if it did not exit in 5 s);
+---   kill() sends SIGKILL and waits for the process to be gone.
+function helpers.serve(data, extra, env)
+  if not data then
+    data = os.tmpname()
+    os.remove(data)
+  end
+  local log = os.tmpname()
+  os.remove(log .. ".code")
+  -- a watcher shell records the server's exit status in LOG.code
+  os.execute("(" .. (env and (env .. " ") or "") .. helpers.BIN ..
+             " serve --listen 127.0.0.1:0 --data " .. data .. " " .. (extra or "") .. " 2> " ..
+             log .. " & echo $! > " .. log .. ".pid; wait $!; echo $? > " .. log .. ".code) &")
+  local port
+  for _ = 1, 200 do
+    port = helpers.exists(log) and helpers.read(log):match("listening on http://127%.0%.0%.1:(%d+)")
+    if port then break end
+    if helpers.exists(log .. ".code") then break end
+    os.execute("sleep 0.05")
+  end
+  assert(port, "agentflow serve did not start: " .. (helpers.exists(log) and helpers.read(log) or ""))
+  local pid
+  for _ = 1, 50 do
+    pid = helpers.exists(log .. ".pid") and helpers.read(log .. ".pid"):match("%d+")
+    if pid then break end
+    os.execute("sleep 0.05")
+  end
+  local srv = { url = "http://127.0.0.1:" .. port, data = data, pid = pid, log = log }
+  function srv.call(method, path, body, ctype, headers)
+    local file = body and helpers.tmpfile(body)
+    local hdrs = os.tmpname()
+    local cmd = "curl -s -D " .. hdrs .. " -o /dev/stdout -w '\\n%{http_code}' -X " .. method ..
+      (ctype and (" -H " .. helpers.quote("Content-Type: " .. ctype)) or "")
+    for _, hd in ipairs(headers or {}) do cmd = cmd .. " -H " .. helpers.quote(hd) end
+    cmd = cmd .. (file and (" --data-binary @" .. file) or "") .. " " .. helpers.quote(srv.url .. path)
+    local _, out = helpers.sh(cmd)
+    if file then os.remove(file) end
+    local raw_headers = helpers.read(hdrs) or ""
+    os.remove(hdrs)
+    local text, status = out:match("^(.*)\n(%d+)%s*$")
+    return tonumber(status), json.decode(text or ""), text, raw_headers
+  end
+  local function wait_exit()
+    local code
+    for _ = 1, 100 do
+      code = helpers.exists(log .. ".code") and tonumber(helpers.read(log .. ".code"):match("%d+"))
+      if code then break end
+      os.execute("sleep 0.05")
+    end
+    os.remove(log .. ".pid")
+    os.remove(log .. ".code")
+    return code
+  end
+  function srv.stop()
+    helpers.sh("kill -TERM " .. srv.pid)
+    return wait_exit()
+  end
+  function srv.kill()
+    helpers.sh("kill -KILL " .. srv.pid)
+    return wait_exit()
+  end
+  return srv
+end
+
 --- Starts spec/tools' af-mockserver (built next to the binary) on a free loopback port.
 --- Returns { port =, url = "http://127.0.0.1:PORT", stop = function }.
 function helpers.mock_server()

@@ -3,54 +3,15 @@
 local h = require "spec.helpers"
 local json = require "dkjson"
 
-local DATA, URL, PID, LOG
+local DATA, SRV
 
-local function start()
-  LOG = os.tmpname()
-  os.remove(LOG .. ".code")
-  -- a watcher shell records the server's exit status in LOG.code
-  os.execute("(" .. h.BIN .. " serve --listen 127.0.0.1:0 --data " .. DATA .. " 2> " .. LOG ..
-             " & echo $! > " .. LOG .. ".pid; wait $!; echo $? > " .. LOG .. ".code) &")
-  local port
-  for _ = 1, 100 do
-    port = h.exists(LOG) and h.read(LOG):match("listening on http://127%.0%.0%.1:(%d+)")
-    if port then break end
-    os.execute("sleep 0.05")
-  end
-  assert(port, "agentflow serve did not start: " .. (h.exists(LOG) and h.read(LOG) or ""))
-  for _ = 1, 50 do
-    PID = h.exists(LOG .. ".pid") and h.read(LOG .. ".pid"):match("%d+")
-    if PID then break end
-    os.execute("sleep 0.05")
-  end
-  URL = "http://127.0.0.1:" .. port
-end
-
--- Stops with SIGTERM; returns the server's exit status (nil if it did not exit in 5 s).
+local function start() SRV = h.serve(DATA) end
 local function stop()
-  h.sh("kill -TERM " .. PID)
-  local code
-  for _ = 1, 100 do
-    code = h.exists(LOG .. ".code") and tonumber(h.read(LOG .. ".code"):match("%d+"))
-    if code then break end
-    os.execute("sleep 0.05")
-  end
-  os.remove(LOG .. ".pid")
-  PID = nil
+  local code = SRV.stop()
+  SRV = nil
   return code
 end
-
--- curl: returns status, decoded body (or nil), raw body.
-local function call(method, path, body, ctype)
-  local file = body and h.tmpfile(body)
-  local cmd = "curl -s -o /dev/stdout -w '\\n%{http_code}' -X " .. method ..
-    (ctype and (" -H 'Content-Type: " .. ctype .. "'") or "") ..
-    (file and (" --data-binary @" .. file) or "") .. " " .. h.quote(URL .. path)
-  local _, out = h.sh(cmd)
-  if file then os.remove(file) end
-  local text, status = out:match("^(.*)\n(%d+)%s*$")
-  return tonumber(status), json.decode(text or ""), text
-end
+local function call(...) return SRV.call(...) end
 
 local SCRIPT = [[
 local af = require "agentflow"
@@ -66,7 +27,7 @@ describe("agentflow serve", function()
     start()
   end)
   teardown(function()
-    if PID then stop() end
+    if SRV then stop() end
     h.sh("rm -rf " .. DATA)
   end)
 
@@ -243,8 +204,9 @@ return wf
 
   it("stops on SIGTERM with status 0 and keeps its data across a restart", function()
     local _, w = call("POST", "/api/workflows", SCRIPT, "text/x-lua")
+    local log = SRV.log
     assert.are.equal(0, stop())
-    assert.truthy(h.read(LOG):find("SIGTERM: stopping", 1, true))
+    assert.truthy(h.read(log):find("SIGTERM: stopping", 1, true))
     start()
     local status, got = call("GET", "/api/workflows/" .. w.id)
     assert.are.equal(200, status)
