@@ -1,6 +1,9 @@
 /* main.c -- the `agentflow` command line: run, check, --help, --version.
  * Exit codes: 0 success, 1 the workflow failed, 2 usage or definition error. */
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <sys/file.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -16,7 +19,11 @@
 #include "api/api.h"
 #include "net/http.h"
 #include "net/http_server.h"
+#include "core/config.h"
+#include "engine/worker.h"
+#include "store/store_async.h"
 #include "plugin/plugin.h"
+#include "cli/execute.h"
 
 #include <luajit.h>
 
@@ -69,13 +76,16 @@ static const char *PLUGIN_USAGE =
 
 static const char *SERVE_USAGE =
     "usage: agentflow serve [--listen HOST:PORT] [--data DIR] [--durability normal|strict]\n"
+    "                       [--config FILE] [--print-config]\n"
     "\n"
-    "Serves the REST API (docs/api.md) with its storage in DIR/agentflow.db (SQLite, WAL).\n"
-    "  --listen      address to listen on (default 127.0.0.1:8080; port 0 picks a free one)\n"
-    "  --data        data directory (default ./agentflow-data; created when missing)\n"
-    "  --durability  normal: survives any process crash (default); strict: also power loss\n"
-    "Environment: AGENTFLOW_LISTEN, AGENTFLOW_DATA, AGENTFLOW_DURABILITY (flags win).\n"
-    "SIGTERM or SIGINT stops it gracefully (in-flight requests are answered), exit status 0.\n";
+    "Serves the REST API (docs/api.md), webhooks and the workers, with the storage in\n"
+    "DIR/agentflow.db (SQLite, WAL). Settings come from FILE (or $AGENTFLOW_CONFIG), then the\n"
+    "AGENTFLOW_* environment, then these flags (docs/operations.md lists them all).\n"
+    "  --listen        address to listen on (default 127.0.0.1:8080; port 0 picks a free one)\n"
+    "  --data          data directory (default ./agentflow-data; created when missing)\n"
+    "  --durability    normal: survives any process crash (default); strict: also power loss\n"
+    "  --config        a config file (TOML subset: [section] and key = value lines)\n"
+    "  --print-config  prints the effective settings and where each came from, then exits\n";
 
 static const char *CHECK_USAGE =
     "usage: agentflow check FILE.lua [--format text|json|dot]\n"
@@ -474,15 +484,66 @@ static int parse_run(int argc, char **argv, run_opts_t *o) {
 typedef struct serve_s {
     uv_loop_t loop;
     uv_signal_t sigterm, sigint;
+    uv_timer_t retention;
+    uv_work_t prune;
+    int pruning;
+    af_config_t cfg;
+    af_store_t *maintenance; /* the retention thread's own connection */
+    int64_t pruned;
     af_http_server_t *server;
+    af_store_async_t *writer;
+    af_worker_t *worker;
     int stopping;
 } serve_t;
+
+static void prune_work(uv_work_t *req) {
+    serve_t *sv = req->data;
+    af_error_t err;
+    af_store_options_t so = {.size = sizeof so, .durability = (int)sv->cfg.durability};
+    if (sv->maintenance == NULL && af_store_open(sv->cfg.data, &so, &sv->maintenance, &err) != 0) {
+        af_log(AF_LEVEL_ERROR, "retention: %s", err.msg);
+        return;
+    }
+    sv->pruned = 0;
+    if (af_store_prune(sv->maintenance, sv->cfg.retention.max_age_ms,
+                       sv->cfg.retention.max_count, &sv->pruned, &err) != 0) {
+        af_log(AF_LEVEL_ERROR, "retention: %s", err.msg);
+    }
+    af_store_webhook_seen_prune(sv->maintenance, af_wall_ms() - sv->cfg.webhooks.seen_ttl_ms, NULL,
+                                &err);
+}
+
+static void prune_done(uv_work_t *req, int status) {
+    serve_t *sv = req->data;
+    (void)status;
+    sv->pruning = 0;
+    if (sv->pruned > 0) {
+        af_log(AF_LEVEL_INFO, "retention: removed %lld finished executions",
+               (long long)sv->pruned);
+    }
+}
+
+static void on_retention(uv_timer_t *t) {
+    serve_t *sv = t->data;
+    if (!sv->pruning && !sv->stopping) {
+        sv->pruning = 1;
+        sv->prune.data = sv;
+        uv_queue_work(&sv->loop, &sv->prune, prune_work, prune_done);
+    }
+}
+
+static void worker_stopped(void *ud) {
+    serve_t *sv = ud;
+    af_store_async_close(sv->writer); /* everything written and answered */
+    uv_close((uv_handle_t *)&sv->sigterm, NULL);
+    uv_close((uv_handle_t *)&sv->sigint, NULL);
+    uv_close((uv_handle_t *)&sv->retention, NULL);
+}
 
 static void server_stopped(af_http_server_t *s, void *ud) {
     (void)s;
     serve_t *sv = ud;
-    uv_close((uv_handle_t *)&sv->sigterm, NULL);
-    uv_close((uv_handle_t *)&sv->sigint, NULL);
+    af_worker_stop(sv->worker, 10000, worker_stopped, sv);
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
@@ -490,6 +551,7 @@ static void on_signal(uv_signal_t *h, int signum) {
     if (!sv->stopping) {
         sv->stopping = 1;
         fprintf(stderr, "agentflow: %s: stopping\n", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+        uv_timer_stop(&sv->retention);
         af_http_server_stop(sv->server, server_stopped, sv);
     }
 }
@@ -509,92 +571,188 @@ static int split_listen(const char *listen, char *host, size_t size, int *port) 
     return 0;
 }
 
-static const char *option(int argc, char **argv, const char *name, const char *env,
-                          const char *fallback) {
-    for (int i = 2; i + 1 < argc; i++) {
-        if (strcmp(argv[i], name) == 0) {
-            return argv[i + 1];
-        }
-    }
-    const char *v = getenv(env);
-    return v && *v ? v : fallback;
-}
-
-static int serve_run(const char *listen, const char *data, af_store_durability_t durability) {
-    char host[256];
-    int port;
-    af_error_t err = {0};
-    if (split_listen(listen, host, sizeof host, &port) != 0) {
-        return usage_error(SERVE_USAGE, "--listen: '%s' is not HOST:PORT", listen);
-    }
-    if (mkdir(data, 0700) != 0 && errno != EEXIST) {
-        fprintf(stderr, "agentflow: error: --data %s: %s\n", data, strerror(errno));
+/* One process per data directory: the lock is held while it runs, so the leases found at start
+ * are a dead process's and can be taken back at once. */
+static int lock_data(const char *data, int *fd) {
+    char path[2048];
+    snprintf(path, sizeof path, "%s/agentflow.lock", data);
+    *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (*fd < 0 || flock(*fd, LOCK_EX | LOCK_NB) != 0) {
+        fprintf(stderr, "agentflow: error: %s is in use by another agentflow serve\n", data);
         return EXIT_USAGE;
     }
-    af_store_options_t so = {.size = sizeof so, .durability = durability};
-    af_store_t *store = NULL;
-    if (af_store_open(data, &so, &store, &err) != 0) {
-        return print_error(&err);
+    return 0;
+}
+
+/* Opens the writer's connection and takes back the leases of a process that died. */
+static int open_stores(serve_t *sv, af_store_t **writer, af_store_t **reader, af_error_t *err) {
+    af_store_options_t so = {.size = sizeof so, .durability = (int)sv->cfg.durability};
+    int n = 0;
+    int rc = af_store_open(sv->cfg.data, &so, writer, err);
+    if (rc == 0) {
+        rc = af_queue_release_all(af_store_queue(*writer), NULL, &n, err);
     }
-    serve_t sv = {0};
-    uv_loop_init(&sv.loop);
-    int rc = load_plugins(&sv.loop);
+    if (rc == 0) {
+        rc = af_store_open(sv->cfg.data, &so, reader, err);
+    }
+    if (rc == 0 && n > 0) {
+        fprintf(stderr, "agentflow: %d executions of a stopped process go on from their "
+                        "checkpoints\n", n);
+    }
+    return rc;
+}
+
+static int serve_run(serve_t *sv) {
+    af_config_t *cfg = &sv->cfg;
+    char host[256];
+    int port, lock = -1;
+    af_error_t err = {0};
+    if (split_listen(cfg->listen, host, sizeof host, &port) != 0) {
+        return usage_error(SERVE_USAGE, "--listen: '%s' is not HOST:PORT", cfg->listen);
+    }
+    if (mkdir(cfg->data, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "agentflow: error: --data %s: %s\n", cfg->data, strerror(errno));
+        return EXIT_USAGE;
+    }
+    int rc = lock_data(cfg->data, &lock);
+    af_store_t *wstore = NULL, *store = NULL;
+    if (rc == 0 && open_stores(sv, &wstore, &store, &err) != 0) {
+        rc = print_error(&err);
+    }
+    uv_loop_init(&sv->loop);
+    if (rc == 0) {
+        rc = load_plugins(&sv->loop);
+    }
+    sv->writer = rc == 0 ? af_store_async_new(&sv->loop, wstore, cfg->store.batch, &err) : NULL;
+    af_worker_opts_t wo = {.loop = &sv->loop,
+                           .engine = {.secret = env_secret, .keep_loaded = 64},
+                           .reader = store,
+                           .writer = sv->writer,
+                           .data_dir = cfg->data,
+                           .concurrency = cfg->worker.concurrency,
+                           .lease_ms = cfg->worker.lease_ms,
+                           .heartbeat_ms = cfg->worker.heartbeat_ms,
+                           .park_after_ms = cfg->worker.park_after_ms};
+    sv->worker = sv->writer ? af_worker_new(&wo, &err) : NULL;
     af_http_router_t *router = af_http_router_new();
-    af_api_t *api = rc == 0 ? af_api_new(&sv.loop, store, router, &err) : NULL;
-    af_engine_opts_t eo = {.loop = &sv.loop,
-                           .secret = env_secret,
-                           .checkpoint = af_api_checkpoint,
-                           .on_event = af_api_on_event,
-                           .ud = api};
-    af_engine_t *engine = api ? af_engine_new(&eo) : NULL;
-    if (api) {
-        af_api_set_engine(api, engine, data);
-    }
-    sv.server = api ? af_http_server_new(&sv.loop, NULL, af_http_router_handle, router) : NULL;
-    if (rc == 0 && (sv.server == NULL || af_http_server_listen(sv.server, host, port, &err) != 0)) {
+    af_api_opts_t ao = {.loop = &sv->loop,
+                        .store = store,
+                        .writer = sv->writer,
+                        .worker = sv->worker,
+                        .router = router,
+                        .max_wait_ms = cfg->webhooks.max_wait_ms,
+                        .seen_ttl_ms = cfg->webhooks.seen_ttl_ms,
+                        .tolerance_ms = cfg->webhooks.tolerance_ms,
+                        .secret = env_secret};
+    af_api_t *api = sv->worker ? af_api_new(&ao, &err) : NULL;
+    af_http_server_config_t hc = {.max_body_bytes = cfg->http.max_body,
+                                  .max_header_bytes = cfg->http.max_header,
+                                  .max_headers = (uint32_t)cfg->http.max_headers,
+                                  .read_timeout_ms = (uint64_t)cfg->http.read_timeout_ms,
+                                  .idle_timeout_ms = (uint64_t)cfg->http.idle_timeout_ms};
+    sv->server = api ? af_http_server_new(&sv->loop, &hc, af_http_router_handle, router) : NULL;
+    if (rc == 0 && (sv->server == NULL || af_http_server_listen(sv->server, host, port, &err) != 0 ||
+                    af_worker_load(sv->worker, &err) != 0)) {
         rc = print_error(&err);
     }
     if (rc == 0) {
         fprintf(stderr, "agentflow: listening on http://%s:%d (data %s/agentflow.db)\n", host,
-                af_http_server_port(sv.server), data);
-        uv_signal_init(&sv.loop, &sv.sigterm);
-        uv_signal_init(&sv.loop, &sv.sigint);
-        sv.sigterm.data = sv.sigint.data = &sv;
-        uv_signal_start(&sv.sigterm, on_signal, SIGTERM);
-        uv_signal_start(&sv.sigint, on_signal, SIGINT);
-        uv_run(&sv.loop, UV_RUN_DEFAULT);
+                af_http_server_port(sv->server), cfg->data);
+        uv_signal_init(&sv->loop, &sv->sigterm);
+        uv_signal_init(&sv->loop, &sv->sigint);
+        uv_timer_init(&sv->loop, &sv->retention);
+        sv->sigterm.data = sv->sigint.data = sv->retention.data = sv;
+        uv_signal_start(&sv->sigterm, on_signal, SIGTERM);
+        uv_signal_start(&sv->sigint, on_signal, SIGINT);
+        uv_timer_start(&sv->retention, on_retention, (uint64_t)cfg->retention.interval_ms,
+                       (uint64_t)cfg->retention.interval_ms);
+        uv_run(&sv->loop, UV_RUN_DEFAULT);
     }
-    af_http_server_free(sv.server);
-    af_engine_free(engine); /* the loop ran until the last execution finished */
+    af_store_async_close(sv->writer);
+    af_worker_free(sv->worker); /* executions still running go on from checkpoints next time */
+    af_http_server_free(sv->server);
+    uv_run(&sv->loop, UV_RUN_DEFAULT); /* the handles closed above */
+    af_store_async_free(sv->writer);
     af_api_free(api);
     af_http_router_free(router);
-    unload_plugins(&sv.loop);
-    uv_loop_close(&sv.loop);
+    unload_plugins(&sv->loop);
+    uv_loop_close(&sv->loop);
     af_store_close(store);
+    af_store_close(wstore);
+    af_store_close(sv->maintenance);
+    if (lock >= 0) {
+        close(lock);
+    }
     return rc;
 }
 
 static int main_serve(int argc, char **argv) {
+    static const struct {
+        const char *flag, *key;
+    } flags[] = {{"--listen", "listen"}, {"--data", "data"}, {"--durability", "durability"}};
+    serve_t *sv = calloc(1, sizeof *sv);
+    af_error_t err = {0};
+    const char *file = getenv("AGENTFLOW_CONFIG");
+    int print = 0;
+    af_config_defaults(&sv->cfg);
+    snprintf(sv->cfg.data, sizeof sv->cfg.data, "agentflow-data");
     for (int i = 2; i < argc; i++) {
         if (is_help(argv[i])) {
             fputs(SERVE_USAGE, stdout);
+            free(sv);
             return 0;
         }
-        if (strcmp(argv[i], "--listen") && strcmp(argv[i], "--data") &&
-            strcmp(argv[i], "--durability")) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            file = argv[++i];
+        } else if (strcmp(argv[i], "--print-config") == 0) {
+            print = 1;
+        }
+    }
+    extern char **environ;
+    int rc = file ? af_config_load_file(&sv->cfg, file, &err) : 0;
+    if (rc == 0) {
+        rc = af_config_load_env(&sv->cfg, (const char *const *)environ, &err);
+    }
+    for (int i = 2; rc == 0 && i < argc; i++) {
+        size_t k = 0;
+        while (k < sizeof flags / sizeof flags[0] && strcmp(argv[i], flags[k].flag) != 0) {
+            k++;
+        }
+        if (strcmp(argv[i], "--print-config") == 0) {
+            continue;
+        }
+        if (k == sizeof flags / sizeof flags[0] && strcmp(argv[i], "--config") != 0) {
+            free(sv);
             return usage_error(SERVE_USAGE, "unknown option '%s'", argv[i]);
         }
         if (++i == argc) {
+            free(sv);
             return usage_error(SERVE_USAGE, "%s needs a value", argv[i - 1]);
         }
+        if (k < sizeof flags / sizeof flags[0]) {
+            rc = af_config_set_from(&sv->cfg, flags[k].key, argv[i], AF_CONFIG_FROM_FLAG,
+                                    flags[k].flag, &err);
+        }
     }
-    const char *d = option(argc, argv, "--durability", "AGENTFLOW_DURABILITY", "normal");
-    if (strcmp(d, "normal") && strcmp(d, "strict")) {
-        return usage_error(SERVE_USAGE, "--durability is normal or strict, not '%s'", d);
+    if (rc == 0) {
+        rc = af_config_check(&sv->cfg, &err);
     }
-    return serve_run(option(argc, argv, "--listen", "AGENTFLOW_LISTEN", "127.0.0.1:8080"),
-                     option(argc, argv, "--data", "AGENTFLOW_DATA", "agentflow-data"),
-                     strcmp(d, "strict") == 0 ? AF_STORE_DURABLE_STRICT : AF_STORE_DURABLE_DEFAULT);
+    if (rc != 0) {
+        free(sv);
+        return usage_error(SERVE_USAGE, "%s", err.msg);
+    }
+    if (print) {
+        json_t *j = af_config_to_json(&sv->cfg);
+        char *text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+        puts(text);
+        free(text);
+        json_decref(j);
+        free(sv);
+        return 0;
+    }
+    rc = serve_run(sv);
+    free(sv);
+    return rc;
 }
 
 static int main_check(int argc, char **argv) {
@@ -652,6 +810,9 @@ int main(int argc, char **argv) {
     }
     if (strcmp(argv[1], "serve") == 0) {
         return main_serve(argc, argv);
+    }
+    if (strcmp(argv[1], "execute") == 0) {
+        return af_cli_execute(argc - 1, argv + 1);
     }
     return usage_error(USAGE, "unknown command '%s'", argv[1]);
 }

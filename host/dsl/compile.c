@@ -211,6 +211,7 @@ static int options_of(af_graph_t *g, json_t *d, af_error_t *err) {
                                "limits.memory must be a size such as \"64MB\", at least 4MB");
         }
     }
+    g->concurrency = (int)json_integer_value(json_object_get(d, "concurrency"));
     g->vars = json_incref(json_object_get(d, "vars"));
     g->sample_input = json_incref(json_object_get(d, "sample_input"));
     if (check_depth(g->vars, "vars", where, err) ||

@@ -79,6 +79,12 @@ int af_vm_resolve(af_vm_t *vm, af_vm_run_t *run, int spec_ref, int attempt, json
 /* Runs the workflow's `output` function if it has one: returns 1 and *out (new), 0 when there is
  * none, or a negative code with fault. */
 int af_vm_output(af_vm_t *vm, af_vm_run_t *run, json_t **out, af_fault_t *fault);
+/* Calls the function at `field` ("input", or one level down: "response.fn") of trigger number
+ * `trigger` (0-based, in the script's order) of the workflow loaded in vm with arg (borrowed),
+ * to the end (it cannot wait), within g's budgets. Returns 1 with *out (new), 0 when there is no
+ * such function, or a negative code with fault. */
+int af_vm_call_trigger(af_vm_t *vm, const af_graph_t *g, int trigger, const char *field,
+                       json_t *arg, json_t **out, af_fault_t *fault);
 
 /* How a step task ends: output is new (or NULL on fault); port may be NULL. */
 typedef void (*af_task_done_fn)(void *ud, json_t *output, const char *port,

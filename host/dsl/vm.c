@@ -746,6 +746,56 @@ int af_vm_resolve(af_vm_t *vm, af_vm_run_t *run, int spec_ref, int attempt, json
     return rc;
 }
 
+int af_vm_call_trigger(af_vm_t *vm, const af_graph_t *g, int trigger, const char *field,
+                       json_t *arg, json_t **out, af_fault_t *fault) {
+    lua_State *L = vm->L;
+    *out = NULL;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_wf);
+    lua_getfield(L, -1, "triggers");
+    lua_rawgeti(L, -1, trigger + 1);
+    lua_getfield(L, -1, "config");
+    const char *dot = strchr(field, '.');
+    if (dot) { /* "response.fn": one table level */
+        lua_pushlstring(L, field, (size_t)(dot - field));
+        lua_gettable(L, -2);
+        lua_replace(L, -2);
+        field = dot + 1;
+        if (!lua_istable(L, -1)) {
+            lua_pop(L, 4);
+            return 0;
+        }
+    }
+    lua_getfield(L, -1, field);
+    lua_replace(L, -5);
+    lua_pop(L, 3);
+    if (!lua_isfunction(L, -1)) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    if (push_json_or_nil(L, arg) != 0) {
+        lua_pop(L, 1);
+        af_fault_set(fault, 0, "INPUT", "the request is nested too deeply");
+        return AF_ELIMIT;
+    }
+    af_vm_run_t run = {.state_ref = LUA_NOREF};
+    run_limits(vm, &run, g);
+    vm->resolving++; /* runs to the end: no waiting inside a trigger's function */
+    int rc = af__vm_pcall(vm, &run, 1, 1, fault);
+    vm->resolving--;
+    if (rc != 0) {
+        return rc;
+    }
+    af_error_t err;
+    rc = af_lua_to_json(L, -1, AF_JSON_MAX_DEPTH, out, &err);
+    lua_pop(L, 1);
+    if (rc != 0) {
+        af_fault_set(fault, 0, "OUTPUT", "the function's result cannot be converted to JSON: %s",
+                     err.msg);
+        return rc;
+    }
+    return 1;
+}
+
 int af_vm_output(af_vm_t *vm, af_vm_run_t *run, json_t **out, af_fault_t *fault) {
     lua_State *L = vm->L;
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_wf);

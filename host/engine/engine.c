@@ -23,12 +23,14 @@ typedef struct loaded_s {
     af_vm_t *vm;
     af_graph_t *g;
     int refs;
+    uint64_t used; /* when it was last released (a counter), for evicting idle versions */
     struct loaded_s *next;
 } loaded_t;
 
 struct af_engine_s {
     af_engine_opts_t opts;
     loaded_t *loaded;
+    uint64_t releases;
     char *secrets[MAX_SECRETS]; /* values handed out, masked in everything we show */
     int nsecrets;
 };
@@ -51,6 +53,9 @@ typedef struct step_run_s {
     json_t *error_info; /* for error handlers: what failed */
     uv_timer_t *timer;  /* retry wait or step timeout */
     int in_flight;
+    int saving;      /* its checkpoint is being written: dependents wait */
+    int durable;     /* in a durable wait (a delay or a retry wait) until wake_at */
+    int64_t wake_at; /* wall ms; restored from a checkpoint before the step starts again */
 } step_run_t;
 
 struct af_exec_s {
@@ -78,9 +83,14 @@ struct af_exec_s {
     void (*on_done)(af_exec_t *x, void *ud);
     void *ud;
     af_node_call_t *parent_call; /* when this is a sub-workflow */
+    json_t *resume;              /* checkpoints to go on from, by step name (owned) */
+    int saving;                  /* checkpoints being written */
+    int durable_waits;           /* steps in a durable wait */
+    int done_deferred;           /* finished while checkpoints were still being written */
 };
 
 static void drain(af_exec_t *x);
+static void unload(af_engine_t *e, loaded_t *l);
 static void settle(af_exec_t *x, int i);
 static void fail_exec(af_exec_t *x, const af_fault_t *fault, af_exec_status_t status);
 static void maybe_finish(af_exec_t *x);
@@ -111,6 +121,12 @@ af_engine_t *af_engine_new(const af_engine_opts_t *opts) {
 
 void af_engine_free(af_engine_t *e) {
     if (e) {
+        for (loaded_t *l = e->loaded, *next; l; l = next) {
+            next = l->next;
+            if (l->refs == 0) {
+                unload(e, l);
+            }
+        }
         for (int i = 0; i < e->nsecrets; i++) {
             free(e->secrets[i]);
         }
@@ -262,6 +278,57 @@ static void timer_drop(uv_timer_t **t) {
     }
 }
 
+/* ---- durable waits ----
+ * A delay step or a retry wait ends at a wall-clock time that is told to the storage seam
+ * (on_wait), so an execution resumed after a crash or parked in storage wakes at the original
+ * time; when every step still in flight is such a wait, the execution is quiet and may be parked.
+ */
+
+static void wait_begin(af_exec_t *x, step_run_t *r, int64_t wake_at) {
+    af_engine_t *e = x->e;
+    if (!r->durable) {
+        r->durable = 1;
+        x->durable_waits++;
+    }
+    r->wake_at = wake_at;
+    if (x->depth == 0 && e->opts.on_wait) {
+        e->opts.on_wait(e->opts.ud, x, r->index, wake_at);
+    }
+}
+
+static void wait_end(af_exec_t *x, step_run_t *r) {
+    if (r->durable) {
+        r->durable = 0;
+        x->durable_waits--;
+    }
+    r->wake_at = 0;
+}
+
+static void call_waiting(af_node_call_t *call, int64_t wake_at);
+
+int af_exec_quiet(const af_exec_t *x, int64_t *wake_at) {
+    if (x->status != AF_EXEC_RUNNING || x->in_flight == 0 || x->in_flight != x->durable_waits ||
+        x->saving > 0 || x->ready_head < x->nready || x->draining) {
+        return 0;
+    }
+    int64_t wake = INT64_MAX;
+    for (int i = 0; i < x->g->nsteps; i++) {
+        if (x->runs[i].durable && x->runs[i].wake_at < wake) {
+            wake = x->runs[i].wake_at;
+        }
+    }
+    *wake_at = wake;
+    return 1;
+}
+
+static void maybe_quiet(af_exec_t *x) {
+    af_engine_t *e = x->e;
+    int64_t wake;
+    if (x->depth == 0 && e->opts.on_quiet && af_exec_quiet(x, &wake)) {
+        e->opts.on_quiet(e->opts.ud, x, wake);
+    }
+}
+
 /* ---- step attempts ---- */
 
 /* The step run a call is embedded in. */
@@ -304,6 +371,7 @@ static int retry_allowed(const af_retry_t *p, const af_fault_t *f, int attempt) 
 }
 
 static void start_attempt(af_exec_t *x, int i);
+static void save_step(af_exec_t *x, int i);
 
 static void on_retry_timer(uv_timer_t *t) {
     step_run_t *run = t->data;
@@ -312,6 +380,7 @@ static void on_retry_timer(uv_timer_t *t) {
     timer_drop(&x->runs[i].timer);
     x->in_flight--;
     x->runs[i].in_flight = 0;
+    wait_end(x, &x->runs[i]);
     start_attempt(x, i);
     drain(x);
 }
@@ -359,6 +428,7 @@ static void attempt_failed(af_exec_t *x, int i, const af_fault_t *f) {
             r->status = AF_STEP_WAITING;
             r->in_flight = 1;
             x->in_flight++;
+            wait_begin(x, r, af_wall_ms() + wait);
             af_event_t ev = {.kind = AF_EV_STEP_RETRY,
                              .step = s->name,
                              .attempt = r->attempt,
@@ -378,12 +448,8 @@ static void attempt_failed(af_exec_t *x, int i, const af_fault_t *f) {
     if (s->on_error_continue || has_error_route(x, i)) {
         r->failed_handled = 1;
         r->output = s->on_error_continue ? json_null() : NULL;
-        step_end(x, i, AF_STEP_FAILED);
-        if (s->on_error_continue) {
-            af_error_t err;
-            af_vm_set_output(x->vm, &x->run, s->name, r->output, &err);
-        }
-        settle(x, i);
+        r->status = AF_STEP_FAILED;
+        save_step(x, i);
         return;
     }
     step_end(x, i, AF_STEP_FAILED);
@@ -395,30 +461,84 @@ static void attempt_failed(af_exec_t *x, int i, const af_fault_t *f) {
     fail_exec(x, &ef, AF_EXEC_FAILED);
 }
 
-static void attempt_succeeded(af_exec_t *x, int i, json_t *output, const char *port) {
+/* A settled step (succeeded, or failed and handled) is made visible to its dependents. */
+static void step_settled(af_exec_t *x, int i) {
     step_run_t *r = &x->runs[i];
     af_step_t *s = &x->g->steps[i];
     af_error_t err;
-    r->output = output;
-    r->port = port ? strdup(port) : NULL;
-    r->has_fault = 0;
-    r->ended_ms = af_mono_ms();
+    if (r->status == AF_STEP_SUCCEEDED || s->on_error_continue) {
+        if (af_vm_set_output(x->vm, &x->run, s->name, r->output, &err) != 0) {
+            af_fault_t f;
+            af_fault_set(&f, 0, "OUTPUT", "%s", err.msg);
+            step_end(x, i, AF_STEP_FAILED);
+            fail_exec(x, &f, AF_EXEC_FAILED);
+            return;
+        }
+    }
+    step_end(x, i, r->status);
+    settle(x, i);
+}
+
+/* Checkpoints a settled step before its dependents start: at once, or when the storage seam
+ * says it is written (af_exec_checkpoint_done). */
+static void save_step(af_exec_t *x, int i) {
+    step_run_t *r = &x->runs[i];
     af_engine_t *e = x->e;
-    if (e->opts.checkpoint && e->opts.checkpoint(e->opts.ud, x, i, output) != 0) {
+    int rc = x->depth == 0 && e->opts.checkpoint ? e->opts.checkpoint(e->opts.ud, x, i, r->output)
+                                                 : 0;
+    if (rc == AF_CHECKPOINT_PENDING) {
+        r->saving = 1;
+        x->saving++;
+        x->in_flight++;
+        return;
+    }
+    if (rc != 0) {
         af_fault_t f;
-        af_fault_set(&f, 0, "CHECKPOINT", "could not checkpoint step '%s'", s->name);
+        af_fault_set(&f, 0, "CHECKPOINT", "could not checkpoint step '%s'", x->g->steps[i].name);
         step_end(x, i, AF_STEP_FAILED);
         fail_exec(x, &f, AF_EXEC_FAILED);
         return;
     }
-    if (af_vm_set_output(x->vm, &x->run, s->name, output, &err) != 0) {
-        af_fault_t f;
-        af_fault_set(&f, 0, "OUTPUT", "%s", err.msg);
-        attempt_failed(x, i, &f);
+    step_settled(x, i);
+}
+
+void af_exec_checkpoint_done(af_exec_t *x, int step, int rc) {
+    step_run_t *r = &x->runs[step];
+    if (!r->saving) {
         return;
     }
-    step_end(x, i, AF_STEP_SUCCEEDED);
-    settle(x, i);
+    r->saving = 0;
+    x->saving--;
+    x->in_flight--;
+    if (x->status != AF_EXEC_RUNNING) { /* cancelled or failed meanwhile */
+        if (x->saving == 0 && x->done_deferred) {
+            x->done_deferred = 0;
+            if (x->on_done) {
+                x->on_done(x, x->ud);
+            }
+        }
+        return;
+    }
+    if (rc != 0) {
+        af_fault_t f;
+        af_fault_set(&f, 0, "CHECKPOINT", "could not checkpoint step '%s': %s",
+                     x->g->steps[step].name, af_strerror(rc));
+        step_end(x, step, AF_STEP_FAILED);
+        fail_exec(x, &f, AF_EXEC_FAILED);
+        return;
+    }
+    step_settled(x, step);
+    drain(x);
+}
+
+static void attempt_succeeded(af_exec_t *x, int i, json_t *output, const char *port) {
+    step_run_t *r = &x->runs[i];
+    r->output = output;
+    r->port = port ? strdup(port) : NULL;
+    r->has_fault = 0;
+    r->ended_ms = af_mono_ms();
+    r->status = AF_STEP_SUCCEEDED;
+    save_step(x, i);
 }
 
 static void on_call_done(af_node_call_t *call, json_t *output, const char *port,
@@ -431,6 +551,7 @@ static void on_call_done(af_node_call_t *call, json_t *output, const char *port,
     r->config = NULL;
     r->in_flight = 0;
     x->in_flight--;
+    wait_end(x, r);
     if (fault) {
         attempt_failed(x, i, fault);
     } else {
@@ -453,6 +574,7 @@ static void on_step_timeout(uv_timer_t *t) {
     r->config = NULL;
     r->in_flight = 0;
     x->in_flight--;
+    wait_end(x, r);
     af_fault_t f;
     char d[32];
     af_fault_set(&f, 1, "TIMEOUT", "timed out after %s",
@@ -500,6 +622,10 @@ static void prepare_call(void *ud, af_node_call_t *call) {
              call->step ? call->step : "");
 }
 
+static void call_waiting(af_node_call_t *call, int64_t wake_at) {
+    wait_begin(call->owner, run_of(call), wake_at);
+}
+
 static json_t *error_info_for(af_exec_t *x, int i) {
     af_step_t *s = &x->g->steps[i];
     for (int k = 0; k < s->ndeps; k++) {
@@ -513,10 +639,68 @@ static json_t *error_info_for(af_exec_t *x, int i) {
     return NULL;
 }
 
+/* Goes on from a step's checkpoint instead of running it: a settled step is settled again with
+ * its stored output and port; a retry wait is re-armed for what is left of it; a delay that was
+ * waiting starts again with its original wake-up time. Returns 1 when the step needs no attempt
+ * now. */
+static int restore_step(af_exec_t *x, int i) {
+    step_run_t *r = &x->runs[i];
+    af_step_t *s = &x->g->steps[i];
+    json_t *rec = json_object_get(x->resume, s->name);
+    const char *status = json_string_value(json_object_get(rec, "status"));
+    if (status == NULL) {
+        return 0;
+    }
+    int attempts = (int)json_integer_value(json_object_get(rec, "attempts"));
+    int64_t wake_at = json_integer_value(json_object_get(rec, "wake_at"));
+    const char *port = json_string_value(json_object_get(rec, "port"));
+    r->started_ms = r->attempt_started_ms = r->ended_ms = af_mono_ms();
+    if (strcmp(status, "succeeded") == 0 || strcmp(status, "failed") == 0) {
+        r->attempt = attempts;
+        r->output = json_incref(json_object_get(rec, "output"));
+        r->port = port ? strdup(port) : NULL;
+        r->status = strcmp(status, "succeeded") == 0 ? AF_STEP_SUCCEEDED : AF_STEP_FAILED;
+        if (r->status == AF_STEP_FAILED) {
+            const char *error = json_string_value(json_object_get(rec, "error"));
+            af_fault_set(&r->fault, 0, "FAILED", "%s", error ? error : "failed");
+            r->has_fault = r->failed_handled = 1;
+            if (s->on_error_continue && r->output == NULL) {
+                r->output = json_null();
+            }
+        }
+        af_event_t ev = {.kind = AF_EV_LOG, .step = s->name, .text = "restored from its checkpoint"};
+        emit(x, &ev);
+        step_settled(x, i);
+        return 1;
+    }
+    if (strcmp(status, "waiting") != 0) {
+        return 0;
+    }
+    if (strcmp(s->type, "delay") == 0) { /* runs again, ending at the original time */
+        r->wake_at = wake_at;
+        return 0;
+    }
+    r->attempt = attempts; /* a retry wait: the next attempt starts when it ends */
+    r->timer = timer_new(x, r);
+    if (r->timer == NULL) {
+        return 0;
+    }
+    r->status = AF_STEP_WAITING;
+    r->in_flight = 1;
+    x->in_flight++;
+    int64_t left = wake_at - af_wall_ms();
+    wait_begin(x, r, wake_at);
+    uv_timer_start(r->timer, on_retry_timer, (uint64_t)(left > 0 ? left : 0), 0);
+    return 1;
+}
+
 static void start_attempt(af_exec_t *x, int i) {
     step_run_t *r = &x->runs[i];
     af_step_t *s = &x->g->steps[i];
     af_fault_t fault;
+    if (r->attempt == 0 && x->resume && restore_step(x, i)) {
+        return;
+    }
     r->attempt++;
     r->status = AF_STEP_RUNNING;
     r->attempt_started_ms = af_mono_ms();
@@ -560,6 +744,9 @@ static void start_attempt(af_exec_t *x, int i) {
     call->instance = s->instance;
     call->done = on_call_done;
     call->owner = x;
+    call->wake_at = r->wake_at;
+    call->waiting = call_waiting;
+    r->wake_at = 0;
     prepare_call(x, call);
     r->in_flight = 1;
     x->in_flight++;
@@ -648,6 +835,7 @@ static void drain(af_exec_t *x) {
     }
     x->draining = 0;
     maybe_finish(x);
+    maybe_quiet(x);
 }
 
 /* ---- finishing ---- */
@@ -665,6 +853,10 @@ static json_t *default_result(af_exec_t *x) {
 static void finished(uv_timer_t *t) {
     af_exec_t *x = t->data;
     timer_drop(&x->finish_timer);
+    if (x->saving > 0) { /* on_done once the checkpoints being written are answered */
+        x->done_deferred = 1;
+        return;
+    }
     if (x->on_done) {
         x->on_done(x, x->ud);
     }
@@ -726,6 +918,7 @@ static void fail_exec(af_exec_t *x, const af_fault_t *fault, af_exec_status_t st
             }
             r->in_flight = 0;
             x->in_flight--;
+            wait_end(x, r);
             step_end(x, i, AF_STEP_CANCELLED);
         } else if (r->status == AF_STEP_PENDING) {
             r->status = AF_STEP_CANCELLED;
@@ -794,10 +987,7 @@ static loaded_t *acquire(af_engine_t *e, const char *file, af_error_t *err) {
     return l;
 }
 
-static void release(af_engine_t *e, loaded_t *l) {
-    if (l == NULL || --l->refs > 0) {
-        return;
-    }
+static void unload(af_engine_t *e, loaded_t *l) {
     for (loaded_t **p = &e->loaded; *p; p = &(*p)->next) {
         if (*p == l) {
             *p = l->next;
@@ -808,6 +998,28 @@ static void release(af_engine_t *e, loaded_t *l) {
     af_vm_free(l->vm);
     free(l->file);
     free(l);
+}
+
+/* A version nobody runs stays loaded while it is among the opts.keep_loaded most recently used
+ * idle ones, so the next execution does not compile it again. */
+static void release(af_engine_t *e, loaded_t *l) {
+    if (l == NULL || --l->refs > 0) {
+        return;
+    }
+    l->used = ++e->releases;
+    int idle = 0;
+    loaded_t *oldest = NULL;
+    for (loaded_t *c = e->loaded; c; c = c->next) {
+        if (c->refs == 0) {
+            idle++;
+            if (oldest == NULL || c->used < oldest->used) {
+                oldest = c;
+            }
+        }
+    }
+    if (idle > e->opts.keep_loaded) {
+        unload(e, oldest);
+    }
 }
 
 static af_exec_t *exec_new(af_engine_t *e, const char *file, af_error_t *err) {
@@ -834,7 +1046,7 @@ static af_exec_t *exec_new(af_engine_t *e, const char *file, af_error_t *err) {
     return x;
 }
 
-static int exec_begin(af_exec_t *x, json_t *input, af_error_t *err) {
+static int exec_begin(af_exec_t *x, json_t *input, int64_t started_at, af_error_t *err) {
     af_graph_t *g = x->g;
     x->runs = calloc((size_t)g->nsteps, sizeof *x->runs);
     x->ready = malloc(sizeof(int) * 2 * (size_t)g->nsteps);
@@ -844,7 +1056,7 @@ static int exec_begin(af_exec_t *x, json_t *input, af_error_t *err) {
     x->input = input             ? json_incref(input)
                : g->sample_input ? json_incref(g->sample_input)
                                  : json_object();
-    x->started_wall = af_wall_ms();
+    x->started_wall = started_at > 0 ? started_at : af_wall_ms();
     x->started_ms = af_mono_ms();
     char iso[40];
     af_time_iso(x->started_wall, iso, sizeof iso);
@@ -873,20 +1085,20 @@ static int exec_begin(af_exec_t *x, json_t *input, af_error_t *err) {
     return 0;
 }
 
-static int start(af_engine_t *e, const char *file, json_t *input, int depth,
-                 void (*on_done)(af_exec_t *, void *), void *ud, af_exec_t **out, af_error_t *err,
-                 const char *id) {
-    af_exec_t *x = exec_new(e, file, err);
+static int start(af_engine_t *e, const af_exec_start_t *st, int depth, af_exec_t **out,
+                 af_error_t *err) {
+    af_exec_t *x = exec_new(e, st->file, err);
     if (x == NULL) {
         return err ? err->code : AF_ENOMEM;
     }
-    if (id) {
-        snprintf(x->id, sizeof x->id, "%s", id);
+    if (st->id) {
+        snprintf(x->id, sizeof x->id, "%s", st->id);
     }
     x->depth = depth;
-    x->on_done = on_done;
-    x->ud = ud;
-    int rc = exec_begin(x, input, err);
+    x->on_done = st->on_done;
+    x->ud = st->ud;
+    x->resume = st->resume && json_object_size(st->resume) ? json_incref(st->resume) : NULL;
+    int rc = exec_begin(x, st->input, st->started_at, err);
     if (rc != 0) {
         af_exec_free(x);
         return rc;
@@ -895,16 +1107,72 @@ static int start(af_engine_t *e, const char *file, json_t *input, int depth,
     return 0;
 }
 
+int af_exec_start(af_engine_t *e, const af_exec_start_t *st, af_exec_t **out, af_error_t *err) {
+    return start(e, st, 0, out, err);
+}
+
 int af_exec_start_file(af_engine_t *e, const char *file, json_t *input,
                        void (*on_done)(af_exec_t *x, void *ud), void *ud, af_exec_t **out,
                        af_error_t *err) {
-    return start(e, file, input, 0, on_done, ud, out, err, NULL);
+    af_exec_start_t st = {.file = file, .input = input, .on_done = on_done, .ud = ud};
+    return start(e, &st, 0, out, err);
 }
 
 int af_exec_start_file_as(af_engine_t *e, const char *file, json_t *input, const char *id,
                           void (*on_done)(af_exec_t *x, void *ud), void *ud, af_exec_t **out,
                           af_error_t *err) {
-    return start(e, file, input, 0, on_done, ud, out, err, id);
+    af_exec_start_t st = {.file = file, .input = input, .id = id, .on_done = on_done, .ud = ud};
+    return start(e, &st, 0, out, err);
+}
+
+int af_engine_trigger_call(af_engine_t *e, const char *file, int trigger, const char *field,
+                           json_t *arg, json_t **out, af_fault_t *fault) {
+    af_error_t err;
+    loaded_t *l = acquire(e, file, &err);
+    if (l == NULL) {
+        af_fault_set(fault, 0, "DEFINITION", "%s", err.msg);
+        return err.code ? err.code : AF_EIO;
+    }
+    int rc = trigger >= 0 && trigger < l->g->ntriggers
+                 ? af_vm_call_trigger(l->vm, l->g, trigger, field, arg, out, fault)
+                 : 0;
+    release(e, l);
+    return rc;
+}
+
+int af_exec_depth(const af_exec_t *x) {
+    return x->depth;
+}
+
+af_step_status_t af_exec_step_status(const af_exec_t *x, int step) {
+    return x->runs[step].status;
+}
+
+const char *af_exec_step_port(const af_exec_t *x, int step) {
+    return x->runs[step].port;
+}
+
+char *af_exec_step_error(const af_exec_t *x, int step) {
+    const step_run_t *r = &x->runs[step];
+    if (!r->has_fault) {
+        return NULL;
+    }
+    char text[1200];
+    snprintf(text, sizeof text, "%s: %s", r->fault.code, r->fault.message);
+    return af_engine_mask(x->e, text);
+}
+
+int64_t af_exec_started_at(const af_exec_t *x) {
+    return x->started_wall;
+}
+
+int af_exec_park(af_exec_t *x) {
+    int64_t wake;
+    if (!af_exec_quiet(x, &wake)) {
+        return AF_ESTATE;
+    }
+    af_exec_free(x); /* timers stopped, delays cancelled quietly: the store holds the rest */
+    return 0;
 }
 
 const char *af_exec_id(const af_exec_t *x) {
@@ -978,7 +1246,8 @@ static int run_child(af_node_call_t *call, const char *file, json_t *input, af_f
              file);
     af_exec_t *child = NULL;
     af_error_t err;
-    int rc = start(x->e, path, input, x->depth + 1, child_done, call, &child, &err, NULL);
+    af_exec_start_t st = {.file = path, .input = input, .on_done = child_done, .ud = call};
+    int rc = start(x->e, &st, x->depth + 1, &child, &err);
     if (rc != 0) {
         char text[1400];
         af_fault_set(fault, 0, "CALL", "sub-workflow %s: %s", file,
@@ -1016,6 +1285,7 @@ void af_exec_free(af_exec_t *x) {
     }
     release(x->e, x->wf);
     json_decref(x->input);
+    json_decref(x->resume);
     json_decref(x->result);
     json_decref(x->trace);
     free(x->runs);

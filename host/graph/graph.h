@@ -66,6 +66,7 @@ typedef struct af_graph_s {
     int64_t step_timeout_ms;  /* default per step; 0 none */
     int64_t max_instructions; /* Lua instruction budget per execution */
     size_t max_memory;        /* Lua memory budget per execution, bytes */
+    int concurrency;          /* executions of this workflow running at once; 0: no limit */
     json_t *vars;             /* owned, may be NULL */
     json_t *sample_input;     /* owned, may be NULL */
     af_step_t *steps;

@@ -1,5 +1,6 @@
-/* flow.c -- engine node types that wait: delay (a timer; durable parking comes with the store)
- * and call (a sub-workflow, run by the engine through call->run_child). */
+/* flow.c -- engine node types that wait: delay (a timer ending at a wall-clock time the engine
+ * records, so a resumed execution wakes at the original time) and call (a sub-workflow, run by
+ * the engine through call->run_child). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,7 +47,12 @@ static int delay_execute(af_node_call_t *call) {
     uv_timer_init(call->loop, &d->timer);
     d->timer.data = d;
     uv_update_time(call->loop);
-    uv_timer_start(&d->timer, delay_fired, (uint64_t)ms, 0);
+    int64_t now = af_wall_ms();
+    int64_t wake = call->wake_at > 0 ? call->wake_at : now + ms;
+    if (call->waiting) {
+        call->waiting(call, wake);
+    }
+    uv_timer_start(&d->timer, delay_fired, (uint64_t)(wake > now ? wake - now : 0), 0);
     call->node_data = d;
     return AF_NODE_PENDING;
 }

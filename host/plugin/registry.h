@@ -70,6 +70,10 @@ struct af_node_call_s {
     void (*log)(af_node_call_t *call, const char *line);
     /* An entry for the execution's trace (steals data). */
     void (*trace)(af_node_call_t *call, const char *kind, json_t *data);
+    /* Durable waits (the delay type): when a resumed wait ends (wall ms), else 0; and the hook
+     * that tells the engine when the wait will end (NULL outside the engine). */
+    int64_t wake_at;
+    void (*waiting)(af_node_call_t *call, int64_t wake_at);
     void *node_data; /* the type's own per-call state */
     af_node_done_fn done;
     void *owner;

@@ -113,6 +113,51 @@ int af_queue_count(af_queue_t *q, const char *queue, int64_t *ready, int64_t *le
     return q->vt->count(q, queue, ready, leased, dead, err);
 }
 
+int af_queue_claim(af_queue_t *q, const char *job_id, const char *worker, int64_t lease_ms,
+                   af_job_t *job, af_error_t *err) {
+    CHECK(q != NULL && job_id != NULL && worker != NULL && worker[0] != '\0' && lease_ms > 0 &&
+          strlen(worker) < AF_QUEUE_ID_MAX);
+    return q->vt->claim(q, job_id, worker, lease_ms, job, err);
+}
+
+int af_queue_heartbeat_all(af_queue_t *q, const char *worker, int64_t lease_ms, int *n,
+                           af_error_t *err) {
+    CHECK(q != NULL && worker != NULL && worker[0] != '\0' && lease_ms > 0);
+    return q->vt->heartbeat_all(q, worker, lease_ms, n, err);
+}
+
+int af_queue_release_all(af_queue_t *q, const char *except_worker, int *n, af_error_t *err) {
+    CHECK(q != NULL);
+    return q->vt->release_all(q, except_worker, n, err);
+}
+
+int af_queue_list(af_queue_t *q, const char *queue, const char *after, int limit, af_job_t **out,
+                  size_t *n, af_error_t *err) {
+    CHECK(q != NULL && out != NULL && n != NULL);
+    return q->vt->list(q, queue, after, limit, out, n, err);
+}
+
+int af_queue_get(af_queue_t *q, const char *job_id, af_job_t *job, af_error_t *err) {
+    CHECK(q != NULL && job_id != NULL && job != NULL);
+    return q->vt->get(q, job_id, job, err);
+}
+
+int af_queue_remove(af_queue_t *q, const char *job_id, af_error_t *err) {
+    CHECK(q != NULL && job_id != NULL);
+    return q->vt->remove(q, job_id, err);
+}
+
+int af_queue_dead_get(af_queue_t *q, const char *job_id, af_job_t *job, af_error_t *err) {
+    CHECK(q != NULL && job_id != NULL && job != NULL);
+    return q->vt->dead_get(q, job_id, job, err);
+}
+
+int af_queue_reschedule(af_queue_t *q, const char *job_id, const char *worker, int64_t run_at,
+                        af_error_t *err) {
+    CHECK(q != NULL && job_id != NULL && worker != NULL);
+    return q->vt->reschedule(q, job_id, worker, run_at, err);
+}
+
 void af_job_clear(af_job_t *job) {
     if (job) {
         json_decref(job->payload);

@@ -57,9 +57,9 @@ int af_queue_configure(af_queue_t *q, const af_queue_options_t *opts);
 const char *af_queue_backend(const af_queue_t *q);
 
 /* Adds a job. When q shares a store's connection (af_store_queue) and a store transaction is open,
- * the job commits or rolls back with it. Writes the job id into id_out (may be NULL; at least
- * AF_QUEUE_ID_MAX bytes). Returns 0, AF_EINVAL (name too long), AF_EEXISTS (the id is taken) or
- * AF_EIO. */
+ * the job commits or rolls back with it (so does every other call below that writes). Writes the
+ * job id into id_out (may be NULL; at least AF_QUEUE_ID_MAX bytes). Returns 0, AF_EINVAL (name too
+ * long), AF_EEXISTS (the id is taken) or AF_EIO. */
 int af_queue_enqueue(af_queue_t *q, const af_job_t *job, char *id_out, af_error_t *err);
 
 /* Atomically claims the best due job of `queue` (highest priority, then earliest run_at, then
@@ -83,6 +83,50 @@ int af_queue_complete(af_queue_t *q, const char *job_id, const char *worker, af_
  * Sets *dead (may be NULL) to 1 when it was dead-lettered, else 0. Returns 0 or AF_ESTATE. */
 int af_queue_fail(af_queue_t *q, const char *job_id, const char *worker, const char *error,
                   int64_t retry_in_ms, int *dead, af_error_t *err);
+
+/* Claims the job job_id, if it is ready (whatever its run_at), for `worker` with a lease until
+ * now + lease_ms, and counts an attempt, as af_queue_dequeue does for the best due job. Fills *job
+ * (may be NULL; caller clears it). Returns 0, or AF_ENOTFOUND when there is no such ready job
+ * (missing, or leased by anyone). */
+int af_queue_claim(af_queue_t *q, const char *job_id, const char *worker, int64_t lease_ms,
+                   af_job_t *job, af_error_t *err);
+
+/* Extends, in one statement, every lease `worker` holds to now + lease_ms, including leases that
+ * expired but were not reaped yet (nobody else can have those jobs). Sets *n (may be NULL) to how
+ * many were extended. */
+int af_queue_heartbeat_all(af_queue_t *q, const char *worker, int64_t lease_ms, int *n,
+                           af_error_t *err);
+
+/* Makes every leased job ready again now, keeping its attempts and never dead-lettering it: for
+ * start-up, when this process holds the data directory's lock, so every lease is a dead
+ * process's. Leases of except_worker (may be NULL) are kept. Sets *n (may be NULL) to how many
+ * were released. */
+int af_queue_release_all(af_queue_t *q, const char *except_worker, int *n, af_error_t *err);
+
+/* Lists live jobs (ready and leased) of `queue` (NULL: all queues) in id order, starting after
+ * the id `after` (NULL or "": from the start), at most limit (<= 0: 1000). A leased job has its
+ * lease_owner and lease_until set. *out is a new array (af_jobs_free) of *n jobs; *out is NULL
+ * when *n is 0. */
+int af_queue_list(af_queue_t *q, const char *queue, const char *after, int limit, af_job_t **out,
+                  size_t *n, af_error_t *err);
+
+/* Fills *job (caller clears) with the live job (ready or leased) job_id. Returns 0 or
+ * AF_ENOTFOUND. */
+int af_queue_get(af_queue_t *q, const char *job_id, af_job_t *job, af_error_t *err);
+
+/* Removes the job job_id, whoever holds it, and the dead letter with that id (both, when both
+ * exist). Returns 0, or AF_ENOTFOUND when there was neither. */
+int af_queue_remove(af_queue_t *q, const char *job_id, af_error_t *err);
+
+/* Fills *job (caller clears) with the dead letter job_id (failed_at set, run_at 0). Returns 0 or
+ * AF_ENOTFOUND. */
+int af_queue_dead_get(af_queue_t *q, const char *job_id, af_job_t *job, af_error_t *err);
+
+/* Gives back a job the worker holds without counting a failure (an execution parked until a
+ * delay ends): it becomes ready at run_at (<= 0: now) with its attempts reset to 0; its last error
+ * is kept. Returns 0 or AF_ESTATE (not held by worker). */
+int af_queue_reschedule(af_queue_t *q, const char *job_id, const char *worker, int64_t run_at,
+                        af_error_t *err);
 
 /* Takes back jobs whose lease expired (a worker died or stalled): those with attempts left become
  * ready now, the others move to the dead letters ("lease expired"). Sets *reaped (may be NULL) to

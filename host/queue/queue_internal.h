@@ -21,6 +21,18 @@ typedef struct af_queue_vt_s {
     int (*dead_retry)(af_queue_t *q, const char *job_id, af_error_t *err);
     int (*count)(af_queue_t *q, const char *queue, int64_t *ready, int64_t *leased, int64_t *dead,
                  af_error_t *err);
+    int (*claim)(af_queue_t *q, const char *job_id, const char *worker, int64_t lease_ms,
+                 af_job_t *job, af_error_t *err);
+    int (*heartbeat_all)(af_queue_t *q, const char *worker, int64_t lease_ms, int *n,
+                         af_error_t *err);
+    int (*release_all)(af_queue_t *q, const char *except_worker, int *n, af_error_t *err);
+    int (*list)(af_queue_t *q, const char *queue, const char *after, int limit, af_job_t **out,
+                size_t *n, af_error_t *err);
+    int (*get)(af_queue_t *q, const char *job_id, af_job_t *job, af_error_t *err);
+    int (*remove)(af_queue_t *q, const char *job_id, af_error_t *err);
+    int (*dead_get)(af_queue_t *q, const char *job_id, af_job_t *job, af_error_t *err);
+    int (*reschedule)(af_queue_t *q, const char *job_id, const char *worker, int64_t run_at,
+                      af_error_t *err);
 } af_queue_vt_t;
 
 /* The head of every backend's queue. */

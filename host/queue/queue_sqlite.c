@@ -77,6 +77,26 @@ static int row_job(sqlite3_stmt *st, af_job_t *job) {
     return 0;
 }
 
+/* Steps a bound statement that yields at most one job row (a SELECT, or an UPDATE ... RETURNING,
+ * which makes its change on the first step). On a row fills *job (when not NULL) and sets
+ * *found = 1; otherwise *found = 0. The statement is run to its end and reset either way. */
+static int one_job(af__sqlite_t *c, sqlite3_stmt *st, af_job_t *job, int *found, const char *what,
+                   af_error_t *err) {
+    int rc = af__sqlite_first(c, st, found, what, err);
+    if (rc != 0 || !*found) {
+        return rc;
+    }
+    rc = job ? row_job(st, job) : 0;
+    int rc2 = af__sqlite_run(c, st, what, err); /* runs to the end and resets */
+    if (rc != 0 || rc2 != 0) {
+        if (rc == 0 && job) {
+            af_job_clear(job);
+        }
+        return rc2 != 0 ? rc2 : af_error_set(err, rc, "out of memory");
+    }
+    return 0;
+}
+
 /* One statement: SQLite takes the write lock before it reads, so the choice and the claim are
  * atomic against every other connection (they wait on the busy timeout, then see the claim). */
 static int q_dequeue(af_queue_t *q, const char *queue, const char *worker, int64_t lease_ms,
@@ -97,24 +117,81 @@ static int q_dequeue(af_queue_t *q, const char *queue, const char *worker, int64
     af__sqlite_bind_text(st, 2, worker);
     sqlite3_bind_int64(st, 3, af__sqlite_now(c));
     sqlite3_bind_int64(st, 4, lease_ms);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        rc = row_job(st, job);
-        int rc2 = af__sqlite_run(c, st, "dequeue", err); /* runs to the end and resets */
-        if (rc != 0 || rc2 != 0) {
-            if (rc == 0) {
-                af_job_clear(job);
-            }
-            return rc2 != 0 ? rc2 : af_error_set(err, rc, "out of memory");
+    int found = 0;
+    if ((rc = one_job(c, st, job, &found, "dequeue", err)) == 0 && !found) {
+        rc = af_error_set(err, AF_ENOTFOUND, "no job due in queue %s", queue);
+    }
+    return rc;
+}
+
+/* Like q_dequeue for one given job, due or not. */
+static int q_claim(af_queue_t *q, const char *job_id, const char *worker, int64_t lease_ms,
+                   af_job_t *job, af_error_t *err) {
+    af__sqlite_t *c = CONN(q);
+    static const char SQL[] =
+        "UPDATE jobs SET status = 'leased', lease_owner = ?2, lease_until = ?3 + ?4,"
+        " attempts = attempts + 1, updated_at = ?3 WHERE id = ?1 AND status = 'ready'"
+        " RETURNING " JOB_COLS;
+    sqlite3_stmt *st;
+    int rc = af__sqlite_prep(c, SQL, &st, err);
+    if (rc != 0) {
+        return rc;
+    }
+    af__sqlite_bind_text(st, 1, job_id);
+    af__sqlite_bind_text(st, 2, worker);
+    sqlite3_bind_int64(st, 3, af__sqlite_now(c));
+    sqlite3_bind_int64(st, 4, lease_ms);
+    int found = 0;
+    if ((rc = one_job(c, st, job, &found, "claim", err)) == 0 && !found) {
+        rc = af_error_set(err, AF_ENOTFOUND, "no ready job %s", job_id);
+    }
+    return rc;
+}
+
+static int q_get(af_queue_t *q, const char *job_id, af_job_t *job, af_error_t *err) {
+    af__sqlite_t *c = CONN(q);
+    static const char SQL[] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1";
+    sqlite3_stmt *st;
+    int rc = af__sqlite_prep(c, SQL, &st, err);
+    if (rc != 0) {
+        return rc;
+    }
+    af__sqlite_bind_text(st, 1, job_id);
+    int found = 0;
+    if ((rc = one_job(c, st, job, &found, "get job", err)) == 0 && !found) {
+        rc = af_error_set(err, AF_ENOTFOUND, "no job %s", job_id);
+    }
+    return rc;
+}
+
+/* Dead letters read with the JOB_COLS layout (run_at 0, no lease), then failed_at. */
+#define DEAD_COLS                                                                                  \
+    "id, queue, priority, payload, 0, attempts, max_attempts, NULL, 0, last_error, created_at,"    \
+    " failed_at"
+
+static int q_dead_get(af_queue_t *q, const char *job_id, af_job_t *job, af_error_t *err) {
+    af__sqlite_t *c = CONN(q);
+    static const char SQL[] = "SELECT " DEAD_COLS " FROM dead_letters WHERE id = ?1";
+    sqlite3_stmt *st;
+    int rc = af__sqlite_prep(c, SQL, &st, err);
+    if (rc != 0) {
+        return rc;
+    }
+    af__sqlite_bind_text(st, 1, job_id);
+    int found = 0;
+    rc = af__sqlite_first(c, st, &found, "get dead letter", err);
+    if (rc == 0 && found) {
+        if (row_job(st, job) != 0) {
+            sqlite3_reset(st);
+            return af_error_set(err, AF_ENOMEM, "out of memory");
         }
-        return 0;
+        job->failed_at = sqlite3_column_int64(st, 11);
+        if ((rc = af__sqlite_run(c, st, "get dead letter", err)) != 0) {
+            af_job_clear(job);
+        }
+    } else if (rc == 0) {
+        rc = af_error_set(err, AF_ENOTFOUND, "no dead letter %s", job_id);
     }
-    if (rc == SQLITE_DONE) {
-        sqlite3_reset(st);
-        return af_error_set(err, AF_ENOTFOUND, "no job due in queue %s", queue);
-    }
-    rc = af__sqlite_fail(c, sqlite3_extended_errcode(c->db), "dequeue", err);
-    sqlite3_reset(st);
     return rc;
 }
 
@@ -386,6 +463,148 @@ static int q_count(af_queue_t *q, const char *queue, int64_t *ready, int64_t *le
     return rc;
 }
 
+static int q_heartbeat_all(af_queue_t *q, const char *worker, int64_t lease_ms, int *n,
+                           af_error_t *err) {
+    af__sqlite_t *c = CONN(q);
+    static const char SQL[] = "UPDATE jobs SET lease_until = ?2 + ?3, updated_at = ?2"
+                              " WHERE status = 'leased' AND lease_owner = ?1";
+    sqlite3_stmt *st;
+    int rc = af__sqlite_prep(c, SQL, &st, err);
+    if (rc != 0) {
+        return rc;
+    }
+    af__sqlite_bind_text(st, 1, worker);
+    sqlite3_bind_int64(st, 2, af__sqlite_now(c));
+    sqlite3_bind_int64(st, 3, lease_ms);
+    rc = af__sqlite_run(c, st, "heartbeat all", err);
+    if (rc == 0 && n) {
+        *n = sqlite3_changes(c->db);
+    }
+    return rc;
+}
+
+static int q_release_all(af_queue_t *q, const char *except_worker, int *n, af_error_t *err) {
+    af__sqlite_t *c = CONN(q);
+    static const char SQL[] =
+        "UPDATE jobs SET status = 'ready', lease_owner = NULL, lease_until = NULL, run_at = ?1,"
+        " updated_at = ?1 WHERE status = 'leased' AND (?2 IS NULL OR lease_owner IS NOT ?2)";
+    sqlite3_stmt *st;
+    int rc = af__sqlite_prep(c, SQL, &st, err);
+    if (rc != 0) {
+        return rc;
+    }
+    sqlite3_bind_int64(st, 1, af__sqlite_now(c));
+    af__sqlite_bind_text(st, 2, except_worker);
+    rc = af__sqlite_run(c, st, "release all", err);
+    if (rc == 0 && n) {
+        *n = sqlite3_changes(c->db);
+    }
+    return rc;
+}
+
+static int q_list(af_queue_t *q, const char *queue, const char *after, int limit, af_job_t **out,
+                  size_t *n, af_error_t *err) {
+    af__sqlite_t *c = CONN(q);
+    static const char SQL[] = "SELECT " JOB_COLS " FROM jobs"
+                              " WHERE (?1 IS NULL OR queue = ?1) AND id > ?2 ORDER BY id LIMIT ?3";
+    *out = NULL;
+    *n = 0;
+    if (limit <= 0) {
+        limit = 1000;
+    }
+    sqlite3_stmt *st;
+    int rc = af__sqlite_prep(c, SQL, &st, err);
+    if (rc != 0) {
+        return rc;
+    }
+    af__sqlite_bind_text(st, 1, queue);
+    af__sqlite_bind_text(st, 2, after ? after : "");
+    sqlite3_bind_int(st, 3, limit);
+    af_job_t *arr = NULL;
+    size_t got = 0, cap = 0;
+    int oom = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (got == cap) {
+            size_t ncap = cap ? cap * 2 : 64;
+            af_job_t *p = realloc(arr, ncap * sizeof *arr);
+            if (p == NULL) {
+                oom = 1;
+                break;
+            }
+            arr = p;
+            cap = ncap;
+        }
+        if (row_job(st, &arr[got]) != 0) {
+            oom = 1;
+            break;
+        }
+        got++;
+    }
+    if (oom || rc != SQLITE_DONE) {
+        rc = oom ? af_error_set(err, AF_ENOMEM, "out of memory")
+                 : af__sqlite_fail(c, sqlite3_extended_errcode(c->db), "list jobs", err);
+        sqlite3_reset(st);
+        af_jobs_free(arr, got);
+        return rc;
+    }
+    sqlite3_reset(st);
+    if (got == 0) {
+        free(arr);
+        arr = NULL;
+    }
+    *out = arr;
+    *n = got;
+    return 0;
+}
+
+static int q_remove(af_queue_t *q, const char *job_id, af_error_t *err) {
+    af__sqlite_t *c = CONN(q);
+    static const char DEAD[] = "DELETE FROM dead_letters WHERE id = ?1";
+    int rc = af__sqlite_begin(c, err);
+    if (rc != 0) {
+        return rc;
+    }
+    int gone = 0;
+    sqlite3_stmt *st;
+    if ((rc = af__sqlite_prep(c, DELETE_ONE, &st, err)) == 0) {
+        af__sqlite_bind_text(st, 1, job_id);
+        rc = af__sqlite_run(c, st, "remove job", err);
+        gone += sqlite3_changes(c->db);
+    }
+    if (rc == 0 && (rc = af__sqlite_prep(c, DEAD, &st, err)) == 0) {
+        af__sqlite_bind_text(st, 1, job_id);
+        rc = af__sqlite_run(c, st, "remove dead letter", err);
+        gone += sqlite3_changes(c->db);
+    }
+    if (rc == 0 && gone == 0) {
+        rc = af_error_set(err, AF_ENOTFOUND, "no job or dead letter %s", job_id);
+    }
+    return af__sqlite_end(c, rc, err);
+}
+
+static int q_reschedule(af_queue_t *q, const char *job_id, const char *worker, int64_t run_at,
+                        af_error_t *err) {
+    af__sqlite_t *c = CONN(q);
+    static const char SQL[] =
+        "UPDATE jobs SET status = 'ready', lease_owner = NULL, lease_until = NULL, run_at = ?3,"
+        " attempts = 0, updated_at = ?4 WHERE id = ?1 AND status = 'leased' AND lease_owner = ?2";
+    sqlite3_stmt *st;
+    int rc = af__sqlite_prep(c, SQL, &st, err);
+    if (rc != 0) {
+        return rc;
+    }
+    int64_t now = af__sqlite_now(c);
+    af__sqlite_bind_text(st, 1, job_id);
+    af__sqlite_bind_text(st, 2, worker);
+    sqlite3_bind_int64(st, 3, run_at > 0 ? run_at : now);
+    sqlite3_bind_int64(st, 4, now);
+    rc = af__sqlite_run(c, st, "reschedule", err);
+    if (rc == 0 && sqlite3_changes(c->db) == 0) {
+        rc = af_error_set(err, AF_ESTATE, "job %s: lease not held by %s", job_id, worker);
+    }
+    return rc;
+}
+
 static const af_queue_vt_t SQLITE_QUEUE_VT = {
     .name = "sqlite",
     .enqueue = q_enqueue,
@@ -397,6 +616,14 @@ static const af_queue_vt_t SQLITE_QUEUE_VT = {
     .dead_list = q_dead_list,
     .dead_retry = q_dead_retry,
     .count = q_count,
+    .claim = q_claim,
+    .heartbeat_all = q_heartbeat_all,
+    .release_all = q_release_all,
+    .list = q_list,
+    .get = q_get,
+    .remove = q_remove,
+    .dead_get = q_dead_get,
+    .reschedule = q_reschedule,
 };
 
 af_queue_t *af__queue_sqlite_new(af__sqlite_t *c) {

@@ -7,7 +7,11 @@
 #include "core/core.h"
 #include "queue/queue_internal.h"
 
-#define AF__SQLITE_CACHE 64
+/* Prepared statements are cached for the life of the connection in an open-addressing table
+ * keyed by the address of their SQL text: a lookup is a hash and (almost always) one compare,
+ * whatever the number of statements. At most AF__SQLITE_CACHE_MAX are kept (3/4 of the slots). */
+#define AF__SQLITE_CACHE_SLOTS 256 /* a power of two */
+#define AF__SQLITE_CACHE_MAX   192
 
 typedef struct af__sqlite_s {
     sqlite3 *db;
@@ -16,9 +20,9 @@ typedef struct af__sqlite_s {
     void *clock_ud;
     uint64_t commits; /* counted by the commit hook */
     struct {
-        const char *sql; /* keyed by address: callers pass string literals */
+        const char *sql; /* keyed by address: callers pass string literals; NULL = free slot */
         sqlite3_stmt *st;
-    } cache[AF__SQLITE_CACHE];
+    } cache[AF__SQLITE_CACHE_SLOTS];
     int ncache;
 } af__sqlite_t;
 
@@ -29,6 +33,8 @@ const char *af__sqlite_id(const char *given, char *buf, size_t size);
 int af__sqlite_fits(const char *s, size_t max);
 /* A cached prepared statement for the literal sql, reset and unbound. */
 int af__sqlite_prep(af__sqlite_t *c, const char *sql, sqlite3_stmt **st, af_error_t *err);
+/* Finalizes every cached statement (before sqlite3_close). */
+void af__sqlite_cache_free(af__sqlite_t *c);
 /* Maps a SQLite result code to AF_E* with the database's message in err. */
 int af__sqlite_fail(af__sqlite_t *c, int rc, const char *what, af_error_t *err);
 /* Runs sql with no results (not cached). */
@@ -56,6 +62,15 @@ char *af__sqlite_col_dup(sqlite3_stmt *st, int i, int *oom);
 json_t *af__sqlite_col_json(sqlite3_stmt *st, int i);
 /* Copies a text column into a fixed buffer (truncating). */
 void af__sqlite_col_copy(sqlite3_stmt *st, int i, char *buf, size_t size);
+
+/* Grows *arr (of elem-sized items, new ones zeroed) to hold at least need items; AF_ENOMEM. */
+int af__sqlite_grow(void **arr, size_t *cap, size_t need, size_t elem);
+/* 1 when s is one of the NULL-terminated words. */
+int af__sqlite_word_in(const char *s, const char *const *words);
+/* Runs a cached statement whose only parameter ?1 is id (may be NULL: unbound); sets *changes
+ * (may be NULL) to the rows it changed. */
+int af__sqlite_exec_id(af__sqlite_t *c, const char *sql, const char *id, int *changes,
+                       af_error_t *err);
 
 /* The queue over c (queue_sqlite.c): new, freed with af__queue_sqlite_free. */
 af_queue_t *af__queue_sqlite_new(af__sqlite_t *c);

@@ -101,6 +101,11 @@ int af_store_workflow_delete(af_store_t *s, const char *id, af_error_t *err) {
     return s->vt->workflow_delete(s, id, err);
 }
 
+int af_store_workflow_find(af_store_t *s, const char *name, af_workflow_t *out, af_error_t *err) {
+    CHECK(s != NULL && name != NULL && out != NULL);
+    return s->vt->workflow_find(s, name, out, err);
+}
+
 int af_store_version_add(af_store_t *s, const char *workflow_id, const char *lua_source,
                          const json_t *definition, int *version, af_error_t *err) {
     CHECK(s != NULL && workflow_id != NULL);
@@ -113,7 +118,20 @@ int af_store_version_get(af_store_t *s, const char *workflow_id, int version,
     return s->vt->version_get(s, workflow_id, version, out, err);
 }
 
+int af_store_version_list(af_store_t *s, const char *workflow_id, af_workflow_version_t **out,
+                          size_t *n, af_error_t *err) {
+    CHECK(s != NULL && workflow_id != NULL && out != NULL && n != NULL);
+    *out = NULL;
+    *n = 0;
+    return s->vt->version_list(s, workflow_id, out, n, err);
+}
+
 /* ---- executions ----------------------------------------------------------------------------- */
+
+/* An optional filter: "" means the same as NULL (any), as an empty query parameter would. */
+static const char *filter(const char *v) {
+    return v && v[0] ? v : NULL;
+}
 
 int af_store_execution_create(af_store_t *s, af_execution_t *e, const af_job_t *job,
                               char *job_id_out, af_error_t *err) {
@@ -170,6 +188,25 @@ int af_store_execution_set_status(af_store_t *s, const char *id, const char *sta
     return s->vt->execution_set_status(s, id, status, result, error, wake_at, err);
 }
 
+int af_store_execution_list(af_store_t *s, const char *workflow_id, const char *status,
+                            const char *cursor, int limit, af_execution_t **out, size_t *n,
+                            char *next_cursor, af_error_t *err) {
+    CHECK(s != NULL && out != NULL && n != NULL && next_cursor != NULL);
+    *out = NULL;
+    *n = 0;
+    if (next_cursor != cursor) { /* they may be one buffer: the backend reads cursor first */
+        next_cursor[0] = '\0';
+    }
+    return s->vt->execution_list(s, filter(workflow_id), filter(status), cursor, limit, out, n,
+                                 next_cursor, err);
+}
+
+int af_store_execution_count(af_store_t *s, const char *workflow_id, const char *status,
+                             int64_t *n, af_error_t *err) {
+    CHECK(s != NULL && n != NULL);
+    return s->vt->execution_count(s, filter(workflow_id), filter(status), n, err);
+}
+
 int af_store_checkpoint_save(af_store_t *s, const af_checkpoint_t *c, af_error_t *err) {
     CHECK(s != NULL && c != NULL);
     return s->vt->checkpoint_save(s, c, err);
@@ -192,6 +229,85 @@ int af_store_logs_load(af_store_t *s, const char *execution_id, int64_t after_se
     CHECK(s != NULL && execution_id != NULL && out != NULL && n != NULL);
     return s->vt->logs_load(s, execution_id, after_seq, limit, out, n, err);
 }
+
+/* ---- triggers and webhooks ------------------------------------------------------------------ */
+
+int af_store_trigger_create(af_store_t *s, const af_trigger_rec_t *t, char *id_out,
+                            af_error_t *err) {
+    CHECK(s != NULL && t != NULL && t->workflow_id[0] != '\0');
+    return s->vt->trigger_create(s, t, id_out, err);
+}
+
+int af_store_trigger_get(af_store_t *s, const char *id, af_trigger_rec_t *out, af_error_t *err) {
+    CHECK(s != NULL && id != NULL && out != NULL);
+    return s->vt->trigger_get(s, id, out, err);
+}
+
+int af_store_trigger_list(af_store_t *s, const char *workflow_id, af_trigger_rec_t **out,
+                          size_t *n, af_error_t *err) {
+    CHECK(s != NULL && out != NULL && n != NULL);
+    *out = NULL;
+    *n = 0;
+    return s->vt->trigger_list(s, workflow_id, out, n, err);
+}
+
+int af_store_trigger_update(af_store_t *s, const af_trigger_rec_t *t, af_error_t *err) {
+    CHECK(s != NULL && t != NULL && t->id[0] != '\0');
+    return s->vt->trigger_update(s, t, err);
+}
+
+int af_store_trigger_delete(af_store_t *s, const char *id, af_error_t *err) {
+    CHECK(s != NULL && id != NULL);
+    return s->vt->trigger_delete(s, id, err);
+}
+
+int af_store_trigger_delete_source(af_store_t *s, const char *workflow_id, const char *source,
+                                   af_error_t *err) {
+    CHECK(s != NULL && workflow_id != NULL && source != NULL);
+    return s->vt->trigger_delete_source(s, workflow_id, source, err);
+}
+
+int af_store_webhook_register(af_store_t *s, const af_webhook_rec_t *w, char *id_out,
+                              af_error_t *err) {
+    CHECK(s != NULL && w != NULL && w->workflow_id[0] != '\0');
+    return s->vt->webhook_register(s, w, id_out, err);
+}
+
+int af_store_webhook_find(af_store_t *s, const char *path, af_webhook_rec_t *out,
+                          af_error_t *err) {
+    CHECK(s != NULL && path != NULL && out != NULL);
+    return s->vt->webhook_find(s, path, out, err);
+}
+
+int af_store_webhook_list(af_store_t *s, const char *cursor, int limit, af_webhook_rec_t **out,
+                          size_t *n, char *next_cursor, af_error_t *err) {
+    CHECK(s != NULL && out != NULL && n != NULL && next_cursor != NULL);
+    *out = NULL;
+    *n = 0;
+    if (next_cursor != cursor) { /* they may be one buffer: the backend reads cursor first */
+        next_cursor[0] = '\0';
+    }
+    return s->vt->webhook_list(s, cursor, limit, out, n, next_cursor, err);
+}
+
+int af_store_webhook_seen(af_store_t *s, const char *scope, const char *msg_id,
+                          const char *execution_id, int *duplicate, char *first_execution_id,
+                          af_error_t *err) {
+    CHECK(s != NULL && scope != NULL && msg_id != NULL && duplicate != NULL);
+    if (first_execution_id) {
+        first_execution_id[0] = '\0';
+    }
+    return s->vt->webhook_seen(s, scope, msg_id, execution_id, duplicate, first_execution_id,
+                               err);
+}
+
+int af_store_webhook_seen_prune(af_store_t *s, int64_t older_than_ms, int64_t *removed,
+                                af_error_t *err) {
+    CHECK(s != NULL);
+    return s->vt->webhook_seen_prune(s, older_than_ms, removed, err);
+}
+
+/* ---- retention ------------------------------------------------------------------------------ */
 
 int af_store_prune(af_store_t *s, int64_t max_age_ms, int64_t max_count, int64_t *removed,
                    af_error_t *err) {
@@ -230,6 +346,13 @@ void af_workflow_version_clear(af_workflow_version_t *v) {
     }
 }
 
+void af_workflow_versions_free(af_workflow_version_t *vs, size_t n) {
+    for (size_t i = 0; vs && i < n; i++) {
+        af_workflow_version_clear(&vs[i]);
+    }
+    free(vs);
+}
+
 void af_execution_clear(af_execution_t *e) {
     if (e) {
         json_decref(e->input);
@@ -239,13 +362,51 @@ void af_execution_clear(af_execution_t *e) {
     }
 }
 
+void af_executions_free(af_execution_t *es, size_t n) {
+    for (size_t i = 0; es && i < n; i++) {
+        af_execution_clear(&es[i]);
+    }
+    free(es);
+}
+
 void af_checkpoints_free(af_checkpoint_t *cs, size_t n) {
     for (size_t i = 0; cs && i < n; i++) {
         free(cs[i].step);
         json_decref(cs[i].output);
         free(cs[i].error);
+        free(cs[i].port);
     }
     free(cs);
+}
+
+void af_trigger_rec_clear(af_trigger_rec_t *t) {
+    if (t) {
+        json_decref(t->config);
+        memset(t, 0, sizeof *t);
+    }
+}
+
+void af_trigger_recs_free(af_trigger_rec_t *ts, size_t n) {
+    for (size_t i = 0; ts && i < n; i++) {
+        af_trigger_rec_clear(&ts[i]);
+    }
+    free(ts);
+}
+
+void af_webhook_rec_clear(af_webhook_rec_t *w) {
+    if (w) {
+        free(w->path);
+        free(w->methods);
+        json_decref(w->config);
+        memset(w, 0, sizeof *w);
+    }
+}
+
+void af_webhook_recs_free(af_webhook_rec_t *ws, size_t n) {
+    for (size_t i = 0; ws && i < n; i++) {
+        af_webhook_rec_clear(&ws[i]);
+    }
+    free(ws);
 }
 
 void af_log_entries_free(af_log_entry_t *ls, size_t n) {

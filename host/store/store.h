@@ -23,8 +23,10 @@
 #define AF_STORE_STATUS_MAX 16  /* status words, including the NUL */
 #define AF_STORE_CURSOR_MAX 128 /* pagination cursors, including the NUL */
 
-/* The newest schema version this build knows; a database with a newer one is refused. */
-#define AF_STORE_SCHEMA_VERSION 1
+/* The newest schema version this build knows; a database with a newer one is refused.
+ * 1: initial schema. 2: checkpoint port and wake_at, trigger source and position, webhook
+ * trigger_id and methods, seen webhook ids, execution list indexes. */
+#define AF_STORE_SCHEMA_VERSION 2
 
 typedef struct af_store_s af_store_t;
 
@@ -136,8 +138,9 @@ int af_store_workflow_create(af_store_t *s, const af_workflow_t *w, char *id_out
 int af_store_workflow_get(af_store_t *s, const char *id, af_workflow_t *out, af_error_t *err);
 /* Newest first. project_id NULL lists all. cursor NULL or "" starts at the newest; otherwise it is
  * a next_cursor from a previous call. *out is a new array of *n (af_workflows_free). next_cursor
- * (AF_STORE_CURSOR_MAX bytes) receives the cursor of the next page, or "" when this was the last.
- * limit <= 0 means 50. Returns 0 or AF_EINVAL (malformed cursor). */
+ * (AF_STORE_CURSOR_MAX bytes; may be the cursor's own buffer) receives the cursor of the next
+ * page, or "" when this was the last. limit <= 0 means 50. Returns 0 or AF_EINVAL (malformed
+ * cursor). */
 int af_store_workflow_list(af_store_t *s, const char *project_id, const char *cursor, int limit,
                            af_workflow_t **out, size_t *n, char *next_cursor, af_error_t *err);
 /* Updates the workflow w->id: name (NULL keeps it), status ("" keeps it), description and
@@ -147,6 +150,9 @@ int af_store_workflow_update(af_store_t *s, const af_workflow_t *w, af_error_t *
 /* Deletes the workflow with its versions, triggers and webhook registrations (executions stay
  * until retention removes them). Returns 0 or AF_ENOTFOUND. */
 int af_store_workflow_delete(af_store_t *s, const char *id, af_error_t *err);
+/* Fills *out (caller clears) with the workflow named `name` (exact match); when several have that
+ * name, the newest (created_at, then id). Returns 0 or AF_ENOTFOUND. */
+int af_store_workflow_find(af_store_t *s, const char *name, af_workflow_t *out, af_error_t *err);
 
 typedef struct af_workflow_version_s {
     char workflow_id[AF_STORE_ID_MAX];
@@ -157,6 +163,8 @@ typedef struct af_workflow_version_s {
 } af_workflow_version_t;
 
 void af_workflow_version_clear(af_workflow_version_t *v);
+/* Clears and frees an array of n versions returned by af_store_version_list. vs may be NULL. */
+void af_workflow_versions_free(af_workflow_version_t *vs, size_t n);
 
 /* Adds the next version (1, 2, ...) of a workflow and makes it current, in one transaction.
  * lua_source and definition are borrowed (either may be NULL). Sets *version (may be NULL).
@@ -166,6 +174,11 @@ int af_store_version_add(af_store_t *s, const char *workflow_id, const char *lua
 /* Fills *out with a version (0: the current one). Returns 0 or AF_ENOTFOUND. */
 int af_store_version_get(af_store_t *s, const char *workflow_id, int version,
                          af_workflow_version_t *out, af_error_t *err);
+/* Every version of a workflow, newest first, with its lua_source and definition. *out is a new
+ * array of *n (af_workflow_versions_free), NULL when *n is 0 (a workflow with no version yet).
+ * Returns 0 or AF_ENOTFOUND (no such workflow). */
+int af_store_version_list(af_store_t *s, const char *workflow_id, af_workflow_version_t **out,
+                          size_t *n, af_error_t *err);
 
 /* ---- executions ----------------------------------------------------------------------------- */
 /* Statuses: queued, running, waiting, succeeded, failed, cancelled (the last three terminal). */
@@ -181,6 +194,8 @@ typedef struct af_execution_s {
 } af_execution_t;
 
 void af_execution_clear(af_execution_t *e);
+/* Clears and frees an array of n executions returned by af_store_execution_list. es may be NULL. */
+void af_executions_free(af_execution_t *es, size_t n);
 
 /* Creates the execution *e (borrowed; on success e->id, e->status and e->created_at are filled)
  * and enqueues its job in ONE transaction: both are stored or neither. job may be NULL (a job on
@@ -196,8 +211,22 @@ int af_store_execution_get(af_store_t *s, const char *id, af_execution_t *out, a
 int af_store_execution_set_status(af_store_t *s, const char *id, const char *status,
                                   const json_t *result, const char *error, int64_t wake_at,
                                   af_error_t *err);
+/* Lists executions newest first (created_at, then id, descending), of one workflow and/or in one
+ * status when workflow_id / status are given (NULL or "": any). Cursors work as in
+ * af_store_workflow_list: cursor NULL or "" starts at the newest, next_cursor
+ * (AF_STORE_CURSOR_MAX bytes) receives the cursor of the next page or "" after the last one.
+ * limit <= 0 means 50. *out is a new array of *n (af_executions_free), NULL when *n is 0.
+ * Returns 0 or AF_EINVAL (malformed cursor, unknown status). */
+int af_store_execution_list(af_store_t *s, const char *workflow_id, const char *status,
+                            const char *cursor, int limit, af_execution_t **out, size_t *n,
+                            char *next_cursor, af_error_t *err);
+/* Counts the executions of one workflow and/or in one status (NULL or "": any) into *n.
+ * Returns 0 or AF_EINVAL (unknown status). */
+int af_store_execution_count(af_store_t *s, const char *workflow_id, const char *status,
+                             int64_t *n, af_error_t *err);
 
 /* ---- checkpoints ---------------------------------------------------------------------------- */
+/* Statuses: succeeded, failed, skipped, waiting (free text: the store does not check them). */
 typedef struct af_checkpoint_s {
     char execution_id[AF_STORE_ID_MAX];
     char *step;
@@ -206,6 +235,8 @@ typedef struct af_checkpoint_s {
     json_t *output; /* may be NULL */
     char *error;    /* may be NULL */
     int64_t started_at, ended_at;
+    char *port;      /* the port a condition/switch step took; may be NULL */
+    int64_t wake_at; /* status "waiting": when the delay or retry wait ends; else 0 */
 } af_checkpoint_t;
 
 void af_checkpoints_free(af_checkpoint_t *cs, size_t n);
@@ -216,6 +247,98 @@ int af_store_checkpoint_save(af_store_t *s, const af_checkpoint_t *c, af_error_t
  * (af_checkpoints_free), NULL when *n is 0. */
 int af_store_checkpoints_load(af_store_t *s, const char *execution_id, af_checkpoint_t **out,
                               size_t *n, af_error_t *err);
+
+/* ---- triggers -------------------------------------------------------------------------------
+ * A workflow's triggers: those its script declares (source "script", replaced as a whole when a
+ * new version is deployed, with af_store_trigger_delete_source) and those added through the API
+ * (source "api"). */
+typedef struct af_trigger_rec_s {
+    char id[AF_STORE_ID_MAX]; /* empty on create: a new UUID */
+    char workflow_id[AF_STORE_ID_MAX];
+    char type[AF_STORE_STATUS_MAX]; /* webhook, schedule, event, poll, manual */
+    json_t *config;                 /* may be NULL */
+    int is_active;
+    char source[AF_STORE_STATUS_MAX]; /* "script" or "api" (empty on create: "api") */
+    int position;                     /* script triggers: index in the script; -1 for api */
+    int64_t created_at, updated_at;
+} af_trigger_rec_t;
+
+/* Frees what a trigger record owns (config) and zeroes it. t may be NULL. */
+void af_trigger_rec_clear(af_trigger_rec_t *t);
+/* Clears and frees an array of n triggers returned by af_store_trigger_list. ts may be NULL. */
+void af_trigger_recs_free(af_trigger_rec_t *ts, size_t n);
+
+/* Creates the trigger *t (borrowed) of workflow t->workflow_id; created_at = updated_at = now. An
+ * "api" trigger's position is not stored (it reads back as -1), nor a negative one. Writes the id
+ * into id_out (may be NULL; AF_STORE_ID_MAX bytes). Returns 0, AF_ENOTFOUND (no such workflow),
+ * AF_EINVAL (unknown type or source) or AF_EEXISTS (the id is taken). */
+int af_store_trigger_create(af_store_t *s, const af_trigger_rec_t *t, char *id_out,
+                            af_error_t *err);
+/* Fills *out (caller clears with af_trigger_rec_clear). Returns 0 or AF_ENOTFOUND. */
+int af_store_trigger_get(af_store_t *s, const char *id, af_trigger_rec_t *out, af_error_t *err);
+/* The triggers of a workflow (workflow_id NULL: of every workflow), ordered by created_at then id.
+ * *out is a new array of *n (af_trigger_recs_free), NULL when *n is 0. Returns 0. */
+int af_store_trigger_list(af_store_t *s, const char *workflow_id, af_trigger_rec_t **out,
+                          size_t *n, af_error_t *err);
+/* Sets config (borrowed; NULL clears it) and is_active of the trigger t->id; updated_at becomes
+ * now. The trigger's webhook registration, if any, gets the new config too (its path and methods
+ * stay: re-register to change them). Returns 0 or AF_ENOTFOUND. */
+int af_store_trigger_update(af_store_t *s, const af_trigger_rec_t *t, af_error_t *err);
+/* Deletes a trigger with its webhook registration. Returns 0 or AF_ENOTFOUND. */
+int af_store_trigger_delete(af_store_t *s, const char *id, af_error_t *err);
+/* Deletes every trigger of `source` ("script" or "api") of a workflow, with their webhook
+ * registrations, in one transaction. Deleting none is not an error. Returns 0 or AF_EINVAL. */
+int af_store_trigger_delete_source(af_store_t *s, const char *workflow_id, const char *source,
+                                   af_error_t *err);
+
+/* ---- webhook registrations ------------------------------------------------------------------
+ * The path a webhook trigger listens on; one registration per path. */
+typedef struct af_webhook_rec_s {
+    char id[AF_STORE_ID_MAX]; /* empty on register: a new UUID */
+    char workflow_id[AF_STORE_ID_MAX];
+    char trigger_id[AF_STORE_ID_MAX];
+    char *path;     /* without leading slash, e.g. "support/inbound" */
+    char *methods;  /* comma separated upper-case methods, e.g. "POST,PUT"; NULL = "POST" */
+    json_t *config; /* the trigger's config, may be NULL */
+    int64_t created_at;
+} af_webhook_rec_t;
+
+/* Frees what a registration owns (path, methods, config) and zeroes it. w may be NULL. */
+void af_webhook_rec_clear(af_webhook_rec_t *w);
+/* Clears and frees an array of n registrations returned by af_store_webhook_list. */
+void af_webhook_recs_free(af_webhook_rec_t *ws, size_t n);
+
+/* Registers w->path (borrowed record; leading slashes are ignored) for trigger w->trigger_id of
+ * workflow w->workflow_id. Registering a path again for the same trigger of the same workflow
+ * updates its methods and config and keeps its id. Writes the id into id_out (may be NULL;
+ * AF_STORE_ID_MAX bytes). Returns 0, AF_EINVAL (no path), AF_ENOTFOUND (no such workflow) or
+ * AF_EEXISTS when another trigger holds the path (err names the path and the workflow holding
+ * it). */
+int af_store_webhook_register(af_store_t *s, const af_webhook_rec_t *w, char *id_out,
+                              af_error_t *err);
+/* Fills *out (caller clears) with the registration of `path` (leading slashes ignored).
+ * Returns 0 or AF_ENOTFOUND. */
+int af_store_webhook_find(af_store_t *s, const char *path, af_webhook_rec_t *out,
+                          af_error_t *err);
+/* Lists registrations ordered by path. Cursors work as in af_store_workflow_list (opaque; NULL or
+ * "" starts at the first path; next_cursor of AF_STORE_CURSOR_MAX bytes, "" after the last page).
+ * limit <= 0 means 50. *out is a new array of *n (af_webhook_recs_free), NULL when *n is 0.
+ * Returns 0 or AF_EINVAL (malformed cursor). */
+int af_store_webhook_list(af_store_t *s, const char *cursor, int limit, af_webhook_rec_t **out,
+                          size_t *n, char *next_cursor, af_error_t *err);
+
+/* Records that message msg_id (a Standard Webhooks "webhook-id") arrived for `scope` (e.g. the
+ * path) and started execution_id (may be NULL). The first time *duplicate = 0; when it was seen
+ * before *duplicate = 1, nothing changes and first_execution_id (may be NULL; AF_STORE_ID_MAX
+ * bytes) receives the execution id stored the first time ("" if none). Joins an open transaction,
+ * so the record commits or rolls back with the execution it started. */
+int af_store_webhook_seen(af_store_t *s, const char *scope, const char *msg_id,
+                          const char *execution_id, int *duplicate, char *first_execution_id,
+                          af_error_t *err);
+/* Forgets message ids seen before older_than_ms (absolute epoch ms). Sets *removed (may be
+ * NULL). */
+int af_store_webhook_seen_prune(af_store_t *s, int64_t older_than_ms, int64_t *removed,
+                                af_error_t *err);
 
 /* ---- logs ----------------------------------------------------------------------------------- */
 typedef struct af_log_entry_s {
@@ -238,8 +361,9 @@ int af_store_logs_load(af_store_t *s, const char *execution_id, int64_t after_se
 /* ---- retention ------------------------------------------------------------------------------ */
 /* Deletes finished (succeeded, failed, cancelled) executions with their checkpoints and logs:
  * those created more than max_age_ms ago (<= 0: no age bound) and those beyond the newest
- * max_count finished ones (< 0: no count bound). Then compacts (af_store_compact). Sets *removed
- * (may be NULL). Must not be called inside a transaction. */
+ * max_count finished ones (< 0: no count bound). With an age bound, seen webhook message ids
+ * older than it go too. Then compacts (af_store_compact). Sets *removed (may be NULL) to the
+ * number of executions removed. Must not be called inside a transaction. */
 int af_store_prune(af_store_t *s, int64_t max_age_ms, int64_t max_count, int64_t *removed,
                    af_error_t *err);
 /* Gives free pages back to the file system and truncates the write-ahead log, so the files do

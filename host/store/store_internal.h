@@ -22,10 +22,13 @@ typedef struct af_store_vt_s {
                          af_workflow_t **out, size_t *n, char *next_cursor, af_error_t *err);
     int (*workflow_update)(af_store_t *s, const af_workflow_t *w, af_error_t *err);
     int (*workflow_delete)(af_store_t *s, const char *id, af_error_t *err);
+    int (*workflow_find)(af_store_t *s, const char *name, af_workflow_t *out, af_error_t *err);
     int (*version_add)(af_store_t *s, const char *workflow_id, const char *lua_source,
                        const json_t *definition, int *version, af_error_t *err);
     int (*version_get)(af_store_t *s, const char *workflow_id, int version,
                        af_workflow_version_t *out, af_error_t *err);
+    int (*version_list)(af_store_t *s, const char *workflow_id, af_workflow_version_t **out,
+                        size_t *n, af_error_t *err);
 
     /* Inserts the execution row only; store.c wraps it with the job in one transaction. */
     int (*execution_insert)(af_store_t *s, af_execution_t *e, af_error_t *err);
@@ -33,6 +36,12 @@ typedef struct af_store_vt_s {
     int (*execution_set_status)(af_store_t *s, const char *id, const char *status,
                                 const json_t *result, const char *error, int64_t wake_at,
                                 af_error_t *err);
+    /* Filters arrive NULL for "any" ("" is mapped to NULL by store.c). */
+    int (*execution_list)(af_store_t *s, const char *workflow_id, const char *status,
+                          const char *cursor, int limit, af_execution_t **out, size_t *n,
+                          char *next_cursor, af_error_t *err);
+    int (*execution_count)(af_store_t *s, const char *workflow_id, const char *status,
+                           int64_t *n, af_error_t *err);
     int (*checkpoint_save)(af_store_t *s, const af_checkpoint_t *c, af_error_t *err);
     int (*checkpoints_load)(af_store_t *s, const char *execution_id, af_checkpoint_t **out,
                             size_t *n, af_error_t *err);
@@ -40,6 +49,25 @@ typedef struct af_store_vt_s {
                       const char *level, const char *message, int64_t *seq, af_error_t *err);
     int (*logs_load)(af_store_t *s, const char *execution_id, int64_t after_seq, int limit,
                      af_log_entry_t **out, size_t *n, af_error_t *err);
+    int (*trigger_create)(af_store_t *s, const af_trigger_rec_t *t, char *id_out,
+                          af_error_t *err);
+    int (*trigger_get)(af_store_t *s, const char *id, af_trigger_rec_t *out, af_error_t *err);
+    int (*trigger_list)(af_store_t *s, const char *workflow_id, af_trigger_rec_t **out, size_t *n,
+                        af_error_t *err);
+    int (*trigger_update)(af_store_t *s, const af_trigger_rec_t *t, af_error_t *err);
+    int (*trigger_delete)(af_store_t *s, const char *id, af_error_t *err);
+    int (*trigger_delete_source)(af_store_t *s, const char *workflow_id, const char *source,
+                                 af_error_t *err);
+    int (*webhook_register)(af_store_t *s, const af_webhook_rec_t *w, char *id_out,
+                            af_error_t *err);
+    int (*webhook_find)(af_store_t *s, const char *path, af_webhook_rec_t *out, af_error_t *err);
+    int (*webhook_list)(af_store_t *s, const char *cursor, int limit, af_webhook_rec_t **out,
+                        size_t *n, char *next_cursor, af_error_t *err);
+    int (*webhook_seen)(af_store_t *s, const char *scope, const char *msg_id,
+                        const char *execution_id, int *duplicate, char *first_execution_id,
+                        af_error_t *err);
+    int (*webhook_seen_prune)(af_store_t *s, int64_t older_than_ms, int64_t *removed,
+                              af_error_t *err);
     int (*prune)(af_store_t *s, int64_t max_age_ms, int64_t max_count, int64_t *removed,
                  af_error_t *err);
     int (*compact)(af_store_t *s, af_error_t *err);

@@ -1,12 +1,12 @@
 /* store_sqlite.c -- the embedded storage backend: one SQLite connection in WAL mode, versioned
- * migrations applied at open, cached statements, nesting transactions and retention. */
+ * migrations applied at open, cached statements, nesting transactions, workflows, executions,
+ * checkpoints, logs and retention. Triggers and webhooks are in store_sqlite_triggers.c. */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/sqlite_internal.h"
-#include "store/store_internal.h"
+#include "store/store_sqlite_internal.h"
 
 /* ---- schema --------------------------------------------------------------------------------
  * Migrations are append-only: never edit a released one, add the next version. Times are integer
@@ -119,22 +119,48 @@ static const char MIGRATION_1[] =
     "CREATE INDEX events_type ON events(type, created_at);"
     "CREATE INDEX events_created ON events(created_at);";
 
+/* Checkpoints record the port a branching step took and when a waiting step wakes; triggers say
+ * who declared them (the workflow's script, or the API) and where in the script; webhook
+ * registrations belong to a trigger and accept given methods; seen webhook message ids make
+ * deliveries idempotent. The execution indexes serve lists filtered by workflow and/or status in
+ * cursor order (created_at, id) and replace the two of migration 1, which they extend. */
+static const char MIGRATION_2[] =
+    "ALTER TABLE step_checkpoints ADD COLUMN port TEXT;"
+    "ALTER TABLE step_checkpoints ADD COLUMN wake_at INTEGER;"
+    "ALTER TABLE triggers ADD COLUMN source TEXT NOT NULL DEFAULT 'api';"
+    "ALTER TABLE triggers ADD COLUMN position INTEGER;"
+    "ALTER TABLE webhook_registrations ADD COLUMN trigger_id TEXT;"
+    "ALTER TABLE webhook_registrations ADD COLUMN methods TEXT;"
+    "CREATE INDEX webhooks_trigger ON webhook_registrations(trigger_id);"
+    "CREATE TABLE webhook_seen ("
+    "  scope TEXT NOT NULL,"
+    "  msg_id TEXT NOT NULL,"
+    "  execution_id TEXT,"
+    "  seen_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (scope, msg_id)) WITHOUT ROWID;"
+    "CREATE INDEX webhook_seen_at ON webhook_seen(seen_at);"
+    "CREATE INDEX workflows_name ON workflows(name, created_at, id);"
+    "DROP INDEX executions_workflow;"
+    "DROP INDEX executions_status;"
+    "CREATE INDEX executions_created ON workflow_executions(created_at, id);"
+    "CREATE INDEX executions_workflow_created ON workflow_executions(workflow_id, created_at, id);"
+    "CREATE INDEX executions_status_created ON workflow_executions(status, created_at, id);"
+    "CREATE INDEX executions_workflow_status ON workflow_executions(workflow_id, status,"
+    "  created_at, id);";
+
 static const struct {
     int version;
     const char *name;
     const char *sql;
 } MIGRATIONS[] = {
     {1, "initial schema", MIGRATION_1},
+    {2, "triggers, webhooks, checkpoint ports, execution lists", MIGRATION_2},
 };
 #define NMIGRATIONS ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
 
-typedef struct sqlite_store_s {
-    af_store_t base;
-    af__sqlite_t c;
-    af_queue_t *queue;
-} sqlite_store_t;
+typedef af__sqlite_store_t sqlite_store_t;
 
-#define CONN(s) (&((sqlite_store_t *)(s))->c)
+#define CONN(s) AF__STORE_CONN(s)
 
 /* ---- shared helpers (also used by queue_sqlite.c) ------------------------------------------- */
 
@@ -169,26 +195,46 @@ int af__sqlite_fail(af__sqlite_t *c, int rc, const char *what, af_error_t *err) 
     return af_error_set(err, code, "%s: %s", what, sqlite3_errmsg(c->db));
 }
 
+/* The home slot of a statement's SQL address (Fibonacci hashing; literals are aligned, so the
+ * low bits carry little). */
+static unsigned cache_slot(const char *sql) {
+    uint64_t h = (uint64_t)(uintptr_t)sql * 0x9e3779b97f4a7c15ULL;
+    return (unsigned)(h >> 40) & (AF__SQLITE_CACHE_SLOTS - 1);
+}
+
 int af__sqlite_prep(af__sqlite_t *c, const char *sql, sqlite3_stmt **st, af_error_t *err) {
-    for (int i = 0; i < c->ncache; i++) {
+    unsigned i = cache_slot(sql);
+    while (c->cache[i].sql != NULL) {
         if (c->cache[i].sql == sql) {
             *st = c->cache[i].st;
             sqlite3_reset(*st);
             sqlite3_clear_bindings(*st);
             return 0;
         }
+        i = (i + 1) & (AF__SQLITE_CACHE_SLOTS - 1);
     }
-    if (c->ncache == AF__SQLITE_CACHE) {
+    if (c->ncache == AF__SQLITE_CACHE_MAX) {
         return af_error_set(err, AF_ELIMIT, "statement cache full");
     }
     int rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
     if (rc != SQLITE_OK) {
         return af__sqlite_fail(c, rc, "prepare", err);
     }
-    c->cache[c->ncache].sql = sql;
-    c->cache[c->ncache].st = *st;
+    c->cache[i].sql = sql;
+    c->cache[i].st = *st;
     c->ncache++;
     return 0;
+}
+
+void af__sqlite_cache_free(af__sqlite_t *c) {
+    for (int i = 0; i < AF__SQLITE_CACHE_SLOTS; i++) {
+        if (c->cache[i].sql != NULL) {
+            sqlite3_finalize(c->cache[i].st);
+            c->cache[i].sql = NULL;
+            c->cache[i].st = NULL;
+        }
+    }
+    c->ncache = 0;
 }
 
 int af__sqlite_exec(af__sqlite_t *c, const char *sql, af_error_t *err) {
@@ -330,6 +376,24 @@ static int64_t col_i64(sqlite3_stmt *st, int i) {
     return sqlite3_column_int64(st, i);
 }
 
+int af__sqlite_grow(void **arr, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap) {
+        return 0;
+    }
+    size_t ncap = *cap ? *cap * 2 : 16;
+    while (ncap < need) {
+        ncap *= 2;
+    }
+    void *p = realloc(*arr, ncap * elem);
+    if (p == NULL) {
+        return AF_ENOMEM;
+    }
+    memset((char *)p + *cap * elem, 0, (ncap - *cap) * elem);
+    *arr = p;
+    *cap = ncap;
+    return 0;
+}
+
 int af__sqlite_fits(const char *s, size_t max) {
     return s != NULL && strlen(s) < max;
 }
@@ -342,7 +406,7 @@ const char *af__sqlite_id(const char *given, char *buf, size_t size) {
     return af_uuid_v4(buf);
 }
 
-static int valid_word(const char *s, const char *const *words) {
+int af__sqlite_word_in(const char *s, const char *const *words) {
     for (; *words; words++) {
         if (strcmp(s, *words) == 0) {
             return 1;
@@ -445,9 +509,7 @@ static void sqlite_close(af_store_t *base) {
         af__sqlite_rollback(&s->c);
     }
     af__queue_sqlite_free(s->queue);
-    for (int i = 0; i < s->c.ncache; i++) {
-        sqlite3_finalize(s->c.cache[i].st);
-    }
+    af__sqlite_cache_free(&s->c);
     sqlite3_close(s->c.db);
     free(s);
 }
@@ -602,7 +664,7 @@ static int sqlite_workflow_create(af_store_t *s, const af_workflow_t *w, char *i
         "INSERT INTO workflows (" WORKFLOW_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?6)";
     char id[AF_STORE_ID_MAX];
     const char *status = w->status[0] ? w->status : "active";
-    if (w->name == NULL || !valid_word(status, WORKFLOW_STATUSES)) {
+    if (w->name == NULL || !af__sqlite_word_in(status, WORKFLOW_STATUSES)) {
         return af_error_set(err, AF_EINVAL, "a workflow needs a name and status active|paused");
     }
     af__sqlite_id(w->id, id, sizeof id);
@@ -645,7 +707,48 @@ static int sqlite_workflow_get(af_store_t *s, const char *id, af_workflow_t *out
     return rc;
 }
 
+static int sqlite_workflow_find(af_store_t *s, const char *name, af_workflow_t *out,
+                                af_error_t *err) {
+    af__sqlite_t *c = CONN(s);
+    static const char SQL[] = "SELECT " WORKFLOW_COLS " FROM workflows WHERE name = ?1"
+                              " ORDER BY created_at DESC, id DESC LIMIT 1";
+    sqlite3_stmt *st;
+    int rc = af__sqlite_prep(c, SQL, &st, err);
+    if (rc != 0) {
+        return rc;
+    }
+    af__sqlite_bind_text(st, 1, name);
+    int row = 0;
+    if ((rc = af__sqlite_first(c, st, &row, "find workflow", err)) != 0) {
+        return rc;
+    }
+    if (!row) {
+        return af_error_set(err, AF_ENOTFOUND, "no workflow named '%s'", name);
+    }
+    if (row_workflow(st, out) != 0) {
+        sqlite3_reset(st);
+        return af_error_set(err, AF_ENOMEM, "out of memory");
+    }
+    if ((rc = af__sqlite_run(c, st, "find workflow", err)) != 0) {
+        af_workflow_clear(out);
+    }
+    return rc;
+}
+
 /* Cursors are "<created_at>:<id>" of the last row of the previous page. */
+static int parse_cursor(const char *cursor, int64_t *at, char *id, size_t size, af_error_t *err) {
+    const char *colon = strchr(cursor, ':');
+    char *end;
+    long long v = strtoll(cursor, &end, 10);
+    if (colon == NULL || end != colon || end == cursor || colon[1] == '\0' ||
+        !af__sqlite_fits(colon + 1, size)) {
+        return af_error_set(err, AF_EINVAL, "malformed cursor");
+    }
+    *at = v;
+    snprintf(id, size, "%s", colon + 1);
+    return 0;
+}
+
 static int sqlite_workflow_list(af_store_t *s, const char *project_id, const char *cursor,
                                 int limit, af_workflow_t **out, size_t *n, char *next_cursor,
                                 af_error_t *err) {
@@ -654,31 +757,25 @@ static int sqlite_workflow_list(af_store_t *s, const char *project_id, const cha
                               " WHERE (?1 IS NULL OR project_id = ?1)"
                               "   AND (?2 IS NULL OR (created_at, id) < (?2, ?3))"
                               " ORDER BY created_at DESC, id DESC LIMIT ?4";
-    long long at = 0;
+    int64_t at = 0;
     char cid[AF_STORE_ID_MAX] = "";
     *out = NULL;
     *n = 0;
-    next_cursor[0] = '\0';
     if (limit <= 0) {
         limit = 50;
     }
-    if (cursor && cursor[0]) {
-        const char *colon = strchr(cursor, ':');
-        char *end;
-        at = strtoll(cursor, &end, 10);
-        if (colon == NULL || end != colon || !af__sqlite_fits(colon + 1, sizeof cid) ||
-            colon[1] == '\0') {
-            return af_error_set(err, AF_EINVAL, "malformed cursor");
-        }
-        snprintf(cid, sizeof cid, "%s", colon + 1);
+    int paged = cursor && cursor[0];
+    if (paged && parse_cursor(cursor, &at, cid, sizeof cid, err) != 0) {
+        return AF_EINVAL;
     }
+    next_cursor[0] = '\0'; /* after reading cursor: they may be one buffer */
     sqlite3_stmt *st;
     int rc = af__sqlite_prep(c, SQL, &st, err);
     if (rc != 0) {
         return rc;
     }
     af__sqlite_bind_text(st, 1, project_id);
-    if (cursor && cursor[0]) {
+    if (paged) {
         sqlite3_bind_int64(st, 2, at);
         af__sqlite_bind_text(st, 3, cid);
     }
@@ -723,7 +820,7 @@ static int sqlite_workflow_update(af_store_t *s, const af_workflow_t *w, af_erro
     static const char SQL[] = "UPDATE workflows SET name = COALESCE(?2, name), description = ?3,"
                               " project_id = ?4, status = COALESCE(?5, status), updated_at = ?6"
                               " WHERE id = ?1";
-    if (w->status[0] && !valid_word(w->status, WORKFLOW_STATUSES)) {
+    if (w->status[0] && !af__sqlite_word_in(w->status, WORKFLOW_STATUSES)) {
         return af_error_set(err, AF_EINVAL, "workflow status must be active or paused");
     }
     sqlite3_stmt *st;
@@ -744,8 +841,8 @@ static int sqlite_workflow_update(af_store_t *s, const af_workflow_t *w, af_erro
     return rc;
 }
 
-static int exec_with_id(af__sqlite_t *c, const char *sql, const char *id, int *changes,
-                        af_error_t *err) {
+int af__sqlite_exec_id(af__sqlite_t *c, const char *sql, const char *id, int *changes,
+                       af_error_t *err) {
     sqlite3_stmt *st;
     int rc = af__sqlite_prep(c, sql, &st, err);
     if (rc != 0) {
@@ -770,18 +867,18 @@ static int sqlite_workflow_delete(af_store_t *s, const char *id, af_error_t *err
         return rc;
     }
     int changes = 0;
-    rc = exec_with_id(c, DEL_W, id, &changes, err);
+    rc = af__sqlite_exec_id(c, DEL_W, id, &changes, err);
     if (rc == 0 && changes == 0) {
         rc = af_error_set(err, AF_ENOTFOUND, "no workflow %s", id);
     }
     if (rc == 0) {
-        rc = exec_with_id(c, DEL_V, id, NULL, err);
+        rc = af__sqlite_exec_id(c, DEL_V, id, NULL, err);
     }
     if (rc == 0) {
-        rc = exec_with_id(c, DEL_T, id, NULL, err);
+        rc = af__sqlite_exec_id(c, DEL_T, id, NULL, err);
     }
     if (rc == 0) {
-        rc = exec_with_id(c, DEL_H, id, NULL, err);
+        rc = af__sqlite_exec_id(c, DEL_H, id, NULL, err);
     }
     return af__sqlite_end(c, rc, err);
 }
@@ -867,7 +964,88 @@ static int sqlite_version_get(af_store_t *s, const char *workflow_id, int versio
     return rc;
 }
 
+/* One statement, so the workflow's existence and its versions come from the same snapshot: the
+ * workflow joined with its versions, one row with a NULL version when it has none. */
+static int sqlite_version_list(af_store_t *s, const char *workflow_id, af_workflow_version_t **out,
+                               size_t *n, af_error_t *err) {
+    af__sqlite_t *c = CONN(s);
+    static const char SQL[] =
+        "SELECT w.id, v.version, v.lua_source, v.definition, v.created_at"
+        " FROM workflows w LEFT JOIN workflow_versions v ON v.workflow_id = w.id"
+        " WHERE w.id = ?1 ORDER BY v.version DESC";
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *st;
+    int rc = af__sqlite_prep(c, SQL, &st, err);
+    if (rc != 0) {
+        return rc;
+    }
+    af__sqlite_bind_text(st, 1, workflow_id);
+    af_workflow_version_t *arr = NULL;
+    size_t got = 0, cap = 0;
+    int oom = 0, rows = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        rows++;
+        if (sqlite3_column_type(st, 1) == SQLITE_NULL) {
+            continue; /* the workflow, without a version */
+        }
+        if (af__sqlite_grow((void **)&arr, &cap, got + 1, sizeof *arr) != 0) {
+            oom = 1;
+            break;
+        }
+        af_workflow_version_t *v = &arr[got++];
+        af__sqlite_col_copy(st, 0, v->workflow_id, sizeof v->workflow_id);
+        v->version = sqlite3_column_int(st, 1);
+        v->lua_source = af__sqlite_col_dup(st, 2, &oom);
+        v->definition = af__sqlite_col_json(st, 3);
+        v->created_at = col_i64(st, 4);
+        if (oom) {
+            break;
+        }
+    }
+    if (oom || rc != SQLITE_DONE) {
+        rc = oom ? af_error_set(err, AF_ENOMEM, "out of memory")
+                 : af__sqlite_fail(c, sqlite3_extended_errcode(c->db), "list versions", err);
+        sqlite3_reset(st);
+        af_workflow_versions_free(arr, got);
+        return rc;
+    }
+    sqlite3_reset(st);
+    if (rows == 0) {
+        return af_error_set(err, AF_ENOTFOUND, "no workflow %s", workflow_id);
+    }
+    *out = arr;
+    *n = got;
+    return 0;
+}
+
 /* ---- executions ----------------------------------------------------------------------------- */
+
+#define EXEC_COLS                                                                                  \
+    "id, workflow_id, version, status, input, result, error, attempt, created_at, started_at,"    \
+    " completed_at, wake_at"
+
+static int row_execution(sqlite3_stmt *st, af_execution_t *e) {
+    int oom = 0;
+    memset(e, 0, sizeof *e);
+    af__sqlite_col_copy(st, 0, e->id, sizeof e->id);
+    af__sqlite_col_copy(st, 1, e->workflow_id, sizeof e->workflow_id);
+    e->version = sqlite3_column_int(st, 2);
+    af__sqlite_col_copy(st, 3, e->status, sizeof e->status);
+    e->input = af__sqlite_col_json(st, 4);
+    e->result = af__sqlite_col_json(st, 5);
+    e->error = af__sqlite_col_dup(st, 6, &oom);
+    e->attempt = sqlite3_column_int(st, 7);
+    e->created_at = col_i64(st, 8);
+    e->started_at = col_i64(st, 9);
+    e->completed_at = col_i64(st, 10);
+    e->wake_at = col_i64(st, 11);
+    if (oom) {
+        af_execution_clear(e);
+        return AF_ENOMEM;
+    }
+    return 0;
+}
 
 static int sqlite_execution_insert(af_store_t *s, af_execution_t *e, af_error_t *err) {
     af__sqlite_t *c = CONN(s);
@@ -875,7 +1053,7 @@ static int sqlite_execution_insert(af_store_t *s, af_execution_t *e, af_error_t 
                               " input, attempt, created_at) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)";
     char id[AF_STORE_ID_MAX];
     const char *status = e->status[0] ? e->status : "queued";
-    if (!valid_word(status, EXEC_STATUSES) || e->workflow_id[0] == '\0') {
+    if (!af__sqlite_word_in(status, EXEC_STATUSES) || e->workflow_id[0] == '\0') {
         return af_error_set(err, AF_EINVAL, "an execution needs a workflow id and a valid status");
     }
     af__sqlite_id(e->id, id, sizeof id);
@@ -905,9 +1083,7 @@ static int sqlite_execution_insert(af_store_t *s, af_execution_t *e, af_error_t 
 static int sqlite_execution_get(af_store_t *s, const char *id, af_execution_t *out,
                                 af_error_t *err) {
     af__sqlite_t *c = CONN(s);
-    static const char SQL[] =
-        "SELECT id, workflow_id, version, status, input, result, error, attempt, created_at,"
-        " started_at, completed_at, wake_at FROM workflow_executions WHERE id = ?1";
+    static const char SQL[] = "SELECT " EXEC_COLS " FROM workflow_executions WHERE id = ?1";
     sqlite3_stmt *st;
     int rc = af__sqlite_prep(c, SQL, &st, err);
     if (rc != 0) {
@@ -916,25 +1092,7 @@ static int sqlite_execution_get(af_store_t *s, const char *id, af_execution_t *o
     af__sqlite_bind_text(st, 1, id);
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
-        int oom = 0;
-        memset(out, 0, sizeof *out);
-        af__sqlite_col_copy(st, 0, out->id, sizeof out->id);
-        af__sqlite_col_copy(st, 1, out->workflow_id, sizeof out->workflow_id);
-        out->version = sqlite3_column_int(st, 2);
-        af__sqlite_col_copy(st, 3, out->status, sizeof out->status);
-        out->input = af__sqlite_col_json(st, 4);
-        out->result = af__sqlite_col_json(st, 5);
-        out->error = af__sqlite_col_dup(st, 6, &oom);
-        out->attempt = sqlite3_column_int(st, 7);
-        out->created_at = col_i64(st, 8);
-        out->started_at = col_i64(st, 9);
-        out->completed_at = col_i64(st, 10);
-        out->wake_at = col_i64(st, 11);
-        rc = 0;
-        if (oom) {
-            af_execution_clear(out);
-            rc = af_error_set(err, AF_ENOMEM, "out of memory");
-        }
+        rc = row_execution(st, out) != 0 ? af_error_set(err, AF_ENOMEM, "out of memory") : 0;
     } else if (rc == SQLITE_DONE) {
         rc = af_error_set(err, AF_ENOTFOUND, "no execution %s", id);
     } else {
@@ -957,7 +1115,7 @@ static int sqlite_execution_set_status(af_store_t *s, const char *id, const char
         "   ELSE completed_at END,"
         " wake_at = CASE WHEN ?2 = 'waiting' THEN ?6 ELSE NULL END"
         " WHERE id = ?1";
-    if (!valid_word(status, EXEC_STATUSES)) {
+    if (!af__sqlite_word_in(status, EXEC_STATUSES)) {
         return af_error_set(err, AF_EINVAL, "unknown execution status '%s'", status);
     }
     sqlite3_stmt *st;
@@ -980,13 +1138,127 @@ static int sqlite_execution_set_status(af_store_t *s, const char *id, const char
     return rc;
 }
 
+/* One statement per combination of filters, each with an index that serves both its equality
+ * filters and the cursor order, so a page costs the same however deep it is: no cursor is the
+ * range below (INT64_MAX, ""). ?1 workflow, ?2 status, ?3 ?4 cursor, ?5 limit. */
+#define EXEC_LIST(where)                                                                           \
+    "SELECT " EXEC_COLS " FROM workflow_executions WHERE " where " (created_at, id) < (?3, ?4)"   \
+    " ORDER BY created_at DESC, id DESC LIMIT ?5"
+static const char *const EXEC_LIST_SQL[4] = {
+    EXEC_LIST(""),
+    EXEC_LIST("workflow_id = ?1 AND"),
+    EXEC_LIST("status = ?2 AND"),
+    EXEC_LIST("workflow_id = ?1 AND status = ?2 AND"),
+};
+static const char *const EXEC_COUNT_SQL[4] = {
+    "SELECT COUNT(*) FROM workflow_executions",
+    "SELECT COUNT(*) FROM workflow_executions WHERE workflow_id = ?1",
+    "SELECT COUNT(*) FROM workflow_executions WHERE status = ?2",
+    "SELECT COUNT(*) FROM workflow_executions WHERE workflow_id = ?1 AND status = ?2",
+};
+
+static int exec_filter(const char *workflow_id, const char *status, af_error_t *err) {
+    if (status && !af__sqlite_word_in(status, EXEC_STATUSES)) {
+        return af_error_set(err, AF_EINVAL, "unknown execution status '%s'", status);
+    }
+    return (workflow_id ? 1 : 0) | (status ? 2 : 0);
+}
+
+static int sqlite_execution_list(af_store_t *s, const char *workflow_id, const char *status,
+                                 const char *cursor, int limit, af_execution_t **out, size_t *n,
+                                 char *next_cursor, af_error_t *err) {
+    af__sqlite_t *c = CONN(s);
+    int64_t at = INT64_MAX;
+    char cid[AF_STORE_ID_MAX] = "";
+    int which = exec_filter(workflow_id, status, err);
+    if (which < 0) {
+        return which;
+    }
+    if (limit <= 0) {
+        limit = 50;
+    }
+    if (cursor && cursor[0] && parse_cursor(cursor, &at, cid, sizeof cid, err) != 0) {
+        return AF_EINVAL;
+    }
+    next_cursor[0] = '\0'; /* after reading cursor: they may be one buffer */
+    sqlite3_stmt *st;
+    int rc = af__sqlite_prep(c, EXEC_LIST_SQL[which], &st, err);
+    if (rc != 0) {
+        return rc;
+    }
+    af__sqlite_bind_text(st, 1, workflow_id);
+    af__sqlite_bind_text(st, 2, status);
+    sqlite3_bind_int64(st, 3, at);
+    af__sqlite_bind_text(st, 4, cid);
+    sqlite3_bind_int(st, 5, limit + 1);
+    af_execution_t *arr = NULL;
+    size_t got = 0, cap = 0;
+    int oom = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (af__sqlite_grow((void **)&arr, &cap, got + 1, sizeof *arr) != 0 ||
+            row_execution(st, &arr[got]) != 0) {
+            oom = 1;
+            break;
+        }
+        got++;
+    }
+    if (oom || rc != SQLITE_DONE) {
+        rc = oom ? af_error_set(err, AF_ENOMEM, "out of memory")
+                 : af__sqlite_fail(c, sqlite3_extended_errcode(c->db), "list executions", err);
+        sqlite3_reset(st);
+        af_executions_free(arr, got);
+        return rc;
+    }
+    sqlite3_reset(st);
+    if (got > (size_t)limit) { /* one more than asked: there is a next page */
+        af_execution_clear(&arr[limit]);
+        got = (size_t)limit;
+        snprintf(next_cursor, AF_STORE_CURSOR_MAX, "%lld:%s", (long long)arr[got - 1].created_at,
+                 arr[got - 1].id);
+    }
+    if (got == 0) {
+        free(arr);
+        arr = NULL;
+    }
+    *out = arr;
+    *n = got;
+    return 0;
+}
+
+static int sqlite_execution_count(af_store_t *s, const char *workflow_id, const char *status,
+                                  int64_t *n, af_error_t *err) {
+    af__sqlite_t *c = CONN(s);
+    int which = exec_filter(workflow_id, status, err);
+    if (which < 0) {
+        return which;
+    }
+    sqlite3_stmt *st;
+    int rc = af__sqlite_prep(c, EXEC_COUNT_SQL[which], &st, err);
+    if (rc != 0) {
+        return rc;
+    }
+    if (workflow_id) {
+        af__sqlite_bind_text(st, 1, workflow_id);
+    }
+    if (status) {
+        af__sqlite_bind_text(st, 2, status);
+    }
+    int row = 0;
+    if ((rc = af__sqlite_first(c, st, &row, "count executions", err)) == 0 && row) {
+        *n = sqlite3_column_int64(st, 0);
+        rc = af__sqlite_run(c, st, "count executions", err);
+    }
+    return rc;
+}
+
 /* ---- checkpoints and logs ------------------------------------------------------------------- */
 
 static int sqlite_checkpoint_save(af_store_t *s, const af_checkpoint_t *cp, af_error_t *err) {
     af__sqlite_t *c = CONN(s);
     static const char SQL[] =
         "INSERT OR REPLACE INTO step_checkpoints (execution_id, step, status, attempts, output,"
-        " error, started_at, ended_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+        " error, started_at, ended_at, port, wake_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+        " ?10)";
     if (cp->step == NULL || cp->execution_id[0] == '\0' || cp->status[0] == '\0') {
         return af_error_set(err, AF_EINVAL, "a checkpoint needs an execution, a step, a status");
     }
@@ -1005,34 +1277,17 @@ static int sqlite_checkpoint_save(af_store_t *s, const af_checkpoint_t *cp, af_e
     af__sqlite_bind_text(st, 6, cp->error);
     sqlite3_bind_int64(st, 7, cp->started_at);
     sqlite3_bind_int64(st, 8, cp->ended_at);
+    af__sqlite_bind_text(st, 9, cp->port);
+    sqlite3_bind_int64(st, 10, cp->wake_at);
     return af__sqlite_run(c, st, "save checkpoint", err);
-}
-
-/* Grows *arr (of elem-sized items) to hold at least need items. */
-static int grow(void **arr, size_t *cap, size_t need, size_t elem) {
-    if (need <= *cap) {
-        return 0;
-    }
-    size_t ncap = *cap ? *cap * 2 : 16;
-    while (ncap < need) {
-        ncap *= 2;
-    }
-    void *p = realloc(*arr, ncap * elem);
-    if (p == NULL) {
-        return AF_ENOMEM;
-    }
-    memset((char *)p + *cap * elem, 0, (ncap - *cap) * elem);
-    *arr = p;
-    *cap = ncap;
-    return 0;
 }
 
 static int sqlite_checkpoints_load(af_store_t *s, const char *execution_id, af_checkpoint_t **out,
                                    size_t *n, af_error_t *err) {
     af__sqlite_t *c = CONN(s);
     static const char SQL[] =
-        "SELECT execution_id, step, status, attempts, output, error, started_at, ended_at"
-        " FROM step_checkpoints WHERE execution_id = ?1 ORDER BY step";
+        "SELECT execution_id, step, status, attempts, output, error, started_at, ended_at, port,"
+        " wake_at FROM step_checkpoints WHERE execution_id = ?1 ORDER BY step";
     *out = NULL;
     *n = 0;
     sqlite3_stmt *st;
@@ -1045,7 +1300,7 @@ static int sqlite_checkpoints_load(af_store_t *s, const char *execution_id, af_c
     size_t got = 0, cap = 0;
     int oom = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (grow((void **)&arr, &cap, got + 1, sizeof *arr) != 0) {
+        if (af__sqlite_grow((void **)&arr, &cap, got + 1, sizeof *arr) != 0) {
             oom = 1;
             break;
         }
@@ -1058,6 +1313,8 @@ static int sqlite_checkpoints_load(af_store_t *s, const char *execution_id, af_c
         cp->error = af__sqlite_col_dup(st, 5, &oom);
         cp->started_at = col_i64(st, 6);
         cp->ended_at = col_i64(st, 7);
+        cp->port = af__sqlite_col_dup(st, 8, &oom);
+        cp->wake_at = col_i64(st, 9);
         if (oom) {
             break;
         }
@@ -1124,7 +1381,7 @@ static int sqlite_logs_load(af_store_t *s, const char *execution_id, int64_t aft
     size_t got = 0, cap = 0;
     int oom = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (grow((void **)&arr, &cap, got + 1, sizeof *arr) != 0) {
+        if (af__sqlite_grow((void **)&arr, &cap, got + 1, sizeof *arr) != 0) {
             oom = 1;
             break;
         }
@@ -1201,17 +1458,20 @@ static int sqlite_prune(af_store_t *s, int64_t max_age_ms, int64_t max_count, in
         rc = af__sqlite_run(c, st, "prune by count", err);
     }
     if (rc == 0) {
-        rc = exec_with_id(c, DEL_C, NULL, NULL, err);
+        rc = af__sqlite_exec_id(c, DEL_C, NULL, NULL, err);
     }
     if (rc == 0) {
-        rc = exec_with_id(c, DEL_L, NULL, NULL, err);
+        rc = af__sqlite_exec_id(c, DEL_L, NULL, NULL, err);
     }
     if (rc == 0 && (rc = af__sqlite_prep(c, DEL_E, &st, err)) == 0) {
         rc = af__sqlite_run(c, st, "prune executions", err);
         gone = sqlite3_changes(c->db);
     }
     if (rc == 0) {
-        rc = exec_with_id(c, CLEAR, NULL, NULL, err);
+        rc = af__sqlite_exec_id(c, CLEAR, NULL, NULL, err);
+    }
+    if (rc == 0 && max_age_ms > 0) {
+        rc = af__sqlite_webhook_seen_prune(s, af__sqlite_now(c) - max_age_ms, NULL, err);
     }
     if ((rc = af__sqlite_end(c, rc, err)) != 0) {
         return rc;
@@ -1235,15 +1495,30 @@ static const af_store_vt_t SQLITE_VT = {
     .workflow_list = sqlite_workflow_list,
     .workflow_update = sqlite_workflow_update,
     .workflow_delete = sqlite_workflow_delete,
+    .workflow_find = sqlite_workflow_find,
     .version_add = sqlite_version_add,
     .version_get = sqlite_version_get,
+    .version_list = sqlite_version_list,
     .execution_insert = sqlite_execution_insert,
     .execution_get = sqlite_execution_get,
     .execution_set_status = sqlite_execution_set_status,
+    .execution_list = sqlite_execution_list,
+    .execution_count = sqlite_execution_count,
     .checkpoint_save = sqlite_checkpoint_save,
     .checkpoints_load = sqlite_checkpoints_load,
     .log_append = sqlite_log_append,
     .logs_load = sqlite_logs_load,
+    .trigger_create = af__sqlite_trigger_create,
+    .trigger_get = af__sqlite_trigger_get,
+    .trigger_list = af__sqlite_trigger_list,
+    .trigger_update = af__sqlite_trigger_update,
+    .trigger_delete = af__sqlite_trigger_delete,
+    .trigger_delete_source = af__sqlite_trigger_delete_source,
+    .webhook_register = af__sqlite_webhook_register,
+    .webhook_find = af__sqlite_webhook_find,
+    .webhook_list = af__sqlite_webhook_list,
+    .webhook_seen = af__sqlite_webhook_seen,
+    .webhook_seen_prune = af__sqlite_webhook_seen_prune,
     .prune = sqlite_prune,
     .compact = sqlite_compact,
 };

@@ -349,7 +349,7 @@ end
 
 local OPTIONS = { description = "string", retry = "table", timeout = "duration",
   step_timeout = "duration", vars = "table", sample_input = "table", limits = "table",
-  output = "function", version = "string", tags = "table" }
+  output = "function", version = "string", tags = "table", concurrency = "number" }
 
 local LIMITS = { instructions = "number", memory = "string" }
 
@@ -375,6 +375,9 @@ function af.workflow(name)
     opts = opts or {}
     if type(opts) ~= "table" then fail(2, "af.workflow '%s': options must be a table", name) end
     check_options(2, "af.workflow '" .. name .. "'", opts, OPTIONS)
+    if opts.concurrency ~= nil and (opts.concurrency < 1 or opts.concurrency % 1 ~= 0) then
+      fail(2, "af.workflow '%s': option 'concurrency' must be a whole number >= 1", name)
+    end
     if opts.limits then check_options(2, "af.workflow '" .. name .. "' limits", opts.limits, LIMITS) end
     return setmetatable({ name = name, options = opts, where = where,
                           triggers = {}, steps = {}, by_name = {} }, WF)

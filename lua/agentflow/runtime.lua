@@ -205,7 +205,7 @@ function R.describe_workflow(wf)
   local d = { name = wf.name, where = wf.where, description = o.description,
               retry = o.retry, timeout = o.timeout, step_timeout = o.step_timeout,
               vars = o.vars, sample_input = o.sample_input, limits = o.limits,
-              triggers = af.array(), steps = af.array() }
+              concurrency = o.concurrency, triggers = af.array(), steps = af.array() }
   for i, t in ipairs(wf.triggers) do
     d.triggers[i] = { type = t.type, where = t.where, config = describe(t.config, 0) }
   end

@@ -136,11 +136,11 @@ return wf
     assert.are.equal(2, x.input.a)
     status, x = call("POST", "/api/workflows/" .. w.id .. "/execute")
     assert.are.equal(202, status)
-    assert.are.equal("running", x.status)
+    assert.are.equal("queued", x.status)
     local got
     for _ = 1, 100 do
       _, got = call("GET", "/api/executions/" .. x.id)
-      if got.status ~= "running" then break end
+      if got.status ~= "running" and got.status ~= "queued" then break end
       os.execute("sleep 0.05")
     end
     assert.are.equal("succeeded", got.status)
@@ -194,7 +194,7 @@ return wf
     for i, l in ipairs(logs.items) do text[i] = (l.step ~= json.null and l.step or "") .. " " .. l.message end
     text = table.concat(text, "\n")
     assert.truthy(text:find("first starting", 1, true), text)
-    assert.truthy(text:find("first succeeded attempt 1", 1, true), text)
+    assert.are.equal("succeeded", got.steps.first.status) -- checkpointed, not logged again
     assert.truthy(text:find("cancelled through the API", 1, true), text)
     local _, paused = call("POST", "/api/workflows/" .. w.id .. "/pause")
     assert.are.equal("paused", paused.status)

@@ -1,5 +1,6 @@
 /* test_queue.c -- the job queue over SQLite (queue/queue.c, queue/queue_sqlite.c): ordering,
- * leases and heartbeats, reaping, attempts and dead letters, and two workers on two connections. */
+ * leases and heartbeats, reaping, attempts and dead letters, claiming one job, start-up release,
+ * listing, removal, rescheduling, and two workers on two connections. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -288,6 +289,285 @@ static void test_enqueue_in_transaction(void **state) {
     assert_string_equal(take(f->q, "w", 1000, NULL), "kept");
 }
 
+/* ---- claim, heartbeat_all, release_all ------------------------------------------------------ */
+
+static void test_claim(void **state) {
+    fx_t *f = *state;
+    af_error_t err = {0};
+    put(f->q, "later", 0, fake_now + 60000, 2);
+    put(f->q, "other", 0, 0, 0);
+    af_job_t j;
+    assert_int_equal(af_queue_claim(f->q, "later", "w1", 1000, &j, &err), 0); /* not due: fine */
+    assert_string_equal(j.id, "later");
+    assert_string_equal(j.lease_owner, "w1");
+    assert_int_equal(j.lease_until, fake_now + 1000);
+    assert_int_equal(j.attempts, 1);
+    assert_int_equal(j.max_attempts, 2);
+    assert_string_equal(json_string_value(json_object_get(j.payload, "name")), "later");
+    af_job_clear(&j);
+    /* Leased now: nobody claims it again, not even its holder. */
+    assert_int_equal(af_queue_claim(f->q, "later", "w2", 1000, &j, &err), AF_ENOTFOUND);
+    assert_int_equal(af_queue_claim(f->q, "later", "w1", 1000, NULL, &err), AF_ENOTFOUND);
+    assert_int_equal(af_queue_claim(f->q, "missing", "w1", 1000, NULL, &err), AF_ENOTFOUND);
+    assert_int_equal(af_queue_claim(f->q, "other", "", 1000, NULL, &err), AF_EINVAL);
+    assert_int_equal(af_queue_claim(f->q, "other", "w1", 0, NULL, &err), AF_EINVAL);
+    /* job may be NULL; the claim still happens. */
+    assert_int_equal(af_queue_claim(f->q, "other", "w2", 1000, NULL, &err), 0);
+    assert_null(take(f->q, "w3", 1000, NULL));
+    int64_t ready = -1, leased = -1;
+    assert_int_equal(af_queue_count(f->q, "work", &ready, &leased, NULL, &err), 0);
+    assert_int_equal(ready, 0);
+    assert_int_equal(leased, 2);
+    /* A claimed job is finished and failed like a dequeued one. */
+    assert_int_equal(af_queue_complete(f->q, "other", "w2", &err), 0);
+    int dead = -1;
+    assert_int_equal(af_queue_fail(f->q, "later", "w1", "x", 10, &dead, &err), 0);
+    assert_int_equal(dead, 0);
+    assert_int_equal(af_queue_claim(f->q, "later", "w1", 1000, &j, &err), 0);
+    assert_int_equal(j.attempts, 2);
+    af_job_clear(&j);
+}
+
+static void test_heartbeat_all(void **state) {
+    fx_t *f = *state;
+    af_error_t err = {0};
+    put(f->q, "a", 0, 0, 0);
+    put(f->q, "b", 0, 0, 0);
+    put(f->q, "c", 0, 0, 0);
+    put(f->q, "d", 0, 0, 0);
+    assert_int_equal(af_queue_claim(f->q, "a", "w1", 1000, NULL, &err), 0);
+    assert_int_equal(af_queue_claim(f->q, "b", "w1", 1000, NULL, &err), 0);
+    assert_int_equal(af_queue_claim(f->q, "c", "w2", 1000, NULL, &err), 0);
+    fake_now += 1500; /* all three expired, none reaped yet */
+    int n = -1;
+    assert_int_equal(af_queue_heartbeat_all(f->q, "w1", 5000, &n, &err), 0);
+    assert_int_equal(n, 2);
+    af_job_t j;
+    assert_int_equal(af_queue_get(f->q, "a", &j, &err), 0);
+    assert_int_equal(j.lease_until, fake_now + 5000);
+    assert_string_equal(j.lease_owner, "w1");
+    af_job_clear(&j);
+    assert_int_equal(af_queue_get(f->q, "c", &j, &err), 0);
+    assert_int_equal(j.lease_until, fake_now - 500); /* w2's lease untouched */
+    af_job_clear(&j);
+    int reaped = -1;
+    assert_int_equal(af_queue_reap(f->q, &reaped, &err), 0);
+    assert_int_equal(reaped, 1); /* only c */
+    assert_int_equal(af_queue_heartbeat_all(f->q, "w2", 5000, &n, &err), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(af_queue_heartbeat_all(f->q, "nobody", 5000, NULL, &err), 0);
+    assert_int_equal(af_queue_heartbeat_all(f->q, "w1", 0, &n, &err), AF_EINVAL);
+    assert_int_equal(af_queue_heartbeat_all(f->q, "", 10, &n, &err), AF_EINVAL);
+}
+
+static void test_release_all(void **state) {
+    fx_t *f = *state;
+    af_error_t err = {0};
+    put(f->q, "mine", 0, 0, 0);
+    put(f->q, "dead1", 0, 0, 1); /* its only attempt is used: reap would dead-letter it */
+    put(f->q, "dead2", 0, 0, 0);
+    put(f->q, "idle", 0, fake_now + 100000, 0);
+    assert_int_equal(af_queue_claim(f->q, "mine", "me", 60000, NULL, &err), 0);
+    assert_int_equal(af_queue_claim(f->q, "dead1", "old-1", 60000, NULL, &err), 0);
+    assert_int_equal(af_queue_claim(f->q, "dead2", "old-2", 60000, NULL, &err), 0);
+    fake_now += 10;
+    int n = -1;
+    assert_int_equal(af_queue_release_all(f->q, "me", &n, &err), 0);
+    assert_int_equal(n, 2);
+    af_job_t j;
+    assert_int_equal(af_queue_get(f->q, "dead1", &j, &err), 0);
+    assert_string_equal(j.lease_owner, "");
+    assert_int_equal(j.lease_until, 0);
+    assert_int_equal(j.attempts, 1); /* kept */
+    assert_int_equal(j.run_at, fake_now);
+    af_job_clear(&j);
+    assert_int_equal(af_queue_get(f->q, "mine", &j, &err), 0);
+    assert_string_equal(j.lease_owner, "me");
+    af_job_clear(&j);
+    assert_int_equal(af_queue_get(f->q, "idle", &j, &err), 0);
+    assert_int_equal(j.run_at, fake_now + 99990); /* ready jobs are left alone */
+    af_job_clear(&j);
+    int64_t ready = -1, leased = -1, dead = -1;
+    assert_int_equal(af_queue_count(f->q, NULL, &ready, &leased, &dead, &err), 0);
+    assert_int_equal(ready, 3);
+    assert_int_equal(leased, 1);
+    assert_int_equal(dead, 0);
+    /* Released jobs are due again at once. */
+    const char *a = take(f->q, "w", 1000, NULL);
+    assert_non_null(a);
+    assert_true(strcmp(a, "dead1") == 0 || strcmp(a, "dead2") == 0);
+    assert_int_equal(af_queue_release_all(f->q, NULL, &n, &err), 0);
+    assert_int_equal(n, 2); /* "mine" and the one just taken */
+    assert_int_equal(af_queue_release_all(f->q, NULL, NULL, &err), 0);
+    assert_int_equal(af_queue_count(f->q, NULL, &ready, &leased, &dead, &err), 0);
+    assert_int_equal(ready, 4);
+    assert_int_equal(leased + dead, 0);
+}
+
+/* ---- list, get, remove, dead_get ------------------------------------------------------------ */
+
+static void test_list_get_remove(void **state) {
+    fx_t *f = *state;
+    af_error_t err = {0};
+    for (int i = 9; i >= 0; i--) { /* enqueued out of id order */
+        char id[16];
+        snprintf(id, sizeof id, "j%d", i);
+        put(f->q, id, i % 3, 0, 1);
+    }
+    af_job_t other = {0};
+    snprintf(other.id, sizeof other.id, "j5x");
+    snprintf(other.queue, sizeof other.queue, "elsewhere");
+    assert_int_equal(af_queue_enqueue(f->q, &other, NULL, &err), 0);
+    assert_int_equal(af_queue_claim(f->q, "j3", "w", 1000, NULL, &err), 0);
+
+    /* Pages of 4 in id order, leased jobs included. */
+    char after[AF_QUEUE_ID_MAX] = "";
+    int seen = 0, pages = 0;
+    for (;;) {
+        af_job_t *js = NULL;
+        size_t n = 0;
+        assert_int_equal(af_queue_list(f->q, "work", after, 4, &js, &n, &err), 0);
+        if (n == 0) {
+            assert_null(js);
+            break;
+        }
+        pages++;
+        for (size_t i = 0; i < n; i++) {
+            char want[16];
+            snprintf(want, sizeof want, "j%d", seen);
+            assert_string_equal(js[i].id, want);
+            assert_string_equal(js[i].queue, "work");
+            assert_int_equal(js[i].priority, seen % 3);
+            assert_string_equal(json_string_value(json_object_get(js[i].payload, "name")), want);
+            if (seen == 3) {
+                assert_string_equal(js[i].lease_owner, "w");
+                assert_int_equal(js[i].lease_until, fake_now + 1000);
+            } else {
+                assert_string_equal(js[i].lease_owner, "");
+            }
+            seen++;
+        }
+        snprintf(after, sizeof after, "%s", js[n - 1].id);
+        af_jobs_free(js, n);
+    }
+    assert_int_equal(seen, 10);
+    assert_int_equal(pages, 3);
+    af_job_t *js = NULL;
+    size_t n = 0;
+    assert_int_equal(af_queue_list(f->q, NULL, NULL, 0, &js, &n, &err), 0);
+    assert_int_equal(n, 11); /* every queue */
+    assert_string_equal(js[6].id, "j5x");
+    af_jobs_free(js, n);
+
+    af_job_t j;
+    assert_int_equal(af_queue_get(f->q, "j3", &j, &err), 0);
+    assert_string_equal(j.lease_owner, "w");
+    assert_int_equal(j.attempts, 1);
+    af_job_clear(&j);
+    assert_int_equal(af_queue_get(f->q, "nope", &j, &err), AF_ENOTFOUND);
+
+    /* Dead letters: found by dead_get, not by get. */
+    assert_int_equal(af_queue_claim(f->q, "j4", "w", 1000, NULL, &err), 0);
+    fake_now += 7;
+    assert_int_equal(af_queue_fail(f->q, "j4", "w", "broken", 0, NULL, &err), 0); /* 1 attempt */
+    assert_int_equal(af_queue_get(f->q, "j4", &j, &err), AF_ENOTFOUND);
+    assert_int_equal(af_queue_dead_get(f->q, "j4", &j, &err), 0);
+    assert_string_equal(j.id, "j4");
+    assert_string_equal(j.queue, "work");
+    assert_string_equal(j.last_error, "broken");
+    assert_int_equal(j.failed_at, fake_now);
+    assert_int_equal(j.attempts, 1);
+    assert_string_equal(json_string_value(json_object_get(j.payload, "name")), "j4");
+    af_job_clear(&j);
+    assert_int_equal(af_queue_dead_get(f->q, "j5", &j, &err), AF_ENOTFOUND);
+
+    /* Remove: a ready job, a leased one (whoever holds it), a dead letter. */
+    assert_int_equal(af_queue_remove(f->q, "j5", &err), 0);
+    assert_int_equal(af_queue_remove(f->q, "j3", &err), 0);
+    assert_int_equal(af_queue_remove(f->q, "j4", &err), 0);
+    assert_int_equal(af_queue_remove(f->q, "j4", &err), AF_ENOTFOUND);
+    assert_int_equal(af_queue_remove(f->q, "nope", &err), AF_ENOTFOUND);
+    assert_int_equal(af_queue_complete(f->q, "j3", "w", &err), AF_ESTATE);
+    int64_t ready = -1, leased = -1, dead = -1;
+    assert_int_equal(af_queue_count(f->q, "work", &ready, &leased, &dead, &err), 0);
+    assert_int_equal(ready, 7);
+    assert_int_equal(leased, 0);
+    assert_int_equal(dead, 0);
+}
+
+/* ---- reschedule ----------------------------------------------------------------------------- */
+
+static void test_reschedule(void **state) {
+    fx_t *f = *state;
+    af_error_t err = {0};
+    put(f->q, "park", 0, 0, 2);
+    af_job_t j;
+    assert_string_equal(take(f->q, "w", 1000, NULL), "park");
+    assert_int_equal(af_queue_fail(f->q, "park", "w", "flaky", 0, NULL, &err), 0);
+    assert_string_equal(take(f->q, "w", 1000, NULL), "park"); /* attempt 2 of 2 */
+    /* Parked until a delay ends: no failure counted, attempts start over. */
+    assert_int_equal(af_queue_reschedule(f->q, "park", "other", fake_now + 500, &err), AF_ESTATE);
+    assert_int_equal(af_queue_reschedule(f->q, "park", "w", fake_now + 500, &err), 0);
+    assert_int_equal(af_queue_reschedule(f->q, "park", "w", fake_now + 500, &err), AF_ESTATE);
+    assert_int_equal(af_queue_reschedule(f->q, "missing", "w", 0, &err), AF_ESTATE);
+    assert_int_equal(af_queue_get(f->q, "park", &j, &err), 0);
+    assert_int_equal(j.attempts, 0);
+    assert_int_equal(j.run_at, fake_now + 500);
+    assert_string_equal(j.lease_owner, "");
+    assert_string_equal(j.last_error, "flaky"); /* kept */
+    af_job_clear(&j);
+    assert_null(take(f->q, "w", 1000, NULL));
+    fake_now += 500;
+    assert_string_equal(take(f->q, "w", 1000, &j), "park");
+    assert_int_equal(j.attempts, 1);
+    af_job_clear(&j);
+    /* Its attempts were reset: a failure now is retried, not dead-lettered. */
+    int dead = -1;
+    assert_int_equal(af_queue_fail(f->q, "park", "w", "again", 0, &dead, &err), 0);
+    assert_int_equal(dead, 0);
+    /* run_at <= 0 means now. */
+    assert_string_equal(take(f->q, "w", 1000, NULL), "park");
+    assert_int_equal(af_queue_reschedule(f->q, "park", "w", 0, &err), 0);
+    assert_string_equal(take(f->q, "w", 1000, NULL), "park");
+}
+
+/* The new writes join a store transaction like enqueue does. */
+static void test_new_calls_in_transaction(void **state) {
+    fx_t *f = *state;
+    af_error_t err = {0};
+    put(f->q, "t1", 0, 0, 0);
+    put(f->q, "t2", 0, 0, 0);
+    assert_int_equal(af_queue_claim(f->q, "t2", "w", 1000, NULL, &err), 0);
+    assert_int_equal(af_store_begin(f->s, &err), 0);
+    assert_int_equal(af_queue_claim(f->q, "t1", "w", 1000, NULL, &err), 0);
+    assert_int_equal(af_queue_reschedule(f->q, "t2", "w", fake_now + 99, &err), 0);
+    assert_int_equal(af_queue_remove(f->q, "t1", &err), 0);
+    int n = -1;
+    assert_int_equal(af_queue_release_all(f->q, NULL, &n, &err), 0);
+    assert_int_equal(n, 0);
+    af_store_rollback(f->s);
+    af_job_t j;
+    assert_int_equal(af_queue_get(f->q, "t1", &j, &err), 0);
+    assert_string_equal(j.lease_owner, "");
+    af_job_clear(&j);
+    assert_int_equal(af_queue_get(f->q, "t2", &j, &err), 0);
+    assert_string_equal(j.lease_owner, "w");
+    assert_int_equal(j.attempts, 1);
+    af_job_clear(&j);
+    /* Nested (a savepoint) and committed. */
+    assert_int_equal(af_store_begin(f->s, &err), 0);
+    assert_int_equal(af_store_begin(f->s, &err), 0);
+    assert_int_equal(af_queue_heartbeat_all(f->q, "w", 7000, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(af_queue_remove(f->q, "t1", &err), 0);
+    assert_int_equal(af_store_commit(f->s, &err), 0);
+    assert_int_equal(af_store_commit(f->s, &err), 0);
+    assert_int_equal(af_queue_get(f->q, "t1", &j, &err), AF_ENOTFOUND);
+    assert_int_equal(af_queue_get(f->q, "t2", &j, &err), 0);
+    assert_int_equal(j.lease_until, fake_now + 7000);
+    af_job_clear(&j);
+}
+
 /* ---- two workers, two connections ----------------------------------------------------------- */
 
 enum { JOBS = 600 };
@@ -378,6 +658,12 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_lease_heartbeat_reap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_attempts_dead_letter_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_enqueue_in_transaction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_claim, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_heartbeat_all, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_release_all, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_get_remove, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reschedule, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_new_calls_in_transaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_workers, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,74 @@
+/* api_internal.h -- what the REST handler files share: the API's state and small helpers. */
+#ifndef AF_API_INTERNAL_H
+#define AF_API_INTERNAL_H
+
+#include <jansson.h>
+#include "api/api.h"
+#include "graph/graph.h"
+
+struct af_api_s {
+    af_api_opts_t o;
+};
+
+/* ISO-8601 text of a time in ms, or JSON null for 0 (new reference). */
+json_t *af__api_iso(int64_t ms);
+/* A store/engine error code as an HTTP status. */
+int af__api_status(int code);
+/* Sends the error for code with err's message. */
+void af__api_fail(af_http_res_t *res, int code, const af_error_t *err);
+/* ?limit (1..200, default 50); sends 400 and returns -1 when malformed. */
+int af__api_limit(af_http_req_t *req, af_http_res_t *res);
+/* Parses a JSON request body (must be application/json); sends 415/400 and returns NULL. */
+json_t *af__api_json_body(af_http_req_t *req, af_http_res_t *res);
+/* Compiles a script in a scratch VM; on failure sends 422 with file:line and returns NULL. */
+af_graph_t *af__api_compile(af_api_t *api, af_http_res_t *res, const char *src, size_t len);
+
+/* The execution record with its steps (new), or NULL with *rc and err. */
+json_t *af__api_execution_json(af_api_t *api, const char *id, af_error_t *err, int *rc);
+
+/* Creating executions: rows and queue jobs in one group transaction, answered after the commit;
+ * then the worker gets them. A webhook's message id (scope + msg_id) is recorded in the same
+ * transaction, and a repeat creates nothing (duplicate = 1, first_id = the first execution). */
+typedef struct af_create_s af_create_t;
+struct af_create_s {
+    af_api_t *api;
+    char workflow_id[AF_STORE_ID_MAX];
+    int version;
+    size_t n;
+    json_t **inputs;               /* n inputs, owned */
+    char (*ids)[AF_STORE_ID_MAX];  /* n ids, made before the write */
+    char *seen_scope, *seen_id;    /* optional */
+    int duplicate;
+    char first_id[AF_STORE_ID_MAX];
+    void (*done)(af_create_t *c, int rc); /* on the loop, after the commit; then c is freed */
+    void *ud;
+};
+/* A creation for n inputs (stolen array of new references) of the workflow's version. */
+af_create_t *af__api_create_new(af_api_t *api, const char *workflow_id, int version,
+                                json_t **inputs, size_t n);
+/* Submits it; done follows (also on failure to submit). */
+void af__api_create_submit(af_create_t *c);
+
+/* The current version of a workflow and its script file; sends 404/500 and returns -1. */
+int af__api_current(af_api_t *api, af_http_res_t *res, const char *workflow_id, int *version,
+                    char *path, size_t size, char *status_out);
+
+/* Waits (at most ms) for an execution the worker holds to end, then answers res with the
+ * execution (200), or 202 with {"id","status"} when time runs out. */
+void af__api_wait(af_api_t *api, af_http_res_t *res, const char *id, int64_t ms,
+                  void (*answer)(af_api_t *api, af_http_res_t *res, const char *id, int done,
+                                 void *ud),
+                  void *ud);
+
+/* Registers the triggers the script declares (replacing the script's earlier ones), within an
+ * open store transaction on api's connection. AF_EEXISTS when a webhook path is taken. */
+int af__api_sync_triggers(af_api_t *api, const char *workflow_id, const af_graph_t *g,
+                          af_error_t *err);
+
+int af__api_routes_workflows(af_api_t *api, af_error_t *err);
+int af__api_routes_executions(af_api_t *api, af_error_t *err);
+int af__api_routes_webhooks(af_api_t *api, af_error_t *err);
+int af__api_route(af_api_t *api, const char *method, const char *pattern, af_http_handler_fn fn,
+                  af_error_t *err);
+
+#endif

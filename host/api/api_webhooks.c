@@ -1,0 +1,368 @@
+/* api_webhooks.c -- webhook triggers: /webhooks/<path> checks the registration, the method, the
+ * body size, the signature (GitHub style or Standard Webhooks, with replayed ids run once) and
+ * the header rules, maps the request to the execution's input (a Lua function of the trigger or
+ * the request itself), and answers at once (202) or with the finished execution (wait mode,
+ * bounded, shaped by a Lua function). GET /api/webhooks lists the registrations. */
+#include "api/api_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "triggers/webhook_verify.h"
+
+#define WEBHOOK_MAX_BODY ((size_t)1 << 20) /* per trigger unless its max_body says otherwise */
+
+typedef struct hook_s {
+    af_api_t *api;
+    af_http_res_t *res;
+    af_webhook_rec_t reg;
+    af_trigger_rec_t trigger;
+    char file[4096];
+    int64_t wait_ms; /* 0: immediate mode */
+} hook_t;
+
+static void hook_free(hook_t *h) {
+    af_webhook_rec_clear(&h->reg);
+    af_trigger_rec_clear(&h->trigger);
+    free(h);
+}
+
+static const char *req_header(void *ud, const char *name) {
+    return af_http_req_header(ud, name);
+}
+
+/* A secret in a trigger's config: "<secret NAME>" is looked up, anything else is the value. */
+static const char *secret_value(af_api_t *api, const json_t *v) {
+    const char *text = json_string_value(v);
+    char name[256];
+    if (text && sscanf(text, "<secret %255[^>]>", name) == 1) {
+        return api->o.secret ? api->o.secret(api->o.secret_ud, name) : NULL;
+    }
+    return text;
+}
+
+/* Checks the signature the trigger asks for: 0, or sends 401 (500 for a missing secret). */
+static int check_signature(hook_t *h, af_http_req_t *req, const char *body, size_t len) {
+    const json_t *sig = json_object_get(h->trigger.config, "signature");
+    const json_t *hmac = json_object_get(h->trigger.config, "hmac");
+    const json_t *cfg = sig ? sig : hmac;
+    if (cfg == NULL) {
+        return 0;
+    }
+    const char *type = hmac && !sig ? "github" : json_string_value(json_object_get(cfg, "type"));
+    const char *secrets[8];
+    size_t n = 0;
+    const json_t *list = json_object_get(cfg, "secrets");
+    if (json_object_get(cfg, "secret")) {
+        secrets[n++] = secret_value(h->api, json_object_get(cfg, "secret"));
+    }
+    for (size_t i = 0; i < json_array_size(list) && n < 8; i++) {
+        secrets[n++] = secret_value(h->api, json_array_get(list, i));
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (secrets[i] == NULL || secrets[i][0] == '\0') {
+            af_http_res_send_error(h->res, 500, "the webhook's signing secret is not set");
+            return -1;
+        }
+    }
+    af_error_t err = {0};
+    int rc;
+    if (type && strcmp(type, "standard") == 0) {
+        af_webhook_std_t s = {.secrets = secrets,
+                              .nsecrets = n,
+                              .now = af_wall_ms() / 1000,
+                              .tolerance = h->api->o.tolerance_ms / 1000};
+        rc = af_webhook_std_verify(&s, req_header, req, body, len, &err);
+    } else if (type == NULL || strcmp(type, "github") == 0) {
+        af_webhook_hmac_t g = {.header = json_string_value(json_object_get(cfg, "header")),
+                               .prefix = json_string_value(json_object_get(cfg, "prefix")),
+                               .secrets = secrets,
+                               .nsecrets = n};
+        rc = af_webhook_hmac_verify(&g, req_header, req, body, len, &err);
+    } else {
+        af_http_res_send_error(h->res, 500, "unknown signature type '%s'", type);
+        return -1;
+    }
+    if (rc != 0) {
+        af_http_res_send_error(h->res, rc == AF_EDEFINITION ? 500 : 401, "%s", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int check_headers(hook_t *h, af_http_req_t *req) {
+    const json_t *rules = json_object_get(h->trigger.config, "headers");
+    if (rules == NULL) {
+        return 0;
+    }
+    af_error_t err = {0};
+    af_webhook_rules_t *r = af_webhook_rules_compile(rules, &err);
+    int rc = r ? af_webhook_rules_check(r, req_header, req, &err) : err.code;
+    af_webhook_rules_free(r);
+    if (rc != 0) {
+        af_http_res_send_error(h->res, r ? 403 : 500, "%s", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* The request as the workflow sees it (new), or NULL after sending 400. */
+static json_t *request_json(hook_t *h, af_http_req_t *req, const char *body, size_t len) {
+    size_t nh = af_http_req_header_count(req);
+    const char **names = calloc(nh ? nh : 1, sizeof *names);
+    const char **values = calloc(nh ? nh : 1, sizeof *values);
+    for (size_t i = 0; names && values && i < nh; i++) {
+        af_http_req_header_at(req, i, &names[i], &values[i]);
+    }
+    af_webhook_request_t r = {.method = af_http_req_method(req),
+                              .path = af_http_req_path(req),
+                              .query = af_http_req_query(req),
+                              .headers = {.names = names, .values = values, .count = nh},
+                              .body = body,
+                              .body_len = len};
+    af_error_t err = {0};
+    json_t *out = names && values ? af_webhook_request_json(&r, &err) : NULL;
+    free(names);
+    free(values);
+    if (out == NULL) {
+        af_http_res_send_error(h->res, err.code == AF_ENOMEM ? 500 : 400, "%s",
+                               err.msg[0] ? err.msg : "out of memory");
+    }
+    return out;
+}
+
+static void answer_webhook(af_api_t *api, af_http_res_t *res, const char *id, int done,
+                           void *ud) {
+    hook_t *h = ud;
+    af_error_t err;
+    int rc;
+    json_t *x = af__api_execution_json(api, id, &err, &rc);
+    if (x == NULL) {
+        af__api_fail(res, rc, &err);
+        hook_free(h);
+        return;
+    }
+    if (!done) { /* not finished in time: the caller polls the execution */
+        json_t *out = json_pack("{s:s, s:O}", "execution_id", id, "status",
+                                json_object_get(x, "status"));
+        af_http_res_send_json(res, 202, out);
+        json_decref(out);
+        json_decref(x);
+        hook_free(h);
+        return;
+    }
+    json_t *shaped = NULL;
+    af_fault_t fault;
+    rc = h->trigger.position >= 0
+             ? af_engine_trigger_call(af_worker_engine(api->o.worker), h->file,
+                                      h->trigger.position, "response.fn", x, &shaped, &fault)
+             : 0;
+    if (rc < 0) {
+        af_http_res_send_error(res, 500, "the webhook's response function failed: %s",
+                               fault.message);
+    } else if (rc == 1 && json_is_object(shaped)) { /* {status, headers, body} */
+        json_t *status = json_object_get(shaped, "status");
+        json_t *body = json_object_get(shaped, "body");
+        const char *key;
+        json_t *v;
+        json_object_foreach(json_object_get(shaped, "headers"), key, v) {
+            if (json_is_string(v)) {
+                af_http_res_add_header(res, key, json_string_value(v));
+            }
+        }
+        int code = json_is_integer(status) ? (int)json_integer_value(status) : 200;
+        if (json_is_string(body)) {
+            if (!json_object_get(json_object_get(shaped, "headers"), "Content-Type")) {
+                af_http_res_add_header(res, "Content-Type", "text/plain; charset=utf-8");
+            }
+            af_http_res_set_body(res, json_string_value(body), strlen(json_string_value(body)));
+            af_http_res_set_status(res, code >= 200 && code <= 599 ? code : 500);
+            af_http_res_send(res);
+        } else {
+            af_http_res_send_json(res, code >= 200 && code <= 599 ? code : 500,
+                                  body ? body : json_null());
+        }
+    } else {
+        af_http_res_send_json(res, 200, x);
+    }
+    json_decref(shaped);
+    json_decref(x);
+    hook_free(h);
+}
+
+static void hook_created(af_create_t *c, int rc) {
+    hook_t *h = c->ud;
+    if (rc != 0) {
+        af_http_res_send_error(h->res, 500, "could not store the execution: %s", af_strerror(rc));
+    } else if (c->duplicate) {
+        json_t *out = json_pack("{s:s, s:s}", "status", "duplicate", "execution_id", c->first_id);
+        af_http_res_send_json(h->res, 200, out);
+        json_decref(out);
+    } else if (h->wait_ms > 0) {
+        af__api_wait(h->api, h->res, c->ids[0], h->wait_ms, answer_webhook, h);
+        return;
+    } else {
+        json_t *out = json_pack("{s:s, s:s}", "execution_id", c->ids[0], "status", "queued");
+        af_http_res_send_json(h->res, 202, out);
+        json_decref(out);
+    }
+    hook_free(h);
+}
+
+/* Finds the registration, its trigger and workflow; 0, or sends 404/405/413 and returns -1. */
+static int hook_find(hook_t *h, af_http_req_t *req, size_t len) {
+    af_api_t *api = h->api;
+    af_error_t err;
+    const char *path = af_http_req_wildcard(req);
+    char status[AF_STORE_STATUS_MAX] = "";
+    int version;
+    if (path == NULL || af_store_webhook_find(api->o.store, path, &h->reg, &err) != 0 ||
+        af_store_trigger_get(api->o.store, h->reg.trigger_id, &h->trigger, &err) != 0 ||
+        !h->trigger.is_active) {
+        af_http_res_send_error(h->res, 404, "no active webhook at /webhooks/%s", path ? path : "");
+        return -1;
+    }
+    const char *methods = h->reg.methods ? h->reg.methods : "POST";
+    const char *m = af_http_req_method(req);
+    size_t mlen = strlen(m);
+    const char *hit = strstr(methods, m);
+    if (hit == NULL || (hit != methods && hit[-1] != ',') || (hit[mlen] && hit[mlen] != ',')) {
+        af_http_res_add_header(h->res, "Allow", methods);
+        af_http_res_send_error(h->res, 405, "this webhook takes %s", methods);
+        return -1;
+    }
+    json_t *limit = json_object_get(h->trigger.config, "max_body");
+    size_t max = WEBHOOK_MAX_BODY;
+    if (json_is_string(limit)) {
+        af_bytes_parse(json_string_value(limit), &max);
+    } else if (json_is_integer(limit)) {
+        max = (size_t)json_integer_value(limit);
+    }
+    if (len > max) {
+        af_http_res_send_error(h->res, 413, "the body is larger than this webhook's %zu bytes",
+                               max);
+        return -1;
+    }
+    if (af__api_current(api, h->res, h->reg.workflow_id, &version, h->file, sizeof h->file,
+                        status) != 0) {
+        return -1;
+    }
+    if (strcmp(status, "active") != 0) {
+        af_http_res_send_error(h->res, 404, "the workflow of /webhooks/%s is paused", path);
+        return -1;
+    }
+    h->trigger.created_at = version; /* carried to the creation below */
+    return 0;
+}
+
+/* The response mode: 0 for immediate, else how long to wait (bounded by max_wait_ms). */
+static int64_t wait_of(af_api_t *api, const json_t *config) {
+    const json_t *r = json_object_get(config, "response");
+    const char *mode = json_is_string(r) ? json_string_value(r)
+                                         : json_string_value(json_object_get(r, "mode"));
+    if (mode == NULL || strcmp(mode, "wait") != 0) {
+        return 0;
+    }
+    int64_t ms = api->o.max_wait_ms;
+    const char *timeout = json_string_value(json_object_get(r, "timeout"));
+    if (timeout && af_duration_parse(timeout, &ms) == 0 && ms > api->o.max_wait_ms) {
+        ms = api->o.max_wait_ms;
+    }
+    return ms > 0 ? ms : 1;
+}
+
+static void webhook(af_http_req_t *req, af_http_res_t *res, void *ud) {
+    af_api_t *api = ud;
+    size_t len;
+    const char *body = af_http_req_body(req, &len);
+    hook_t *h = calloc(1, sizeof *h);
+    if (h == NULL) {
+        af_http_res_send_error(res, 500, "out of memory");
+        return;
+    }
+    h->api = api;
+    h->res = res;
+    json_t *request = NULL, *input = NULL;
+    if (hook_find(h, req, len) != 0 || check_signature(h, req, body, len) != 0 ||
+        check_headers(h, req) != 0 || (request = request_json(h, req, body, len)) == NULL) {
+        hook_free(h);
+        return;
+    }
+    h->wait_ms = wait_of(api, h->trigger.config);
+    af_fault_t fault;
+    int rc = h->trigger.position >= 0
+                 ? af_engine_trigger_call(af_worker_engine(api->o.worker), h->file,
+                                          h->trigger.position, "input", request, &input, &fault)
+                 : 0;
+    if (rc < 0) {
+        json_decref(request);
+        af_http_res_send_error(res, 500, "the webhook's input function failed: %s",
+                               fault.message);
+        hook_free(h);
+        return;
+    }
+    json_t **inputs = malloc(sizeof *inputs);
+    inputs[0] = rc == 1 ? input : json_incref(request);
+    json_decref(request);
+    af_create_t *c = af__api_create_new(api, h->reg.workflow_id, (int)h->trigger.created_at,
+                                        inputs, 1);
+    if (c == NULL) {
+        af_http_res_send_error(res, 500, "out of memory");
+        hook_free(h);
+        return;
+    }
+    const char *msg_id = af_http_req_header(req, "webhook-id");
+    const json_t *sig = json_object_get(h->trigger.config, "signature");
+    const char *type = json_string_value(json_object_get(sig, "type"));
+    if (msg_id && type && strcmp(type, "standard") == 0) { /* a replay runs nothing */
+        c->seen_scope = strdup(h->trigger.id);
+        c->seen_id = strdup(msg_id);
+    }
+    c->done = hook_created;
+    c->ud = h;
+    af__api_create_submit(c);
+}
+
+static void webhook_list(af_http_req_t *req, af_http_res_t *res, void *ud) {
+    af_api_t *api = ud;
+    int limit = af__api_limit(req, res);
+    if (limit < 0) {
+        return;
+    }
+    af_webhook_rec_t *ws = NULL;
+    size_t n = 0;
+    char next[AF_STORE_CURSOR_MAX] = "";
+    af_error_t err;
+    int rc = af_store_webhook_list(api->o.store, af_http_req_query_param(req, "cursor"), limit,
+                                   &ws, &n, next, &err);
+    if (rc != 0) {
+        af__api_fail(res, rc, &err);
+        return;
+    }
+    json_t *items = json_array();
+    for (size_t i = 0; i < n; i++) {
+        char url[1200];
+        snprintf(url, sizeof url, "/webhooks/%s", ws[i].path);
+        json_array_append_new(
+            items, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s?, s:o}", "id", ws[i].id,
+                             "workflow_id", ws[i].workflow_id, "trigger_id", ws[i].trigger_id,
+                             "path", ws[i].path, "url", url, "methods", ws[i].methods,
+                             "created_at", af__api_iso(ws[i].created_at)));
+    }
+    af_webhook_recs_free(ws, n);
+    json_t *out = json_pack("{s:o, s:o}", "items", items, "next_cursor",
+                            next[0] ? json_string(next) : json_null());
+    af_http_res_send_json(res, 200, out);
+    json_decref(out);
+}
+
+int af__api_routes_webhooks(af_api_t *api, af_error_t *err) {
+    static const char *const methods[] = {"POST", "GET", "PUT", "PATCH", "DELETE"};
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+        if (af__api_route(api, methods[i], "/webhooks/*", webhook, err) != 0) {
+            return err->code;
+        }
+    }
+    return af__api_route(api, "GET", "/api/webhooks", webhook_list, err);
+}
