@@ -779,9 +779,11 @@ int af_vm_call_trigger(af_vm_t *vm, const af_graph_t *g, int trigger, const char
     }
     af_vm_run_t run = {.state_ref = LUA_NOREF};
     run_limits(vm, &run, g);
-    vm->resolving++; /* runs to the end: no waiting inside a trigger's function */
+    vm->runs_mem += run.mem_limit; /* its share of the VM's memory while it runs */
+    vm->resolving++;               /* runs to the end: no waiting inside a trigger's function */
     int rc = af__vm_pcall(vm, &run, 1, 1, fault);
     vm->resolving--;
+    vm->runs_mem -= run.mem_limit;
     if (rc != 0) {
         return rc;
     }

@@ -201,8 +201,8 @@ int af_store_execution_list(af_store_t *s, const char *workflow_id, const char *
                                  next_cursor, err);
 }
 
-int af_store_execution_count(af_store_t *s, const char *workflow_id, const char *status,
-                             int64_t *n, af_error_t *err) {
+int af_store_execution_count(af_store_t *s, const char *workflow_id, const char *status, int64_t *n,
+                             af_error_t *err) {
     CHECK(s != NULL && n != NULL);
     return s->vt->execution_count(s, filter(workflow_id), filter(status), n, err);
 }
@@ -243,8 +243,8 @@ int af_store_trigger_get(af_store_t *s, const char *id, af_trigger_rec_t *out, a
     return s->vt->trigger_get(s, id, out, err);
 }
 
-int af_store_trigger_list(af_store_t *s, const char *workflow_id, af_trigger_rec_t **out,
-                          size_t *n, af_error_t *err) {
+int af_store_trigger_list(af_store_t *s, const char *workflow_id, af_trigger_rec_t **out, size_t *n,
+                          af_error_t *err) {
     CHECK(s != NULL && out != NULL && n != NULL);
     *out = NULL;
     *n = 0;
@@ -273,8 +273,7 @@ int af_store_webhook_register(af_store_t *s, const af_webhook_rec_t *w, char *id
     return s->vt->webhook_register(s, w, id_out, err);
 }
 
-int af_store_webhook_find(af_store_t *s, const char *path, af_webhook_rec_t *out,
-                          af_error_t *err) {
+int af_store_webhook_find(af_store_t *s, const char *path, af_webhook_rec_t *out, af_error_t *err) {
     CHECK(s != NULL && path != NULL && out != NULL);
     return s->vt->webhook_find(s, path, out, err);
 }
@@ -297,8 +296,7 @@ int af_store_webhook_seen(af_store_t *s, const char *scope, const char *msg_id,
     if (first_execution_id) {
         first_execution_id[0] = '\0';
     }
-    return s->vt->webhook_seen(s, scope, msg_id, execution_id, duplicate, first_execution_id,
-                               err);
+    return s->vt->webhook_seen(s, scope, msg_id, execution_id, duplicate, first_execution_id, err);
 }
 
 int af_store_webhook_seen_prune(af_store_t *s, int64_t older_than_ms, int64_t *removed,

@@ -222,8 +222,8 @@ int af_store_execution_list(af_store_t *s, const char *workflow_id, const char *
                             char *next_cursor, af_error_t *err);
 /* Counts the executions of one workflow and/or in one status (NULL or "": any) into *n.
  * Returns 0 or AF_EINVAL (unknown status). */
-int af_store_execution_count(af_store_t *s, const char *workflow_id, const char *status,
-                             int64_t *n, af_error_t *err);
+int af_store_execution_count(af_store_t *s, const char *workflow_id, const char *status, int64_t *n,
+                             af_error_t *err);
 
 /* ---- checkpoints ---------------------------------------------------------------------------- */
 /* Statuses: succeeded, failed, skipped, waiting (free text: the store does not check them). */
@@ -278,8 +278,8 @@ int af_store_trigger_create(af_store_t *s, const af_trigger_rec_t *t, char *id_o
 int af_store_trigger_get(af_store_t *s, const char *id, af_trigger_rec_t *out, af_error_t *err);
 /* The triggers of a workflow (workflow_id NULL: of every workflow), ordered by created_at then id.
  * *out is a new array of *n (af_trigger_recs_free), NULL when *n is 0. Returns 0. */
-int af_store_trigger_list(af_store_t *s, const char *workflow_id, af_trigger_rec_t **out,
-                          size_t *n, af_error_t *err);
+int af_store_trigger_list(af_store_t *s, const char *workflow_id, af_trigger_rec_t **out, size_t *n,
+                          af_error_t *err);
 /* Sets config (borrowed; NULL clears it) and is_active of the trigger t->id; updated_at becomes
  * now. The trigger's webhook registration, if any, gets the new config too (its path and methods
  * stay: re-register to change them). Returns 0 or AF_ENOTFOUND. */
@@ -318,8 +318,7 @@ int af_store_webhook_register(af_store_t *s, const af_webhook_rec_t *w, char *id
                               af_error_t *err);
 /* Fills *out (caller clears) with the registration of `path` (leading slashes ignored).
  * Returns 0 or AF_ENOTFOUND. */
-int af_store_webhook_find(af_store_t *s, const char *path, af_webhook_rec_t *out,
-                          af_error_t *err);
+int af_store_webhook_find(af_store_t *s, const char *path, af_webhook_rec_t *out, af_error_t *err);
 /* Lists registrations ordered by path. Cursors work as in af_store_workflow_list (opaque; NULL or
  * "" starts at the first path; next_cursor of AF_STORE_CURSOR_MAX bytes, "" after the last page).
  * limit <= 0 means 50. *out is a new array of *n (af_webhook_recs_free), NULL when *n is 0.

@@ -40,8 +40,8 @@ typedef struct af_store_vt_s {
     int (*execution_list)(af_store_t *s, const char *workflow_id, const char *status,
                           const char *cursor, int limit, af_execution_t **out, size_t *n,
                           char *next_cursor, af_error_t *err);
-    int (*execution_count)(af_store_t *s, const char *workflow_id, const char *status,
-                           int64_t *n, af_error_t *err);
+    int (*execution_count)(af_store_t *s, const char *workflow_id, const char *status, int64_t *n,
+                           af_error_t *err);
     int (*checkpoint_save)(af_store_t *s, const af_checkpoint_t *c, af_error_t *err);
     int (*checkpoints_load)(af_store_t *s, const char *execution_id, af_checkpoint_t **out,
                             size_t *n, af_error_t *err);
@@ -49,8 +49,7 @@ typedef struct af_store_vt_s {
                       const char *level, const char *message, int64_t *seq, af_error_t *err);
     int (*logs_load)(af_store_t *s, const char *execution_id, int64_t after_seq, int limit,
                      af_log_entry_t **out, size_t *n, af_error_t *err);
-    int (*trigger_create)(af_store_t *s, const af_trigger_rec_t *t, char *id_out,
-                          af_error_t *err);
+    int (*trigger_create)(af_store_t *s, const af_trigger_rec_t *t, char *id_out, af_error_t *err);
     int (*trigger_get)(af_store_t *s, const char *id, af_trigger_rec_t *out, af_error_t *err);
     int (*trigger_list)(af_store_t *s, const char *workflow_id, af_trigger_rec_t **out, size_t *n,
                         af_error_t *err);

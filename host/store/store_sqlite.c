@@ -779,7 +779,7 @@ static int sqlite_workflow_list(af_store_t *s, const char *project_id, const cha
         sqlite3_bind_int64(st, 2, at);
         af__sqlite_bind_text(st, 3, cid);
     }
-    sqlite3_bind_int(st, 4, limit + 1);
+    sqlite3_bind_int64(st, 4, (int64_t)limit + 1);
     af_workflow_t *arr = calloc((size_t)limit + 1, sizeof *arr);
     if (arr == NULL) {
         return af_error_set(err, AF_ENOMEM, "out of memory");
@@ -1022,7 +1022,7 @@ static int sqlite_version_list(af_store_t *s, const char *workflow_id, af_workfl
 /* ---- executions ----------------------------------------------------------------------------- */
 
 #define EXEC_COLS                                                                                  \
-    "id, workflow_id, version, status, input, result, error, attempt, created_at, started_at,"    \
+    "id, workflow_id, version, status, input, result, error, attempt, created_at, started_at,"     \
     " completed_at, wake_at"
 
 static int row_execution(sqlite3_stmt *st, af_execution_t *e) {
@@ -1142,7 +1142,7 @@ static int sqlite_execution_set_status(af_store_t *s, const char *id, const char
  * filters and the cursor order, so a page costs the same however deep it is: no cursor is the
  * range below (INT64_MAX, ""). ?1 workflow, ?2 status, ?3 ?4 cursor, ?5 limit. */
 #define EXEC_LIST(where)                                                                           \
-    "SELECT " EXEC_COLS " FROM workflow_executions WHERE " where " (created_at, id) < (?3, ?4)"   \
+    "SELECT " EXEC_COLS " FROM workflow_executions WHERE " where " (created_at, id) < (?3, ?4)"    \
     " ORDER BY created_at DESC, id DESC LIMIT ?5"
 static const char *const EXEC_LIST_SQL[4] = {
     EXEC_LIST(""),
@@ -1190,7 +1190,7 @@ static int sqlite_execution_list(af_store_t *s, const char *workflow_id, const c
     af__sqlite_bind_text(st, 2, status);
     sqlite3_bind_int64(st, 3, at);
     af__sqlite_bind_text(st, 4, cid);
-    sqlite3_bind_int(st, 5, limit + 1);
+    sqlite3_bind_int64(st, 5, (int64_t)limit + 1); /* INT_MAX + 1 must not overflow */
     af_execution_t *arr = NULL;
     size_t got = 0, cap = 0;
     int oom = 0;

@@ -1,5 +1,5 @@
 /* store_sqlite_triggers.c -- the SQLite store's triggers, webhook registrations and seen webhook
- * message ids (the tables of migrations 1 and 2 that the trigger machinery and the REST API use). */
+ * message ids: what the trigger machinery and the REST API keep about how workflows start. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,9 +195,8 @@ int af__sqlite_trigger_delete(af_store_t *s, const char *id, af_error_t *err) {
 int af__sqlite_trigger_delete_source(af_store_t *s, const char *workflow_id, const char *source,
                                      af_error_t *err) {
     af__sqlite_t *c = CONN(s);
-    static const char DEL_H[] =
-        "DELETE FROM webhook_registrations WHERE trigger_id IN"
-        " (SELECT id FROM triggers WHERE workflow_id = ?1 AND source = ?2)";
+    static const char DEL_H[] = "DELETE FROM webhook_registrations WHERE trigger_id IN"
+                                " (SELECT id FROM triggers WHERE workflow_id = ?1 AND source = ?2)";
     static const char DEL_T[] = "DELETE FROM triggers WHERE workflow_id = ?1 AND source = ?2";
     if (!af__sqlite_word_in(source, TRIGGER_SOURCES)) {
         return af_error_set(err, AF_EINVAL, "trigger source must be script or api, not '%s'",
@@ -410,7 +409,7 @@ int af__sqlite_webhook_list(af_store_t *s, const char *cursor, int limit, af_web
         return rc;
     }
     sqlite3_bind_text(st, 1, prefix, (int)plen, SQLITE_TRANSIENT);
-    sqlite3_bind_int(st, 2, limit + 1);
+    sqlite3_bind_int64(st, 2, (int64_t)limit + 1);
     af__sqlite_bind_text(st, 3, id);
     next_cursor[0] = '\0'; /* the cursor is bound (copied): they may be one buffer */
     af_webhook_rec_t *arr = NULL;

@@ -255,6 +255,20 @@ local TRIGGER_CHECKS = {
     if type(t.path) ~= "string" or not t.path:match("^[%w%-_%./]+$") then
       return "'path' must be a URL path of letters, digits, - _ . /"
     end
+    local sig = t.signature
+    if sig ~= nil and (type(sig) ~= "table" or (sig.type ~= "github" and sig.type ~= "standard")
+                       or (sig.secret == nil and sig.secrets == nil)) then
+      return "'signature' is { type = \"github\" or \"standard\", secret = af.secret \"NAME\" }"
+    end
+    local r = t.response
+    if r ~= nil and r ~= "immediate" and r ~= "wait" and
+       not (type(r) == "table" and (r.mode == "wait" or r.mode == "immediate") and
+            (r.fn == nil or type(r.fn) == "function") and (r.timeout == nil or is_duration(r.timeout))) then
+      return "'response' is \"immediate\", \"wait\" or { mode = \"wait\", timeout = \"10s\", fn = function(execution) ... end }"
+    end
+    if t.input ~= nil and type(t.input) ~= "function" then
+      return "'input' must be a function(request) returning the execution's input"
+    end
   end,
   schedule = function(t)
     if type(t.cron) ~= "string" and not is_duration(t.every) then
@@ -279,7 +293,7 @@ local TRIGGER_CHECKS = {
 
 local TRIGGER_FIELDS = {
   webhook = { path = 1, method = 1, methods = 1, hmac = 1, signature = 1, headers = 1, response = 1,
-              input = 1, description = 1 },
+              input = 1, description = 1, max_body = 1 },
   schedule = { cron = 1, every = 1, timezone = 1, missed = 1, max_catchup = 1, window = 1,
                overlap = 1, input = 1, description = 1 },
   event = { type = 1, filter = 1, input = 1, description = 1 },
