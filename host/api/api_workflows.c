@@ -404,10 +404,7 @@ static void workflow_list(af_http_req_t *req, af_http_res_t *res, void *ud) {
     for (size_t i = 0; i < n; i++) {
         json_array_append_new(items, workflow_json(&ws[i]));
     }
-    af_workflows_free(ws, n);
-    if (n == 0) {
-        free(ws);
-    }
+    af_workflows_free(ws, n); /* frees the array too, also when n is 0 */
     json_t *out = json_pack("{s:o, s:o}", "items", items, "next_cursor",
                             next[0] ? json_string(next) : json_null());
     af_http_res_send_json(res, 200, out);

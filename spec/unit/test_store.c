@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -568,36 +569,38 @@ static void test_migration_from_v1(void **state) {
     make_workflow(f->s, "old", NULL, wf);
     af_store_close(f->s);
     f->s = NULL;
-    raw_exec(f->db, "DROP TABLE webhook_seen;"
-                    "DROP INDEX webhooks_trigger;"
-                    "DROP INDEX workflows_name;"
-                    "DROP INDEX executions_created;"
-                    "DROP INDEX executions_workflow_created;"
-                    "DROP INDEX executions_status_created;"
-                    "DROP INDEX executions_workflow_status;"
-                    "CREATE INDEX executions_workflow ON workflow_executions(workflow_id, created_at);"
-                    "CREATE INDEX executions_status ON workflow_executions(status, created_at);"
-                    "ALTER TABLE step_checkpoints DROP COLUMN port;"
-                    "ALTER TABLE step_checkpoints DROP COLUMN wake_at;"
-                    "ALTER TABLE triggers DROP COLUMN source;"
-                    "ALTER TABLE triggers DROP COLUMN position;"
-                    "ALTER TABLE webhook_registrations DROP COLUMN trigger_id;"
-                    "ALTER TABLE webhook_registrations DROP COLUMN methods;"
-                    "DELETE FROM schema_migrations WHERE version = 2;");
+    raw_exec(f->db,
+             "DROP TABLE webhook_seen;"
+             "DROP INDEX webhooks_trigger;"
+             "DROP INDEX workflows_name;"
+             "DROP INDEX executions_created;"
+             "DROP INDEX executions_workflow_created;"
+             "DROP INDEX executions_status_created;"
+             "DROP INDEX executions_workflow_status;"
+             "CREATE INDEX executions_workflow ON workflow_executions(workflow_id, created_at);"
+             "CREATE INDEX executions_status ON workflow_executions(status, created_at);"
+             "ALTER TABLE step_checkpoints DROP COLUMN port;"
+             "ALTER TABLE step_checkpoints DROP COLUMN wake_at;"
+             "ALTER TABLE triggers DROP COLUMN source;"
+             "ALTER TABLE triggers DROP COLUMN position;"
+             "ALTER TABLE webhook_registrations DROP COLUMN trigger_id;"
+             "ALTER TABLE webhook_registrations DROP COLUMN methods;"
+             "DELETE FROM schema_migrations WHERE version = 2;");
     assert_int_equal(raw_int(f->db, "SELECT COUNT(*) FROM pragma_table_info('step_checkpoints')"
                                     " WHERE name IN ('port', 'wake_at')"),
                      0);
     char sql[1024];
-    snprintf(sql, sizeof sql,
-             "INSERT INTO workflow_executions (id, workflow_id, status, created_at)"
-             " VALUES ('ex-old', '%s', 'succeeded', 5);"
-             "INSERT INTO step_checkpoints (execution_id, step, status, attempts, output,"
-             " started_at, ended_at) VALUES ('ex-old', 'fetch', 'succeeded', 1, '{\"n\":1}', 10, 20);"
-             "INSERT INTO triggers (id, workflow_id, type, config, is_active, created_at, updated_at)"
-             " VALUES ('t-old', '%s', 'schedule', '{\"cron\":\"* * * * *\"}', 1, 7, 7);"
-             "INSERT INTO webhook_registrations (id, workflow_id, path, config, created_at)"
-             " VALUES ('h-old', '%s', 'old/hook', NULL, 8);",
-             wf, wf, wf);
+    snprintf(
+        sql, sizeof sql,
+        "INSERT INTO workflow_executions (id, workflow_id, status, created_at)"
+        " VALUES ('ex-old', '%s', 'succeeded', 5);"
+        "INSERT INTO step_checkpoints (execution_id, step, status, attempts, output,"
+        " started_at, ended_at) VALUES ('ex-old', 'fetch', 'succeeded', 1, '{\"n\":1}', 10, 20);"
+        "INSERT INTO triggers (id, workflow_id, type, config, is_active, created_at, updated_at)"
+        " VALUES ('t-old', '%s', 'schedule', '{\"cron\":\"* * * * *\"}', 1, 7, 7);"
+        "INSERT INTO webhook_registrations (id, workflow_id, path, config, created_at)"
+        " VALUES ('h-old', '%s', 'old/hook', NULL, 8);",
+        wf, wf, wf);
     raw_exec(f->db, sql);
 
     f->s = open_store(f, AF_STORE_DURABLE_DEFAULT);
@@ -775,7 +778,8 @@ static void test_execution_list(void **state) {
     int pages = 0;
     assert_int_equal(list_pages(f->s, NULL, NULL, 7, &pages), NEXEC);
     assert_int_equal(pages, 5); /* 7 7 7 7 2 */
-    assert_int_equal(list_pages(f->s, "", "", 0, &pages), NEXEC); /* "" is any; 50 a page */
+    /* "" is any; limit 0 is 50 a page. */
+    assert_int_equal(list_pages(f->s, "", "", 0, &pages), NEXEC);
     assert_int_equal(pages, 1);
     assert_int_equal(list_pages(f->s, "wf-a", NULL, 5, &pages), NEXEC / 2);
     assert_int_equal(pages, 3); /* exactly three full pages: no empty fourth */
@@ -792,13 +796,28 @@ static void test_execution_list(void **state) {
     af_execution_t *es = NULL;
     size_t n = 0;
     char next[AF_STORE_CURSOR_MAX];
-    assert_int_equal(af_store_execution_list(f->s, "wf-b", "queued", NULL, 100, &es, &n, next, &err),
-                     0);
+    assert_int_equal(
+        af_store_execution_list(f->s, "wf-b", "queued", NULL, 100, &es, &n, next, &err), 0);
     assert_int_equal(n, 5); /* even i with i % 3 == 0: 0 6 12 18 24 */
     assert_string_equal(next, "");
     assert_string_equal(es[n - 1].id, first);
     assert_int_equal(json_integer_value(json_object_get(es[n - 1].input, "i")), 0);
     assert_int_equal(json_integer_value(json_object_get(es[0].input, "i")), 24);
+    af_executions_free(es, n);
+
+    /* The cursor may be read from the buffer the next one is written to; any limit works. */
+    char cur[AF_STORE_CURSOR_MAX] = "";
+    int total = 0;
+    do {
+        assert_int_equal(af_store_execution_list(f->s, NULL, NULL, cur, 8, &es, &n, cur, &err), 0);
+        total += (int)n;
+        af_executions_free(es, n);
+    } while (cur[0]);
+    assert_int_equal(total, NEXEC);
+    assert_int_equal(af_store_execution_list(f->s, NULL, NULL, NULL, INT_MAX, &es, &n, next, &err),
+                     0);
+    assert_int_equal(n, NEXEC);
+    assert_string_equal(next, "");
     af_executions_free(es, n);
 
     /* Malformed cursors and unknown statuses are refused. */
@@ -1060,9 +1079,8 @@ static void test_webhook_register_find(void **state) {
 
     af_webhook_rec_t h;
     for (int i = 0; i < 2; i++) {
-        assert_int_equal(af_store_webhook_find(f->s, i ? "//support/inbound" : "support/inbound",
-                                               &h, &err),
-                         0);
+        assert_int_equal(
+            af_store_webhook_find(f->s, i ? "//support/inbound" : "support/inbound", &h, &err), 0);
         assert_string_equal(h.id, id);
         assert_string_equal(h.path, "support/inbound"); /* stored without the slash */
         assert_string_equal(h.methods, "POST,PUT");
