@@ -41,6 +41,7 @@ static const char *USAGE =
     "  run FILE.lua     run a workflow once, in this process\n"
     "  check FILE.lua   validate a workflow and print its graph\n"
     "  serve            run the REST API with embedded storage (SQLite in --data DIR)\n"
+    "  execute WF       run a stored workflow on a running server (--server URL)\n"
     "  plugin list      the loaded plugins, their versions and types\n"
     "  plugin info TYPE a node or trigger type's description and config schema\n"
     "\n"
@@ -695,7 +696,6 @@ static int main_serve(int argc, char **argv) {
     const char *file = getenv("AGENTFLOW_CONFIG");
     int print = 0;
     af_config_defaults(&sv->cfg);
-    snprintf(sv->cfg.data, sizeof sv->cfg.data, "agentflow-data");
     for (int i = 2; i < argc; i++) {
         if (is_help(argv[i])) {
             fputs(SERVE_USAGE, stdout);
@@ -739,7 +739,8 @@ static int main_serve(int argc, char **argv) {
     }
     if (rc != 0) {
         free(sv);
-        return usage_error(SERVE_USAGE, "%s", err.msg);
+        char text[1400];
+        return usage_error(SERVE_USAGE, "%s", af_error_text(&err, text, sizeof text));
     }
     if (print) {
         json_t *j = af_config_to_json(&sv->cfg);

@@ -421,11 +421,11 @@ static int valid_status(const char *s) {
 static void execution_list(af_http_req_t *req, af_http_res_t *res, void *ud) {
     af_api_t *api = ud;
     int limit = af__api_limit(req, res);
+    if (limit < 0) {
+        return; /* answered: req is gone */
+    }
     const char *status = af_http_req_query_param(req, "status");
     const char *workflow = af_http_req_query_param(req, "workflow_id");
-    if (limit < 0) {
-        return;
-    }
     if (status && !valid_status(status)) {
         af_http_res_send_error(res, 400,
                                "status is one of queued, running, waiting, succeeded, failed, "

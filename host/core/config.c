@@ -20,7 +20,7 @@ extern char **environ;
 #define AF_CONFIG_MAP(X)                                                                           \
     X("listen", "AGENTFLOW_LISTEN", AF_CONFIG_STRING, listen, "127.0.0.1:8080", NULL, 0, 0,        \
       "address to listen on, HOST:PORT (port 0 picks a free one)")                                 \
-    X("data", "AGENTFLOW_DATA", AF_CONFIG_STRING, data, ".", NULL, 0, 0,                           \
+    X("data", "AGENTFLOW_DATA", AF_CONFIG_STRING, data, "agentflow-data", NULL, 0, 0,                           \
       "data directory (the store is DATA/agentflow.db)")                                           \
     X("durability", "AGENTFLOW_DURABILITY", AF_CONFIG_ENUM, durability, "normal", "normal|strict", \
       0, 0, "normal survives process crashes, strict also power loss")                             \
@@ -515,7 +515,7 @@ int af_config_load_text(af_config_t *cfg, const char *name, const char *text, si
         if (end > p && end[-1] == '\r') {
             end--;
         }
-        if (memchr(p, '\0', (size_t)(end - p))) {
+        if (end > p && memchr(p, '\0', (size_t)(end - p))) {
             rc = af_error_at(err, AF_ESYNTAX, where, "NUL byte");
             break;
         }

@@ -144,6 +144,10 @@ const char *af_http_error_code(int status) {
         return "method_not_allowed";
     case 408:
         return "request_timeout";
+    case 401:
+        return "unauthorized";
+    case 403:
+        return "forbidden";
     case 409:
         return "conflict";
     case 413:
