@@ -35,7 +35,7 @@ static void test_defaults(void **state) {
     af_config_t cfg;
     af_config_defaults(&cfg);
     assert_string_equal(cfg.listen, "127.0.0.1:8080");
-    assert_string_equal(cfg.data, ".");
+    assert_string_equal(cfg.data, "agentflow-data");
     assert_int_equal(cfg.durability, AF_CONFIG_DURABILITY_NORMAL);
     assert_int_equal(cfg.http.max_body, 1 << 20);
     assert_int_equal(cfg.http.max_header, 16 << 10);
@@ -296,7 +296,7 @@ static void test_env(void **state) {
     assert_int_equal(cfg.http.max_body, 512 << 10);
     assert_int_equal(cfg.durability, AF_CONFIG_DURABILITY_STRICT);
     assert_int_equal(cfg.retention.max_count, 10);
-    assert_string_equal(cfg.data, ".");
+    assert_string_equal(cfg.data, "agentflow-data");
     assert_int_equal(cfg.store.batch, 1024);
     assert_string_equal(af_config_source(&cfg, "worker.lease"), "env AGENTFLOW_WORKER_LEASE");
     assert_string_equal(af_config_source(&cfg, "data"), "default");
