@@ -43,10 +43,18 @@ test-asan:
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DAF_SANITIZE=address,undefined
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS)
+	# the server's specs once more against the sanitized binary: the worker, the API and the
+	# store writer run only there
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	AGENTFLOW_BIN=$(abspath $(ASAN_BUILD))/agentflow luajit /usr/bin/busted --helper=spec/helpers.lua \
+	  spec/integration/serve_spec.lua spec/integration/durability_spec.lua \
+	  spec/integration/webhooks_spec.lua spec/integration/api_spec.lua
 
 bench: build
+	@scripts/deps.sh bench
 	bench/engine/run.sh $(BUILD)/agentflow
 	$(BUILD)/bench/bench_agents $(BUILD)
+	bench/webhook/run.sh $(BUILD)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages agentflow needs to build, run and test, skipping what is present.
-# Usage: scripts/deps.sh [build|test]   (test adds the test tools)
+# Usage: scripts/deps.sh [build|test|bench]   (test adds the test tools, bench the load generator)
 set -euo pipefail
 mode=${1:-build}
 # the full build (binary, plugins, C tests, test servers, benchmarks)
@@ -8,6 +8,9 @@ pkgs=(cmake make gcc pkg-config libluajit2-5.1-dev libuv1-dev libjansson-dev
       libcurl4-openssl-dev libssl-dev libsqlite3-dev libcmocka-dev libhttp-parser-dev)
 if [ "$mode" = test ]; then
     pkgs+=(luajit2 lua-busted lua-dkjson graphviz curl openssl valgrind) # runners and tools
+fi
+if [ "$mode" = bench ]; then
+    pkgs+=(wrk curl) # the HTTP load generator of bench/webhook
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -492,6 +492,32 @@ static void workflow_versions(af_http_req_t *req, af_http_res_t *res, void *ud) 
     json_decref(out);
 }
 
+/* How many executions of the workflow are in each status. */
+static void workflow_stats(af_http_req_t *req, af_http_res_t *res, void *ud) {
+    af_api_t *api = ud;
+    const char *id = af_http_req_param(req, "id");
+    static const char *const statuses[] = {"queued",    "running", "waiting",
+                                           "succeeded", "failed",  "cancelled"};
+    af_workflow_t w = {0};
+    af_error_t err;
+    int rc = af_store_workflow_get(api->o.store, id, &w, &err);
+    af_workflow_clear(&w);
+    json_t *counts = json_object();
+    for (size_t i = 0; rc == 0 && i < sizeof statuses / sizeof statuses[0]; i++) {
+        int64_t n = 0;
+        rc = af_store_execution_count(api->o.store, id, statuses[i], &n, &err);
+        json_object_set_new(counts, statuses[i], json_integer(n));
+    }
+    if (rc != 0) {
+        json_decref(counts);
+        af__api_fail(res, rc, &err);
+        return;
+    }
+    json_t *out = json_pack("{s:s, s:o}", "workflow_id", id, "executions", counts);
+    af_http_res_send_json(res, 200, out);
+    json_decref(out);
+}
+
 /* Activating registers the current version's triggers again (a path another workflow took
  * meanwhile is a 409); pausing keeps them, and the triggers of a paused workflow do not fire. */
 static void workflow_set_status(af_http_req_t *req, af_http_res_t *res, const char *status,
@@ -550,6 +576,7 @@ int af__api_routes_workflows(af_api_t *api, af_error_t *err) {
         {"PUT", "/api/workflows/:id", workflow_update},
         {"DELETE", "/api/workflows/:id", workflow_delete},
         {"GET", "/api/workflows/:id/versions", workflow_versions},
+        {"GET", "/api/workflows/:id/stats", workflow_stats},
         {"POST", "/api/workflows/:id/activate", workflow_activate},
         {"POST", "/api/workflows/:id/pause", workflow_pause},
         {"GET", "/api/workflows/:id/triggers", trigger_list},
