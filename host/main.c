@@ -485,9 +485,9 @@ static int parse_run(int argc, char **argv, run_opts_t *o) {
 typedef struct serve_s {
     uv_loop_t loop;
     uv_signal_t sigterm, sigint;
-    uv_timer_t retention;
-    uv_work_t prune;
-    int pruning;
+    uv_timer_t retention, wal;
+    uv_work_t prune, checkpoint;
+    int pruning, checkpointing;
     af_config_t cfg;
     af_store_t *maintenance; /* the retention thread's own connection */
     int64_t pruned;
@@ -497,12 +497,47 @@ typedef struct serve_s {
     int stopping;
 } serve_t;
 
-static void prune_work(uv_work_t *req) {
-    serve_t *sv = req->data;
+/* The maintenance connection, used by one thread-pool job at a time (retention or checkpoint:
+ * uv_queue_work runs them apart because each waits for the other's flag). */
+static af_store_t *maintenance(serve_t *sv) {
     af_error_t err;
     af_store_options_t so = {.size = sizeof so, .durability = (int)sv->cfg.durability};
     if (sv->maintenance == NULL && af_store_open(sv->cfg.data, &so, &sv->maintenance, &err) != 0) {
-        af_log(AF_LEVEL_ERROR, "retention: %s", err.msg);
+        af_log(AF_LEVEL_ERROR, "maintenance: %s", err.msg);
+    }
+    return sv->maintenance;
+}
+
+static void checkpoint_work(uv_work_t *req) {
+    serve_t *sv = req->data;
+    af_error_t err;
+    af_store_t *m = maintenance(sv);
+    if (m && af_store_checkpoint_wal(m, NULL, &err) != 0) {
+        af_log(AF_LEVEL_ERROR, "wal checkpoint: %s", err.msg);
+    }
+}
+
+static void checkpoint_done(uv_work_t *req, int status) {
+    serve_t *sv = req->data;
+    (void)status;
+    sv->checkpointing = 0;
+}
+
+/* The write-ahead log is copied into the database here, off the writer thread, so no commit
+ * (and no answer waiting for one) stalls on it. */
+static void on_wal_timer(uv_timer_t *t) {
+    serve_t *sv = t->data;
+    if (!sv->checkpointing && !sv->pruning && !sv->stopping) {
+        sv->checkpointing = 1;
+        sv->checkpoint.data = sv;
+        uv_queue_work(&sv->loop, &sv->checkpoint, checkpoint_work, checkpoint_done);
+    }
+}
+
+static void prune_work(uv_work_t *req) {
+    serve_t *sv = req->data;
+    af_error_t err;
+    if (maintenance(sv) == NULL) {
         return;
     }
     sv->pruned = 0;
@@ -526,7 +561,7 @@ static void prune_done(uv_work_t *req, int status) {
 
 static void on_retention(uv_timer_t *t) {
     serve_t *sv = t->data;
-    if (!sv->pruning && !sv->stopping) {
+    if (!sv->pruning && !sv->checkpointing && !sv->stopping) {
         sv->pruning = 1;
         sv->prune.data = sv;
         uv_queue_work(&sv->loop, &sv->prune, prune_work, prune_done);
@@ -539,6 +574,7 @@ static void worker_stopped(void *ud) {
     uv_close((uv_handle_t *)&sv->sigterm, NULL);
     uv_close((uv_handle_t *)&sv->sigint, NULL);
     uv_close((uv_handle_t *)&sv->retention, NULL);
+    uv_close((uv_handle_t *)&sv->wal, NULL);
 }
 
 static void server_stopped(af_http_server_t *s, void *ud) {
@@ -553,6 +589,7 @@ static void on_signal(uv_signal_t *h, int signum) {
         sv->stopping = 1;
         fprintf(stderr, "agentflow: %s: stopping\n", signum == SIGTERM ? "SIGTERM" : "SIGINT");
         uv_timer_stop(&sv->retention);
+        uv_timer_stop(&sv->wal);
         af_http_server_stop(sv->server, server_stopped, sv);
     }
 }
@@ -588,8 +625,10 @@ static int lock_data(const char *data, int *fd) {
 /* Opens the writer's connection and takes back the leases of a process that died. */
 static int open_stores(serve_t *sv, af_store_t **writer, af_store_t **reader, af_error_t *err) {
     af_store_options_t so = {.size = sizeof so, .durability = (int)sv->cfg.durability};
+    af_store_options_t wo = so;
+    wo.manual_wal_checkpoints = 1; /* on_wal_timer does them */
     int n = 0;
-    int rc = af_store_open(sv->cfg.data, &so, writer, err);
+    int rc = af_store_open(sv->cfg.data, &wo, writer, err);
     if (rc == 0) {
         rc = af_queue_release_all(af_store_queue(*writer), NULL, &n, err);
     }
@@ -662,7 +701,9 @@ static int serve_run(serve_t *sv) {
         uv_signal_init(&sv->loop, &sv->sigterm);
         uv_signal_init(&sv->loop, &sv->sigint);
         uv_timer_init(&sv->loop, &sv->retention);
-        sv->sigterm.data = sv->sigint.data = sv->retention.data = sv;
+        uv_timer_init(&sv->loop, &sv->wal);
+        sv->sigterm.data = sv->sigint.data = sv->retention.data = sv->wal.data = sv;
+        uv_timer_start(&sv->wal, on_wal_timer, 250, 250);
         uv_signal_start(&sv->sigterm, on_signal, SIGTERM);
         uv_signal_start(&sv->sigint, on_signal, SIGINT);
         uv_timer_start(&sv->retention, on_retention, (uint64_t)cfg->retention.interval_ms,

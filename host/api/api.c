@@ -174,6 +174,13 @@ af_api_t *af_api_new(const af_api_opts_t *opts, af_error_t *err) {
     return api;
 }
 
+void af__api_changed(af_api_t *api) {
+    api->generation++;
+}
+
 void af_api_free(af_api_t *api) {
-    free(api);
+    if (api) {
+        af__api_hooks_free(api);
+        free(api);
+    }
 }

@@ -65,6 +65,11 @@ static int write_create(af_store_t *s, void *ud) {
         snprintf(job.id, sizeof job.id, "%s", c->ids[i]);
         snprintf(job.queue, sizeof job.queue, "%s", AF_WORKER_QUEUE);
         rc = af_store_execution_create(s, &e, &job, NULL, &err);
+        if (rc == 0) { /* this process's worker holds it from the start: no claim later */
+            af_worker_t *w = c->api->o.worker;
+            rc = af_queue_claim(af_store_queue(s), c->ids[i], af_worker_id(w),
+                                af_worker_lease_ms(w), NULL, &err);
+        }
         if (rc != 0) {
             return rc;
         }
@@ -77,7 +82,7 @@ static void create_written(void *ud, int rc) {
     if (rc == 0 && !c->duplicate) {
         for (size_t i = 0; i < c->n; i++) {
             af_worker_enqueue(c->api->o.worker, c->ids[i], c->workflow_id, c->version,
-                              c->inputs[i], 0);
+                              c->inputs[i], 0, 1);
         }
     }
     c->done(c, rc);
@@ -554,7 +559,7 @@ static void retry_written(void *ud, int rc) {
         af_http_res_send_error(r->res, af__api_status(rc), "could not retry %s: %s", r->id,
                                af_strerror(rc));
     } else {
-        af_worker_enqueue(r->api->o.worker, r->id, r->workflow_id, r->version, NULL, 0);
+        af_worker_enqueue(r->api->o.worker, r->id, r->workflow_id, r->version, NULL, 0, 0);
         json_t *out = json_pack("{s:s, s:s}", "id", r->id, "status", "queued");
         af_http_res_send_json(r->res, 202, out);
         json_decref(out);

@@ -6,9 +6,17 @@
 #include "api/api.h"
 #include "graph/graph.h"
 
+typedef struct af__hook_cache_s af__hook_cache_t;
+
 struct af_api_s {
     af_api_opts_t o;
+    uint64_t generation;     /* bumped by every definition change: cached lookups are stale */
+    af__hook_cache_t *hooks; /* webhook lookups by path (api_webhooks.c) */
 };
+
+/* Definitions (workflows, versions, triggers) changed: forget what was cached about them. */
+void af__api_changed(af_api_t *api);
+void af__api_hooks_free(af_api_t *api);
 
 /* ISO-8601 text of a time in ms, or JSON null for 0 (new reference). */
 json_t *af__api_iso(int64_t ms);

@@ -19,8 +19,65 @@ typedef struct hook_s {
     af_webhook_rec_t reg;
     af_trigger_rec_t trigger;
     char file[4096];
+    int version;
     int64_t wait_ms; /* 0: immediate mode */
 } hook_t;
+
+/* ---- lookups by path, cached until a definition changes ---- */
+
+#define HOOK_SLOTS 256
+
+typedef struct {
+    uint64_t generation; /* 0: empty */
+    char *path;
+    af_webhook_rec_t reg;
+    af_trigger_rec_t trigger;
+    char status[AF_STORE_STATUS_MAX];
+    int version;
+    char file[4096];
+} hook_entry_t;
+
+struct af__hook_cache_s {
+    hook_entry_t slots[HOOK_SLOTS];
+};
+
+static size_t path_slot(const char *path) {
+    size_t h = 5381;
+    while (*path) {
+        h = h * 33 + (unsigned char)*path++;
+    }
+    return h & (HOOK_SLOTS - 1);
+}
+
+static void entry_clear(hook_entry_t *e) {
+    free(e->path);
+    af_webhook_rec_clear(&e->reg);
+    af_trigger_rec_clear(&e->trigger);
+    memset(e, 0, sizeof *e);
+}
+
+void af__api_hooks_free(af_api_t *api) {
+    if (api->hooks) {
+        for (size_t i = 0; i < HOOK_SLOTS; i++) {
+            entry_clear(&api->hooks->slots[i]);
+        }
+        free(api->hooks);
+        api->hooks = NULL;
+    }
+}
+
+/* Copies of a registration and its trigger (the request owns them). */
+static void copy_reg(af_webhook_rec_t *to, const af_webhook_rec_t *from) {
+    *to = *from;
+    to->path = from->path ? strdup(from->path) : NULL;
+    to->methods = from->methods ? strdup(from->methods) : NULL;
+    to->config = json_incref(from->config);
+}
+
+static void copy_trigger(af_trigger_rec_t *to, const af_trigger_rec_t *from) {
+    *to = *from;
+    to->config = json_incref(from->config);
+}
 
 static void hook_free(hook_t *h) {
     af_webhook_rec_clear(&h->reg);
@@ -210,19 +267,49 @@ static void hook_created(af_create_t *c, int rc) {
     hook_free(h);
 }
 
+/* The registration of path with its trigger and workflow, from the cache or the store (then
+ * cached). Returns the entry, or NULL when there is no active webhook there. */
+static hook_entry_t *hook_lookup(af_api_t *api, af_http_res_t *res, const char *path) {
+    if (api->hooks == NULL && (api->hooks = calloc(1, sizeof *api->hooks)) == NULL) {
+        return NULL;
+    }
+    hook_entry_t *e = &api->hooks->slots[path_slot(path)];
+    if (e->generation == api->generation + 1 && strcmp(e->path, path) == 0) {
+        return e;
+    }
+    entry_clear(e);
+    af_error_t err;
+    if (af_store_webhook_find(api->o.store, path, &e->reg, &err) != 0 ||
+        af_store_trigger_get(api->o.store, e->reg.trigger_id, &e->trigger, &err) != 0 ||
+        !e->trigger.is_active) {
+        entry_clear(e);
+        af_http_res_send_error(res, 404, "no active webhook at /webhooks/%s", path);
+        return NULL;
+    }
+    if (af__api_current(api, res, e->reg.workflow_id, &e->version, e->file, sizeof e->file,
+                        e->status) != 0) {
+        entry_clear(e);
+        return NULL;
+    }
+    e->path = strdup(path);
+    e->generation = api->generation + 1;
+    return e;
+}
+
 /* Finds the registration, its trigger and workflow; 0, or sends 404/405/413 and returns -1. */
 static int hook_find(hook_t *h, af_http_req_t *req, size_t len) {
     af_api_t *api = h->api;
-    af_error_t err;
     const char *path = af_http_req_wildcard(req);
-    char status[AF_STORE_STATUS_MAX] = "";
-    int version;
-    if (path == NULL || af_store_webhook_find(api->o.store, path, &h->reg, &err) != 0 ||
-        af_store_trigger_get(api->o.store, h->reg.trigger_id, &h->trigger, &err) != 0 ||
-        !h->trigger.is_active) {
-        af_http_res_send_error(h->res, 404, "no active webhook at /webhooks/%s", path ? path : "");
+    hook_entry_t *e = path ? hook_lookup(api, h->res, path) : NULL;
+    if (e == NULL) {
+        if (path == NULL) {
+            af_http_res_send_error(h->res, 404, "no active webhook at /webhooks/");
+        }
         return -1;
     }
+    copy_reg(&h->reg, &e->reg);
+    copy_trigger(&h->trigger, &e->trigger);
+    snprintf(h->file, sizeof h->file, "%s", e->file);
     const char *methods = h->reg.methods ? h->reg.methods : "POST";
     const char *m = af_http_req_method(req);
     size_t mlen = strlen(m);
@@ -244,15 +331,11 @@ static int hook_find(hook_t *h, af_http_req_t *req, size_t len) {
                                max);
         return -1;
     }
-    if (af__api_current(api, h->res, h->reg.workflow_id, &version, h->file, sizeof h->file,
-                        status) != 0) {
-        return -1;
-    }
-    if (strcmp(status, "active") != 0) {
+    if (strcmp(e->status, "active") != 0) {
         af_http_res_send_error(h->res, 404, "the workflow of /webhooks/%s is paused", path);
         return -1;
     }
-    h->trigger.created_at = version; /* carried to the creation below */
+    h->version = e->version;
     return 0;
 }
 
@@ -305,8 +388,7 @@ static void webhook(af_http_req_t *req, af_http_res_t *res, void *ud) {
     json_t **inputs = malloc(sizeof *inputs);
     inputs[0] = rc == 1 ? input : json_incref(request);
     json_decref(request);
-    af_create_t *c = af__api_create_new(api, h->reg.workflow_id, (int)h->trigger.created_at,
-                                        inputs, 1);
+    af_create_t *c = af__api_create_new(api, h->reg.workflow_id, h->version, inputs, 1);
     if (c == NULL) {
         af_http_res_send_error(res, 500, "out of memory");
         hook_free(h);

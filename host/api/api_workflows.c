@@ -79,6 +79,7 @@ static int send_workflow(af_api_t *api, af_http_res_t *res, int status, const ch
 
 /* Runs the writes of one request in a transaction: all or nothing. */
 static int commit_or_rollback(af_api_t *api, int rc, af_error_t *err) {
+    af__api_changed(api);
     if (rc == 0) {
         return af_store_commit(api->o.store, err);
     }
@@ -332,6 +333,7 @@ static void trigger_delete(af_http_req_t *req, af_http_res_t *res, void *ud) {
     af_api_t *api = ud;
     af_error_t err;
     int rc = af_store_trigger_delete(api->o.store, af_http_req_param(req, "id"), &err);
+    af__api_changed(api);
     if (rc != 0) {
         af__api_fail(res, rc, &err);
         return;
@@ -462,6 +464,7 @@ static void workflow_delete(af_http_req_t *req, af_http_res_t *res, void *ud) {
     af_api_t *api = ud;
     af_error_t err;
     int rc = af_store_workflow_delete(api->o.store, af_http_req_param(req, "id"), &err);
+    af__api_changed(api);
     if (rc != 0) {
         af__api_fail(res, rc, &err);
         return;

@@ -27,6 +27,8 @@ typedef struct item_s {
     int version;
     json_t *input; /* NULL: read from the store when it starts */
     int fresh;     /* created by this process just now: no checkpoints to read */
+    int leased;    /* its job was leased to this worker when it was created */
+    int unmarked;  /* started, and "running" not yet written: the next write of it does so */
     int64_t run_at;
     item_state_t state;
     int heap_index; /* -1 when not in the heap */
@@ -64,6 +66,10 @@ struct af_worker_s {
     int running, waiting;
     uv_timer_t *due_timer, *beat_timer, *park_timer, *stop_timer;
     item_t *to_park;
+    struct {
+        char workflow_id[AF_STORE_ID_MAX];
+        int version;
+    } written[64]; /* version scripts known to be on disk (they never change) */
     int stopping;
     void (*stop_cb)(void *ud);
     void *stop_ud;
@@ -321,8 +327,25 @@ typedef struct op_s {
     char *text, *text2; /* step name, error, log line ... */
     json_t *json;
     int attempts;
+    int mark_running; /* write "running" first (the start of a pre-leased execution) */
     int64_t at, wake_at;
 } op_t;
+
+/* The execution's first write after its start also records that it runs. */
+static void take_mark(af_worker_t *w, op_t *op) {
+    item_t *it = op->item ? op->item : item_find(w, op->id);
+    if (it && it->unmarked) {
+        it->unmarked = 0;
+        op->mark_running = 1;
+    }
+}
+
+static int write_running(af_store_t *s, op_t *op) {
+    af_error_t err;
+    return op->mark_running
+               ? af_store_execution_set_status(s, op->id, "running", NULL, NULL, 0, &err)
+               : 0;
+}
 
 static op_t *op_new(af_worker_t *w, item_t *it, const char *id) {
     op_t *op = calloc(1, sizeof *op);
@@ -374,6 +397,10 @@ static int write_claim(af_store_t *s, void *ud) {
 
 static int write_checkpoint(af_store_t *s, void *ud) {
     op_t *op = ud;
+    int rc = write_running(s, op);
+    if (rc != 0) {
+        return rc;
+    }
     af_checkpoint_t c = {.step = op->text,
                          .attempts = op->attempts,
                          .output = op->json,
@@ -418,6 +445,7 @@ static int engine_checkpoint(void *ud, const af_exec_t *x, int step, const json_
     op->json = output ? json_incref((json_t *)output) : NULL;
     op->attempts = af_exec_step_attempts(x, step);
     op->at = af_wall_ms();
+    take_mark(w, op);
     if (af_store_async_submit(w->o.writer, write_checkpoint, checkpoint_written, op) != 0) {
         op_free(op);
         return AF_ESTATE;
@@ -434,6 +462,7 @@ static void engine_wait(void *ud, const af_exec_t *x, int step, int64_t wake_at)
         op->attempts = af_exec_step_attempts(x, step);
         op->wake_at = wake_at;
         op->at = af_wall_ms();
+        take_mark(w, op);
     }
     submit(w, op, write_checkpoint, NULL);
 }
@@ -470,6 +499,9 @@ static void engine_event(void *ud, const af_event_t *ev) {
         snprintf(line, sizeof line, "%s", ev->text ? ev->text : "");
         break;
     case AF_EV_EXEC_END:
+        if (ev->error == NULL) {
+            return; /* the execution's row says it succeeded, and when */
+        }
         snprintf(line, sizeof line, "finished in %s%s%s",
                  af_duration_format(ev->duration_ms, d, sizeof d), ev->error ? ": " : "",
                  ev->error ? ev->error : "");
@@ -497,7 +529,8 @@ static void slot_free(af_worker_t *w, item_t *it) {
 static int write_end(af_store_t *s, void *ud) {
     op_t *op = ud;
     af_error_t err;
-    int rc = af_store_execution_set_status(s, op->id, op->status, op->json, op->text, 0, &err);
+    int rc = write_running(s, op);
+    rc = rc ? rc : af_store_execution_set_status(s, op->id, op->status, op->json, op->text, 0, &err);
     if (rc == 0) {
         rc = af_queue_remove(af_store_queue(s), op->id, &err);
         rc = rc == AF_ENOTFOUND ? 0 : rc;
@@ -527,6 +560,7 @@ static void end_item(af_worker_t *w, item_t *it, const char *status, json_t *res
     snprintf(op->status, sizeof op->status, "%s", status);
     op->json = result;
     op->text = error ? strdup(error) : NULL;
+    take_mark(w, op);
     submit(w, op, write_end, end_written);
 }
 
@@ -694,7 +728,12 @@ static void start_item(af_worker_t *w, item_t *it) {
     it->state = ITEM_RUNNING;
     w->running++;
     it->wf->running++;
-    submit(w, op_new(w, it, it->id), write_claim, NULL);
+    if (it->leased) { /* leased at creation: "running" goes with its first write */
+        it->leased = 0;
+        it->unmarked = 1;
+    } else {
+        submit(w, op_new(w, it, it->id), write_claim, NULL);
+    }
     int rc = af_worker_version_file(w, it->workflow_id, it->version, path, sizeof path, &err);
     if (rc == 0) {
         af_exec_start_t st = {.file = path,
@@ -761,19 +800,31 @@ af_engine_t *af_worker_engine(af_worker_t *w) {
     return w->engine;
 }
 
+int64_t af_worker_lease_ms(const af_worker_t *w) {
+    return w->o.lease_ms;
+}
+
 const char *af_worker_id(const af_worker_t *w) {
     return w->worker_id;
 }
 
 int af_worker_version_file(af_worker_t *w, const char *workflow_id, int version, char *path,
                            size_t size, af_error_t *err) {
+    size_t slot = (hash_text(workflow_id) + (size_t)version) & 63;
+    snprintf(path, size, "%s/versions/%s-v%d.lua", w->data_dir, workflow_id, version);
+    if (w->written[slot].version == version &&
+        strcmp(w->written[slot].workflow_id, workflow_id) == 0) {
+        return 0;
+    }
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        snprintf(w->written[slot].workflow_id, AF_STORE_ID_MAX, "%s", workflow_id);
+        w->written[slot].version = version;
+        return 0;
+    }
     snprintf(path, size, "%s/versions", w->data_dir);
     mkdir(path, 0700);
     snprintf(path, size, "%s/versions/%s-v%d.lua", w->data_dir, workflow_id, version);
-    struct stat st;
-    if (stat(path, &st) == 0) {
-        return 0;
-    }
     af_workflow_version_t v = {0};
     int rc = af_store_version_get(w->o.reader, workflow_id, version, &v, err);
     if (rc != 0) {
@@ -789,7 +840,7 @@ int af_worker_version_file(af_worker_t *w, const char *workflow_id, int version,
 }
 
 void af_worker_enqueue(af_worker_t *w, const char *execution_id, const char *workflow_id,
-                       int version, json_t *input, int64_t run_at) {
+                       int version, json_t *input, int64_t run_at, int leased) {
     if (item_find(w, execution_id)) {
         return;
     }
@@ -801,6 +852,7 @@ void af_worker_enqueue(af_worker_t *w, const char *execution_id, const char *wor
     }
     it->input = input ? json_incref(input) : NULL;
     it->fresh = input != NULL;
+    it->leased = leased;
     it->run_at = run_at;
     schedule(w, it);
     dispatch(w);

@@ -48,9 +48,13 @@ int af_worker_version_file(af_worker_t *w, const char *workflow_id, int version,
                            size_t size, af_error_t *err);
 
 /* Hands over an execution whose row and job were just committed (input borrowed; NULL when
- * unknown, then it is read from the store). run_at 0: now. */
+ * unknown, then it is read from the store). run_at 0: now. leased: its job was leased to this
+ * worker in the same transaction (af_worker_id, lease af_worker_lease_ms), so starting it needs
+ * no claim. */
 void af_worker_enqueue(af_worker_t *w, const char *execution_id, const char *workflow_id,
-                       int version, json_t *input, int64_t run_at);
+                       int version, json_t *input, int64_t run_at, int leased);
+/* The lease the worker takes on jobs, in ms. */
+int64_t af_worker_lease_ms(const af_worker_t *w);
 
 /* Calls cb(ud, status) once, on the loop, when the execution's end is committed (status
  * "succeeded", "failed" or "cancelled"), or with NULL when the watch ends otherwise (the worker

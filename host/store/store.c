@@ -313,6 +313,11 @@ int af_store_prune(af_store_t *s, int64_t max_age_ms, int64_t max_count, int64_t
     return s->vt->prune(s, max_age_ms, max_count, removed, err);
 }
 
+int af_store_checkpoint_wal(af_store_t *s, int64_t *frames, af_error_t *err) {
+    CHECK(s != NULL);
+    return af__store_sqlite_checkpoint_wal(s, frames, err);
+}
+
 int af_store_compact(af_store_t *s, af_error_t *err) {
     CHECK(s != NULL);
     return s->vt->compact(s, err);

@@ -42,6 +42,9 @@ typedef struct af_store_options_s {
     int busy_timeout_ms;              /* wait for other writers; default 5000 */
     int64_t (*clock)(void *clock_ud); /* wall-clock ms; default af_wall_ms (tests inject one) */
     void *clock_ud;
+    /* 1: commits never copy the write-ahead log into the database themselves; the caller runs
+     * af_store_checkpoint_wal from another connection instead (so no commit waits for it). */
+    int manual_wal_checkpoints;
 } af_store_options_t;
 
 /* Opens (creating it if missing) the store at `location`: a directory (the database is
@@ -365,6 +368,11 @@ int af_store_logs_load(af_store_t *s, const char *execution_id, int64_t after_se
  * number of executions removed. Must not be called inside a transaction. */
 int af_store_prune(af_store_t *s, int64_t max_age_ms, int64_t max_count, int64_t *removed,
                    af_error_t *err);
+/* Copies what the write-ahead log holds into the database without blocking anyone (a passive
+ * checkpoint), syncing as the durability mode says. Sets *frames (may be NULL) to the frames
+ * copied. Must not be called inside a transaction. */
+int af_store_checkpoint_wal(af_store_t *s, int64_t *frames, af_error_t *err);
+
 /* Gives free pages back to the file system and truncates the write-ahead log, so the files do
  * not grow without bound. Must not be called inside a transaction. */
 int af_store_compact(af_store_t *s, af_error_t *err);

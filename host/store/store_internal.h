@@ -77,6 +77,7 @@ struct af_store_s {
 };
 
 /* The SQLite backend's open (store_sqlite.c); `path` is the database file. */
+int af__store_sqlite_checkpoint_wal(af_store_t *s, int64_t *frames, af_error_t *err);
 int af__store_sqlite_open(const char *path, const af_store_options_t *opts, af_store_t **out,
                           af_error_t *err);
 

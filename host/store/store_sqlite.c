@@ -267,14 +267,43 @@ int af__sqlite_first(af__sqlite_t *c, sqlite3_stmt *st, int *row, const char *wh
     return out;
 }
 
+/* Transaction statements are run thousands of times a second by group commit: prepared once
+ * (the cache is keyed by these static texts), not parsed each time. */
+#define SP_CACHED 16
+static const char *const SP_BEGIN[SP_CACHED + 1] = {
+    "BEGIN IMMEDIATE", "SAVEPOINT sp1",  "SAVEPOINT sp2",  "SAVEPOINT sp3",  "SAVEPOINT sp4",
+    "SAVEPOINT sp5",   "SAVEPOINT sp6",  "SAVEPOINT sp7",  "SAVEPOINT sp8",  "SAVEPOINT sp9",
+    "SAVEPOINT sp10",  "SAVEPOINT sp11", "SAVEPOINT sp12", "SAVEPOINT sp13", "SAVEPOINT sp14",
+    "SAVEPOINT sp15",  "SAVEPOINT sp16"};
+static const char *const SP_END[SP_CACHED + 1] = {
+    "COMMIT",        "RELEASE sp1",  "RELEASE sp2",  "RELEASE sp3",  "RELEASE sp4",
+    "RELEASE sp5",   "RELEASE sp6",  "RELEASE sp7",  "RELEASE sp8",  "RELEASE sp9",
+    "RELEASE sp10",  "RELEASE sp11", "RELEASE sp12", "RELEASE sp13", "RELEASE sp14",
+    "RELEASE sp15",  "RELEASE sp16"};
+
+static int exec_cached(af__sqlite_t *c, const char *sql, af_error_t *err) {
+    sqlite3_stmt *st;
+    int rc = af__sqlite_prep(c, sql, &st, err);
+    if (rc != 0) {
+        return af__sqlite_exec(c, sql, err);
+    }
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW
+               ? 0
+               : af__sqlite_fail(c, sqlite3_extended_errcode(c->db), sql, err);
+}
+
 int af__sqlite_begin(af__sqlite_t *c, af_error_t *err) {
     char sql[32];
-    if (c->depth == 0) {
-        snprintf(sql, sizeof sql, "BEGIN IMMEDIATE");
+    int rc;
+    if (c->depth < SP_CACHED) {
+        /* depth 0 begins the transaction; depth d opens savepoint sp(d + 1) */
+        rc = exec_cached(c, c->depth == 0 ? SP_BEGIN[0] : SP_BEGIN[c->depth + 1], err);
     } else {
         snprintf(sql, sizeof sql, "SAVEPOINT sp%d", c->depth + 1);
+        rc = af__sqlite_exec(c, sql, err);
     }
-    int rc = af__sqlite_exec(c, sql, err);
     if (rc == 0) {
         c->depth++;
     }
@@ -308,12 +337,13 @@ int af__sqlite_commit(af__sqlite_t *c, af_error_t *err) {
         c->depth = 0;
         return af_error_set(err, AF_EIO, "the transaction was rolled back by the database");
     }
-    if (c->depth == 1) {
-        snprintf(sql, sizeof sql, "COMMIT");
+    int rc;
+    if (c->depth <= SP_CACHED) {
+        rc = exec_cached(c, c->depth == 1 ? SP_END[0] : SP_END[c->depth], err);
     } else {
         snprintf(sql, sizeof sql, "RELEASE sp%d", c->depth);
+        rc = af__sqlite_exec(c, sql, err);
     }
-    int rc = af__sqlite_exec(c, sql, err);
     if (rc != 0) {
         af__sqlite_rollback(c);
         return rc;
@@ -516,9 +546,21 @@ static void sqlite_close(af_store_t *base) {
 
 static const af_store_vt_t SQLITE_VT;
 
+int af__store_sqlite_checkpoint_wal(af_store_t *s, int64_t *frames, af_error_t *err) {
+    int log = 0, done = 0;
+    af__sqlite_t *c = CONN(s);
+    int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+    if (frames) {
+        *frames = done;
+    }
+    return rc == SQLITE_OK || rc == SQLITE_BUSY
+               ? 0
+               : af__sqlite_fail(c, sqlite3_extended_errcode(c->db), "checkpoint", err);
+}
+
 int af__store_sqlite_open(const char *path, const af_store_options_t *opts, af_store_t **out,
                           af_error_t *err) {
-    af_store_options_t o = {sizeof o, AF_STORE_DURABLE_DEFAULT, 5000, NULL, NULL};
+    af_store_options_t o = {sizeof o, AF_STORE_DURABLE_DEFAULT, 5000, NULL, NULL, 0};
     if (opts) {
         size_t n = opts->size < sizeof o ? opts->size : sizeof o;
         memcpy(&o, opts, n);
@@ -560,6 +602,13 @@ int af__store_sqlite_open(const char *path, const af_store_options_t *opts, af_s
     }
     if (rc == 0) {
         rc = af__sqlite_exec(&s->c, "PRAGMA temp_store = MEMORY", err);
+    }
+    if (rc == 0) { /* up to 8 MB of pages (grown only as used), WAL checkpoints every ~16 MB */
+        rc = af__sqlite_exec(&s->c,
+                             o.manual_wal_checkpoints
+                                 ? "PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = 0"
+                                 : "PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = 4000",
+                             err);
     }
     if (rc == 0) {
         rc = migrate(&s->c, path, err);

@@ -32,7 +32,7 @@ typedef struct {
 
 static af_store_t *open_store(const char *dir, int fake) {
     af_store_options_t o = {sizeof o, AF_STORE_DURABLE_DEFAULT, 10000, fake ? fake_clock : NULL,
-                            NULL};
+                            NULL, 0};
     af_store_t *s = NULL;
     af_error_t err = {0};
     if (af_store_open(dir, &o, &s, &err) != 0) {

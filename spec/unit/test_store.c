@@ -35,7 +35,7 @@ typedef struct {
 } fx_t;
 
 static af_store_t *open_store(fx_t *f, af_store_durability_t d) {
-    af_store_options_t o = {sizeof o, d, 0, fake_clock, NULL};
+    af_store_options_t o = {sizeof o, d, 0, fake_clock, NULL, 0};
     af_store_t *s = NULL;
     af_error_t err = {0};
     int rc = af_store_open(f->dir, &o, &s, &err);
@@ -150,7 +150,7 @@ static void test_migrations(void **state) {
 
     /* A store given a file path (not a directory) opens that file. */
     af_store_t *s2 = NULL;
-    af_store_options_t o = {sizeof o, AF_STORE_DURABLE_DEFAULT, 0, fake_clock, NULL};
+    af_store_options_t o = {sizeof o, AF_STORE_DURABLE_DEFAULT, 0, fake_clock, NULL, 0};
     assert_int_equal(af_store_open(f->db, &o, &s2, NULL), 0);
     assert_int_equal(af_store_workflow_get(s2, id, &w, NULL), 0);
     af_workflow_clear(&w);
