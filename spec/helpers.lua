@@ -152,7 +152,7 @@ function helpers.serve(data, extra, env)
   -- a watcher shell records the server's exit status in LOG.code
   os.execute("(" .. (env and (env .. " ") or "") .. helpers.BIN ..
              " serve --listen 127.0.0.1:0 --data " .. data .. " " .. (extra or "") .. " 2> " ..
-             log .. " & echo $! > " .. log .. ".pid; wait $!; echo $? > " .. log .. ".code) &")
+             log .. " & echo $! > " .. log .. ".pid; wait $!; echo $? > " .. log .. ".code) 2>/dev/null &")
   local port
   for _ = 1, 200 do
     port = helpers.exists(log) and helpers.read(log):match("listening on http://127%.0%.0%.1:(%d+)")

@@ -858,6 +858,21 @@ void af_worker_enqueue(af_worker_t *w, const char *execution_id, const char *wor
     dispatch(w);
 }
 
+/* A job started max_attempts times whose process died each time: a dead letter, not a crash loop. */
+static int write_dead(af_store_t *s, void *ud) {
+    op_t *op = ud;
+    af_error_t err;
+    af_queue_t *q = af_store_queue(s);
+    int rc = af_queue_claim(q, op->id, op->w->worker_id, op->w->o.lease_ms, NULL, &err);
+    if (rc == 0) {
+        rc = af_queue_fail(q, op->id, op->w->worker_id, op->text, AF_QUEUE_NO_RETRY, NULL, &err);
+    }
+    if (rc == 0) {
+        rc = af_store_execution_set_status(s, op->id, "failed", NULL, op->text, 0, &err);
+    }
+    return rc;
+}
+
 int af_worker_load(af_worker_t *w, af_error_t *err) {
     char after[AF_QUEUE_ID_MAX] = "";
     for (;;) {
@@ -871,7 +886,18 @@ int af_worker_load(af_worker_t *w, af_error_t *err) {
         for (size_t i = 0; i < n; i++) {
             af_execution_t e = {0};
             af_error_t ignored;
-            if (af_store_execution_get(w->o.reader, jobs[i].id, &e, &ignored) == 0) {
+            if (jobs[i].attempts >= jobs[i].max_attempts) {
+                op_t *op = op_new(w, NULL, jobs[i].id);
+                char why[200];
+                snprintf(why, sizeof why,
+                         "DEAD: started %d times and the process stopped during each run",
+                         jobs[i].attempts);
+                if (op) {
+                    op->text = strdup(why);
+                }
+                af_log(AF_LEVEL_WARN, "execution %s: %s", jobs[i].id, why);
+                submit(w, op, write_dead, NULL);
+            } else if (af_store_execution_get(w->o.reader, jobs[i].id, &e, &ignored) == 0) {
                 item_t *it = item_add(w, e.id, e.workflow_id, e.version);
                 if (it) {
                     it->run_at = jobs[i].run_at;

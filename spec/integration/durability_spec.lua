@@ -122,6 +122,28 @@ return wf
     assert.are.equal(404, (srv.call("POST", "/api/executions/00000000-0000-4000-8000-000000000000/retry")))
   end)
 
+  it("dead-letters an execution whose runs keep dying with the process", function()
+    srv = h.serve()
+    local script = [[
+local af = require "agentflow"
+local wf = af.workflow "crasher" {}
+wf:step("long", function() af.sleep(60000) return 1 end)
+return wf
+]]
+    local _, w = srv.call("POST", "/api/workflows", script, "text/x-lua")
+    local _, x = srv.call("POST", "/api/workflows/" .. w.id .. "/execute")
+    for _ = 1, 5 do -- each start counts; the process dies during each run
+      wait_for(srv, x.id, { running = true }, 5)
+      srv.kill()
+      srv = h.serve(srv.data)
+    end
+    local dead = wait_for(srv, x.id, DONE, 5)
+    assert.are.equal("failed", dead.status)
+    assert.truthy(dead.error:find("started 5 times", 1, true), dead.error)
+    local _, letters = srv.call("GET", "/api/dead-letters")
+    assert.are.equal(x.id, letters.items[1].execution_id)
+  end)
+
   it("holds a workflow's concurrency limit: the rest wait in the queue", function()
     srv = h.serve()
     local script = [[
