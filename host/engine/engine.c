@@ -948,6 +948,12 @@ void af_exec_cancel(af_exec_t *x, const char *reason) {
  * (mtime or size) is loaded again as a new version. */
 static loaded_t *acquire(af_engine_t *e, const char *file, af_error_t *err) {
     struct stat st;
+    for (loaded_t *l = e->loaded; e->opts.immutable_files && l; l = l->next) {
+        if (strcmp(l->file, file) == 0) {
+            l->refs++;
+            return l;
+        }
+    }
     if (stat(file, &st) != 0) {
         af_error_set(err, AF_EIO, "cannot open %s: %s", file, strerror(errno));
         return NULL;

@@ -64,6 +64,8 @@ typedef struct af_engine_opts_s {
     size_t max_memory;
     int max_call_depth; /* sub-workflow nesting; 0: 8 */
     int keep_loaded;    /* workflow versions kept loaded while no execution runs them */
+    int immutable_files; /* a script file never changes once written (the server's versions):
+                          * a loaded one is used without checking the file again */
     /* Secret values by name (run mode: the environment). Borrowed, or NULL if unknown. */
     const char *(*secret)(void *ud, const char *name);
     void (*on_event)(void *ud, const af_event_t *ev);

@@ -84,9 +84,11 @@ describe("agentflow serve API", function()
     assert.are.equal("succeeded", ok.status) -- the version's script file now exists
     local file = srv.data .. "/versions/" .. w.id .. "-v1.lua"
     local good = h.read(file)
+    srv.stop()
     local f = io.open(file, "w")
-    f:write("return (") -- broken on disk
+    f:write("return (") -- broken on disk while the server was down
     f:close()
+    srv = h.serve(srv.data)
     local status, x = srv.call("POST", "/api/workflows/" .. w.id .. "/execute?wait=5",
                                '{"input": {"x": 21}}', "application/json")
     assert.are.equal(200, status)
