@@ -30,7 +30,7 @@ af_create_t *af__api_create_new(af_api_t *api, const char *workflow_id, int vers
     c->inputs = inputs;
     c->ids = ids;
     for (size_t i = 0; i < n; i++) {
-        af_uuid_v4(c->ids[i]);
+        af_uuid_v7(c->ids[i]); /* time-ordered: inserts stay at the right edge of the indexes */
     }
     return c;
 }

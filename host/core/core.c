@@ -237,6 +237,30 @@ const char *af_uuid_v4(char *buf) {
     return buf;
 }
 
+const char *af_uuid_v7(char *buf) {
+    /* RFC 9562 UUIDv7: 48-bit Unix milliseconds, then 12 bits that count up within the same
+     * millisecond (so ids made by one thread sort by creation), then 62 random bits. Ids that
+     * grow with time keep B-tree inserts at the right edge of the index. */
+    static _Thread_local int64_t last_ms;
+    static _Thread_local unsigned seq;
+    char random_part[37];
+    af_uuid_v4(random_part); /* the random bits, already formatted */
+    int64_t ms = af_wall_ms();
+    if (ms <= last_ms) {
+        ms = last_ms;
+        if (++seq > 0xfff) { /* 4096 in one millisecond: borrow the next one */
+            ms = ++last_ms;
+            seq = 0;
+        }
+    } else {
+        last_ms = ms;
+        seq = 0;
+    }
+    snprintf(buf, 37, "%08x-%04x-7%03x-%s", (unsigned)((uint64_t)ms >> 16),
+             (unsigned)((uint64_t)ms & 0xffff), seq & 0xfff, random_part + 19);
+    return buf;
+}
+
 /* ---- buffers and files ---- */
 
 int af_buf_add(af_buf_t *b, const char *s, size_t n) {

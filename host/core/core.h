@@ -90,6 +90,9 @@ int af_bytes_parse(const char *text, size_t *bytes);
 /* ---- ids ------------------------------------------------------------------------------------ */
 /* Writes a random (v4) UUID, 36 characters + NUL, into buf (>= 37 bytes). Returns buf. */
 const char *af_uuid_v4(char *buf);
+/* Writes a time-ordered UUID (version 7: milliseconds first, then a counter, then random bits)
+ * into buf (37 bytes); ids made later by the same thread sort after. Returns buf. */
+const char *af_uuid_v7(char *buf);
 
 /* ---- JSON text ------------------------------------------------------------------------------
  * jansson prints reals with 17 significant digits (0.1 -> 0.10000000000000001); we print the

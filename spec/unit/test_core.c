@@ -121,6 +121,22 @@ static void test_utf8_valid(void **state) {
     check_utf8("\xff", 1, 0, 0);
 }
 
+static void test_uuid_v7_sorts_by_time(void **state) {
+    (void)state;
+    char prev[37], id[37];
+    af_uuid_v7(prev);
+    assert_int_equal(strlen(prev), 36);
+    assert_int_equal(prev[14], '7');
+    assert_non_null(strchr("89ab", prev[19]));
+    long long ms = strtoll(prev, NULL, 16) * 65536 + strtoll(prev + 9, NULL, 16);
+    assert_true(llabs(ms - (long long)af_wall_ms()) < 1000); /* the time comes first */
+    for (int i = 0; i < 10000; i++) { /* many in the same millisecond still sort */
+        af_uuid_v7(id);
+        assert_true(strcmp(prev, id) < 0);
+        memcpy(prev, id, sizeof id);
+    }
+}
+
 static void test_uuid_v4(void **state) {
     (void)state;
     char a[37], b[37];
@@ -223,7 +239,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_duration_parse), cmocka_unit_test(test_duration_format),
         cmocka_unit_test(test_bytes_parse),    cmocka_unit_test(test_utf8_valid),
-        cmocka_unit_test(test_uuid_v4),        cmocka_unit_test(test_error_text),
+        cmocka_unit_test(test_uuid_v4),
+        cmocka_unit_test(test_uuid_v7_sorts_by_time),        cmocka_unit_test(test_error_text),
         cmocka_unit_test(test_strerror),       cmocka_unit_test(test_buf),
         cmocka_unit_test(test_time),
     };
