@@ -560,6 +560,14 @@ int af__store_sqlite_checkpoint_wal(af_store_t *s, int64_t *frames, af_error_t *
 
 int af__store_sqlite_open(const char *path, const af_store_options_t *opts, af_store_t **out,
                           af_error_t *err) {
+    /* No allocation statistics: they take a global mutex on every SQLite malloc, which the
+     * writer thread does thousands of times a second. Only possible before SQLite initialises;
+     * afterwards the call is refused and changes nothing. */
+    static int configured;
+    if (!configured) {
+        configured = 1;
+        sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    }
     af_store_options_t o = {sizeof o, AF_STORE_DURABLE_DEFAULT, 5000, NULL, NULL, 0};
     if (opts) {
         size_t n = opts->size < sizeof o ? opts->size : sizeof o;
