@@ -963,6 +963,14 @@ int af_worker_cancel(af_worker_t *w, const char *execution_id) {
     return 0;
 }
 
+const char *af_worker_status(af_worker_t *w, const char *execution_id) {
+    item_t *it = item_find(w, execution_id);
+    if (it == NULL) {
+        return NULL;
+    }
+    return it->state == ITEM_RUNNING ? "running" : it->state == ITEM_WAITING ? "queued" : NULL;
+}
+
 void af_worker_counts(const af_worker_t *w, int *running, int *waiting) {
     *running = w->running;
     *waiting = w->waiting;
