@@ -24,10 +24,10 @@
 #include "store/store_async.h"
 #include "plugin/plugin.h"
 #include "cli/execute.h"
+#include "cli/input.h"
 
 #include <luajit.h>
 
-#define AF_JSON_MAX_DEPTH_INPUT 128
 
 #define EXIT_FAILED 1
 #define EXIT_USAGE  2
@@ -333,27 +333,6 @@ static int cmd_plugin(int argc, char **argv) {
 
 /* ---- run ---- */
 
-static int parse_input(const char *arg, json_t **out, af_error_t *err) {
-    char *text = NULL;
-    size_t len;
-    if (arg[0] == '@') {
-        int rc = af_read_file(arg + 1, 64u << 20, &text, &len, err);
-        if (rc != 0) {
-            return rc;
-        }
-        arg = text;
-    } else {
-        len = strlen(arg);
-    }
-    *out = af_json_loads(arg, len, AF_JSON_MAX_DEPTH_INPUT, err);
-    free(text);
-    if (*out == NULL) {
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s", err->msg);
-        return af_error_set(err, AF_EINVAL, "--input: %s", msg);
-    }
-    return 0;
-}
 
 static void run_done(af_exec_t *x, void *ud) {
     (void)x;
@@ -363,7 +342,7 @@ static void run_done(af_exec_t *x, void *ud) {
 static int cmd_run(run_opts_t *o) {
     af_error_t err = {0};
     json_t *input = NULL;
-    if (o->input && parse_input(o->input, &input, &err) != 0) {
+    if (o->input && af_cli_parse_input(o->input, &input, &err) != 0) {
         return print_error(&err);
     }
     uv_loop_t loop;

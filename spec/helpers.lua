@@ -204,6 +204,20 @@ function helpers.serve(data, extra, env)
   return srv
 end
 
+--- Polls GET /api/executions/ID on srv until its status is one of `statuses` (a set; default the
+--- ends: succeeded, failed, cancelled), at most `seconds` (default 10). Returns the last record.
+function helpers.wait_execution(srv, id, statuses, seconds)
+  statuses = statuses or { succeeded = true, failed = true, cancelled = true }
+  local got
+  for _ = 1, (seconds or 10) * 20 do
+    local _, x = srv.call("GET", "/api/executions/" .. id)
+    got = x
+    if x and statuses[x.status] then return x end
+    os.execute("sleep 0.05")
+  end
+  return got
+end
+
 --- Starts spec/tools' af-mockserver (built next to the binary) on a free loopback port.
 --- Returns { port =, url = "http://127.0.0.1:PORT", stop = function }.
 function helpers.mock_server()

@@ -1,6 +1,7 @@
 /* execute.c -- `agentflow execute`: finds a workflow by id or name on a running server, starts an
  * execution with POST /api/workflows/ID/execute?wait=S, waits for it and prints it. */
 #include "cli/execute.h"
+#include "cli/input.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -233,27 +234,6 @@ static int find_by_name(const char *server, const char *name, char *id, size_t s
 
 /* ---- input ---- */
 
-static int parse_input(const char *arg, json_t **out, af_error_t *err) {
-    char *text = NULL;
-    size_t len;
-    if (arg[0] == '@') {
-        int rc = af_read_file(arg + 1, INPUT_MAX_BYTES, &text, &len, err);
-        if (rc != 0) {
-            return rc;
-        }
-        arg = text;
-    } else {
-        len = strlen(arg);
-    }
-    *out = af_json_loads(arg, len, 128, err);
-    free(text);
-    if (*out == NULL) {
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s", err->msg);
-        return af_error_set(err, AF_EINVAL, "--input: %s", msg);
-    }
-    return 0;
-}
 
 /* ---- output ---- */
 
@@ -503,7 +483,7 @@ int af_cli_execute(int argc, char **argv) {
     }
     af_error_t err = {0};
     json_t *input = NULL;
-    if (o.input && parse_input(o.input, &input, &err) != 0) {
+    if (o.input && af_cli_parse_input(o.input, &input, &err) != 0) {
         return print_error(&err);
     }
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {

@@ -11,13 +11,7 @@ wf:step("double", function(ctx) return (ctx.trigger.x or 0) * 2 end)
 return wf
 ]]
 
-local function wait_done(srv, id)
-  for _ = 1, 200 do
-    local _, x = srv.call("GET", "/api/executions/" .. id)
-    if x.status == "succeeded" or x.status == "failed" or x.status == "cancelled" then return x end
-    os.execute("sleep 0.05")
-  end
-end
+local wait_done = h.wait_execution
 
 describe("agentflow serve API", function()
   local srv

@@ -4,16 +4,7 @@
 local h = require "spec.helpers"
 local json = require "dkjson"
 
-local function wait_for(srv, id, statuses, seconds)
-  local got
-  for _ = 1, (seconds or 10) * 20 do
-    local _, x = srv.call("GET", "/api/executions/" .. id)
-    got = x
-    if x and statuses[x.status] then return x end
-    os.execute("sleep 0.05")
-  end
-  return got
-end
+local wait_for = h.wait_execution
 
 local DONE = { succeeded = true, failed = true, cancelled = true }
 
