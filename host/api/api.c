@@ -132,11 +132,16 @@ static void readyz(af_http_req_t *req, af_http_res_t *res, void *ud) {
         return;
     }
     int running, waiting;
+    int64_t ready = 0, leased = 0, dead = 0;
+    af_error_t err;
     af_worker_counts(api->o.worker, &running, &waiting);
-    json_t *ok = json_pack("{s:s, s:s, s:i, s:i, s:i, s:I}", "status", "ready", "store",
-                           info.backend, "schema_version", info.schema_version, "running",
-                           running, "waiting", waiting, "pending_writes",
-                           (json_int_t)af_store_async_pending(api->o.writer));
+    af_queue_count(af_store_queue(api->o.store), AF_WORKER_QUEUE, &ready, &leased, &dead, &err);
+    json_t *ok = json_pack("{s:s, s:s, s:i, s:i, s:i, s:I, s:{s:I, s:I, s:I}}", "status", "ready",
+                           "store", info.backend, "schema_version", info.schema_version,
+                           "running", running, "waiting", waiting, "pending_writes",
+                           (json_int_t)af_store_async_pending(api->o.writer), "jobs", "ready",
+                           (json_int_t)ready, "leased", (json_int_t)leased, "dead",
+                           (json_int_t)dead);
     af_http_res_send_json(res, 200, ok);
     json_decref(ok);
 }

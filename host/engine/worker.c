@@ -531,8 +531,10 @@ static int write_end(af_store_t *s, void *ud) {
     af_error_t err;
     int rc = write_running(s, op);
     rc = rc ? rc : af_store_execution_set_status(s, op->id, op->status, op->json, op->text, 0, &err);
-    if (rc == 0) {
-        rc = af_queue_remove(af_store_queue(s), op->id, &err);
+    if (rc == 0) { /* the job is done: ours to complete, or (a cancelled queued one) removed */
+        af_queue_t *q = af_store_queue(s);
+        rc = af_queue_complete(q, op->id, op->w->worker_id, &err);
+        rc = rc == AF_ESTATE ? af_queue_remove(q, op->id, &err) : rc;
         rc = rc == AF_ENOTFOUND ? 0 : rc;
     }
     return rc;

@@ -62,6 +62,8 @@ describe("agentflow serve durability", function()
       assert.truthy(waited >= 2900 and waited < 4200,
                     "the delay ended " .. waited .. " ms after step a (3 s expected)")
     end
+    local _, ready = srv.call("GET", "/readyz")
+    assert.are.same({ ready = 0, leased = 0, dead = 0 }, ready.jobs) -- every job completed
   end)
 
   it("parks executions in long waits: nothing runs while they wait", function()

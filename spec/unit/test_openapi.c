@@ -91,6 +91,7 @@ static void test_routes(void **state) {
         {"/api/workflows", "get post"},
         {"/api/workflows/{id}", "get put delete"},
         {"/api/workflows/{id}/versions", "get"},
+        {"/api/workflows/{id}/stats", "get"},
         {"/api/workflows/{id}/activate", "post"},
         {"/api/workflows/{id}/pause", "post"},
         {"/api/workflows/{id}/execute", "post"},
