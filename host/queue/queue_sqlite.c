@@ -56,7 +56,8 @@ static int q_enqueue(af_queue_t *q, const af_job_t *job, char *id_out, af_error_
     "id, queue, priority, payload, run_at, attempts, max_attempts, lease_owner, lease_until,"      \
     " last_error, created_at"
 
-static int row_job(sqlite3_stmt *st, af_job_t *job) {
+static int row_job(sqlite3_stmt *st, void *record) {
+    af_job_t *job = record;
     int oom = 0;
     memset(job, 0, sizeof *job);
     af__sqlite_col_copy(st, 0, job->id, sizeof job->id);
@@ -75,6 +76,13 @@ static int row_job(sqlite3_stmt *st, af_job_t *job) {
         return AF_ENOMEM;
     }
     return 0;
+}
+
+/* A dead letter: a job row (JOB_COLS) followed by failed_at. */
+static int row_dead(sqlite3_stmt *st, void *record) {
+    int rc = row_job(st, record);
+    ((af_job_t *)record)->failed_at = sqlite3_column_int64(st, 11);
+    return rc;
 }
 
 /* Steps a bound statement that yields at most one job row (a SELECT, or an UPDATE ... RETURNING,
@@ -367,44 +375,14 @@ static int q_dead_list(af_queue_t *q, const char *queue, const char *after, int 
     af__sqlite_bind_text(st, 1, queue);
     af__sqlite_bind_text(st, 2, after);
     sqlite3_bind_int(st, 3, limit);
-    af_job_t *arr = calloc((size_t)limit, sizeof *arr);
-    if (arr == NULL) {
-        return af_error_set(err, AF_ENOMEM, "out of memory");
+    rc = af__sqlite_rows(c, st, sizeof **out, row_dead, "list dead letters", (void **)out, n, NULL,
+                         err);
+    if (rc != 0) {
+        af_jobs_free(*out, *n);
+        *out = NULL;
+        *n = 0;
     }
-    size_t got = 0;
-    int oom = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        /* Columns line up with JOB_COLS after skipping run_at (col 4): shift by one. */
-        af_job_t *j = &arr[got];
-        af__sqlite_col_copy(st, 0, j->id, sizeof j->id);
-        af__sqlite_col_copy(st, 1, j->queue, sizeof j->queue);
-        j->priority = sqlite3_column_int(st, 2);
-        j->payload = af__sqlite_col_json(st, 3);
-        j->attempts = sqlite3_column_int(st, 5);
-        j->max_attempts = sqlite3_column_int(st, 6);
-        j->last_error = af__sqlite_col_dup(st, 9, &oom);
-        j->created_at = sqlite3_column_int64(st, 10);
-        j->failed_at = sqlite3_column_int64(st, 11);
-        got++;
-        if (oom) {
-            break;
-        }
-    }
-    if (oom || rc != SQLITE_DONE) {
-        rc = oom ? af_error_set(err, AF_ENOMEM, "out of memory")
-                 : af__sqlite_fail(c, sqlite3_extended_errcode(c->db), "list dead letters", err);
-        sqlite3_reset(st);
-        af_jobs_free(arr, got);
-        return rc;
-    }
-    sqlite3_reset(st);
-    if (got == 0) {
-        free(arr);
-        arr = NULL;
-    }
-    *out = arr;
-    *n = got;
-    return 0;
+    return rc;
 }
 
 static int q_dead_retry(af_queue_t *q, const char *job_id, af_error_t *err) {
@@ -520,41 +498,13 @@ static int q_list(af_queue_t *q, const char *queue, const char *after, int limit
     af__sqlite_bind_text(st, 1, queue);
     af__sqlite_bind_text(st, 2, after ? after : "");
     sqlite3_bind_int(st, 3, limit);
-    af_job_t *arr = NULL;
-    size_t got = 0, cap = 0;
-    int oom = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (got == cap) {
-            size_t ncap = cap ? cap * 2 : 64;
-            af_job_t *p = realloc(arr, ncap * sizeof *arr);
-            if (p == NULL) {
-                oom = 1;
-                break;
-            }
-            arr = p;
-            cap = ncap;
-        }
-        if (row_job(st, &arr[got]) != 0) {
-            oom = 1;
-            break;
-        }
-        got++;
+    rc = af__sqlite_rows(c, st, sizeof **out, row_job, "list jobs", (void **)out, n, NULL, err);
+    if (rc != 0) {
+        af_jobs_free(*out, *n);
+        *out = NULL;
+        *n = 0;
     }
-    if (oom || rc != SQLITE_DONE) {
-        rc = oom ? af_error_set(err, AF_ENOMEM, "out of memory")
-                 : af__sqlite_fail(c, sqlite3_extended_errcode(c->db), "list jobs", err);
-        sqlite3_reset(st);
-        af_jobs_free(arr, got);
-        return rc;
-    }
-    sqlite3_reset(st);
-    if (got == 0) {
-        free(arr);
-        arr = NULL;
-    }
-    *out = arr;
-    *n = got;
-    return 0;
+    return rc;
 }
 
 static int q_remove(af_queue_t *q, const char *job_id, af_error_t *err) {

@@ -65,6 +65,15 @@ void af__sqlite_col_copy(sqlite3_stmt *st, int i, char *buf, size_t size);
 
 /* Grows *arr (of elem-sized items, new ones zeroed) to hold at least need items; AF_ENOMEM. */
 int af__sqlite_grow(void **arr, size_t *cap, size_t need, size_t elem);
+/* Reads a row into a zeroed record: returns 0 (keep it), 1 (skip the row; nothing was kept) or
+ * AF_ENOMEM (the record is left empty). */
+typedef int (*af__sqlite_row_fn)(sqlite3_stmt *st, void *record);
+/* Steps st to its end, reading each row into a growing array of size-byte records with row.
+ * *out (NULL when empty) and *n are set whether it succeeds or not: on failure the caller frees
+ * the records read with their type's free function. *rows (may be NULL) gets the rows stepped,
+ * skipped ones included. Returns 0, AF_ENOMEM, or AF_EIO naming `what`; st is reset. */
+int af__sqlite_rows(af__sqlite_t *c, sqlite3_stmt *st, size_t size, af__sqlite_row_fn row,
+                    const char *what, void **out, size_t *n, size_t *rows, af_error_t *err);
 /* 1 when s is one of the NULL-terminated words. */
 int af__sqlite_word_in(const char *s, const char *const *words);
 /* Runs a cached statement whose only parameter ?1 is id (may be NULL: unbound); sets *changes

@@ -126,7 +126,7 @@ void af_store_async_close(af_store_async_t *a) {
         return;
     }
     af_store_group_t *g = a->group;
-    a->group = NULL;       /* what the answers below submit is refused */
+    a->group = NULL;        /* what the answers below submit is refused */
     af_store_group_free(g); /* flushes everything submitted */
     deliver(a);
     uv_close((uv_handle_t *)a->wake, wake_closed);

@@ -276,10 +276,9 @@ static const char *const SP_BEGIN[SP_CACHED + 1] = {
     "SAVEPOINT sp10",  "SAVEPOINT sp11", "SAVEPOINT sp12", "SAVEPOINT sp13", "SAVEPOINT sp14",
     "SAVEPOINT sp15",  "SAVEPOINT sp16"};
 static const char *const SP_END[SP_CACHED + 1] = {
-    "COMMIT",        "RELEASE sp1",  "RELEASE sp2",  "RELEASE sp3",  "RELEASE sp4",
-    "RELEASE sp5",   "RELEASE sp6",  "RELEASE sp7",  "RELEASE sp8",  "RELEASE sp9",
-    "RELEASE sp10",  "RELEASE sp11", "RELEASE sp12", "RELEASE sp13", "RELEASE sp14",
-    "RELEASE sp15",  "RELEASE sp16"};
+    "COMMIT",       "RELEASE sp1",  "RELEASE sp2",  "RELEASE sp3",  "RELEASE sp4",  "RELEASE sp5",
+    "RELEASE sp6",  "RELEASE sp7",  "RELEASE sp8",  "RELEASE sp9",  "RELEASE sp10", "RELEASE sp11",
+    "RELEASE sp12", "RELEASE sp13", "RELEASE sp14", "RELEASE sp15", "RELEASE sp16"};
 
 static int exec_cached(af__sqlite_t *c, const char *sql, af_error_t *err) {
     sqlite3_stmt *st;
@@ -404,6 +403,37 @@ void af__sqlite_col_copy(sqlite3_stmt *st, int i, char *buf, size_t size) {
 
 static int64_t col_i64(sqlite3_stmt *st, int i) {
     return sqlite3_column_int64(st, i);
+}
+
+int af__sqlite_rows(af__sqlite_t *c, sqlite3_stmt *st, size_t size, af__sqlite_row_fn row,
+                    const char *what, void **out, size_t *n, size_t *rows, af_error_t *err) {
+    void *arr = NULL;
+    size_t got = 0, cap = 0, stepped = 0;
+    int rc, kept = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        stepped++;
+        if (af__sqlite_grow(&arr, &cap, got + 1, size) != 0 ||
+            (kept = row(st, (char *)arr + got * size)) < 0) {
+            rc = AF_ENOMEM;
+            break;
+        }
+        got += kept == 0;
+    }
+    int ecode = rc == SQLITE_DONE || rc == AF_ENOMEM ? 0 : sqlite3_extended_errcode(c->db);
+    sqlite3_reset(st);
+    if (got == 0) {
+        free(arr);
+        arr = NULL;
+    }
+    *out = arr;
+    *n = got;
+    if (rows) {
+        *rows = stepped;
+    }
+    if (rc == AF_ENOMEM) {
+        return af_error_set(err, AF_ENOMEM, "out of memory");
+    }
+    return rc == SQLITE_DONE ? 0 : af__sqlite_fail(c, ecode, what, err);
 }
 
 int af__sqlite_grow(void **arr, size_t *cap, size_t need, size_t elem) {
@@ -696,7 +726,8 @@ static void sqlite_rollback(af_store_t *s) {
 #define WORKFLOW_COLS                                                                              \
     "id, name, description, project_id, status, current_version, created_at, updated_at"
 
-static int row_workflow(sqlite3_stmt *st, af_workflow_t *w) {
+static int row_workflow(sqlite3_stmt *st, void *record) {
+    af_workflow_t *w = record;
     int oom = 0;
     memset(w, 0, sizeof *w);
     af__sqlite_col_copy(st, 0, w->id, sizeof w->id);
@@ -837,35 +868,19 @@ static int sqlite_workflow_list(af_store_t *s, const char *project_id, const cha
         af__sqlite_bind_text(st, 3, cid);
     }
     sqlite3_bind_int64(st, 4, (int64_t)limit + 1);
-    af_workflow_t *arr = calloc((size_t)limit + 1, sizeof *arr);
-    if (arr == NULL) {
-        return af_error_set(err, AF_ENOMEM, "out of memory");
-    }
-    size_t got = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (row_workflow(st, &arr[got]) != 0) {
-            rc = SQLITE_NOMEM;
-            break;
-        }
-        got++;
-    }
-    if (rc != SQLITE_DONE) {
-        rc = af__sqlite_fail(c, rc == SQLITE_NOMEM ? rc : sqlite3_extended_errcode(c->db),
-                             "list workflows", err);
-        sqlite3_reset(st);
+    af_workflow_t *arr;
+    size_t got;
+    rc = af__sqlite_rows(c, st, sizeof *arr, row_workflow, "list workflows", (void **)&arr, &got,
+                         NULL, err);
+    if (rc != 0) {
         af_workflows_free(arr, got);
         return rc;
     }
-    sqlite3_reset(st);
     if (got > (size_t)limit) {
         af_workflow_clear(&arr[limit]);
         got = (size_t)limit;
         snprintf(next_cursor, AF_STORE_CURSOR_MAX, "%lld:%s", (long long)arr[got - 1].created_at,
                  arr[got - 1].id);
-    }
-    if (got == 0) {
-        free(arr);
-        arr = NULL;
     }
     *out = arr;
     *n = got;
@@ -1023,6 +1038,24 @@ static int sqlite_version_get(af_store_t *s, const char *workflow_id, int versio
 
 /* One statement, so the workflow's existence and its versions come from the same snapshot: the
  * workflow joined with its versions, one row with a NULL version when it has none. */
+static int row_version(sqlite3_stmt *st, void *record) {
+    af_workflow_version_t *v = record;
+    int oom = 0;
+    if (sqlite3_column_type(st, 1) == SQLITE_NULL) {
+        return 1; /* the workflow, without a version */
+    }
+    af__sqlite_col_copy(st, 0, v->workflow_id, sizeof v->workflow_id);
+    v->version = sqlite3_column_int(st, 1);
+    v->lua_source = af__sqlite_col_dup(st, 2, &oom);
+    v->definition = af__sqlite_col_json(st, 3);
+    v->created_at = col_i64(st, 4);
+    if (oom) {
+        af_workflow_version_clear(v);
+        return AF_ENOMEM;
+    }
+    return 0;
+}
+
 static int sqlite_version_list(af_store_t *s, const char *workflow_id, af_workflow_version_t **out,
                                size_t *n, af_error_t *err) {
     af__sqlite_t *c = CONN(s);
@@ -1038,41 +1071,18 @@ static int sqlite_version_list(af_store_t *s, const char *workflow_id, af_workfl
         return rc;
     }
     af__sqlite_bind_text(st, 1, workflow_id);
-    af_workflow_version_t *arr = NULL;
-    size_t got = 0, cap = 0;
-    int oom = 0, rows = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        rows++;
-        if (sqlite3_column_type(st, 1) == SQLITE_NULL) {
-            continue; /* the workflow, without a version */
-        }
-        if (af__sqlite_grow((void **)&arr, &cap, got + 1, sizeof *arr) != 0) {
-            oom = 1;
-            break;
-        }
-        af_workflow_version_t *v = &arr[got++];
-        af__sqlite_col_copy(st, 0, v->workflow_id, sizeof v->workflow_id);
-        v->version = sqlite3_column_int(st, 1);
-        v->lua_source = af__sqlite_col_dup(st, 2, &oom);
-        v->definition = af__sqlite_col_json(st, 3);
-        v->created_at = col_i64(st, 4);
-        if (oom) {
-            break;
-        }
-    }
-    if (oom || rc != SQLITE_DONE) {
-        rc = oom ? af_error_set(err, AF_ENOMEM, "out of memory")
-                 : af__sqlite_fail(c, sqlite3_extended_errcode(c->db), "list versions", err);
-        sqlite3_reset(st);
-        af_workflow_versions_free(arr, got);
+    size_t rows = 0;
+    rc = af__sqlite_rows(c, st, sizeof **out, row_version, "list versions", (void **)out, n, &rows,
+                         err);
+    if (rc != 0) {
+        af_workflow_versions_free(*out, *n);
+        *out = NULL;
+        *n = 0;
         return rc;
     }
-    sqlite3_reset(st);
     if (rows == 0) {
         return af_error_set(err, AF_ENOTFOUND, "no workflow %s", workflow_id);
     }
-    *out = arr;
-    *n = got;
     return 0;
 }
 
@@ -1082,7 +1092,8 @@ static int sqlite_version_list(af_store_t *s, const char *workflow_id, af_workfl
     "id, workflow_id, version, status, input, result, error, attempt, created_at, started_at,"     \
     " completed_at, wake_at"
 
-static int row_execution(sqlite3_stmt *st, af_execution_t *e) {
+static int row_execution(sqlite3_stmt *st, void *record) {
+    af_execution_t *e = record;
     int oom = 0;
     memset(e, 0, sizeof *e);
     af__sqlite_col_copy(st, 0, e->id, sizeof e->id);
@@ -1248,34 +1259,19 @@ static int sqlite_execution_list(af_store_t *s, const char *workflow_id, const c
     sqlite3_bind_int64(st, 3, at);
     af__sqlite_bind_text(st, 4, cid);
     sqlite3_bind_int64(st, 5, (int64_t)limit + 1); /* INT_MAX + 1 must not overflow */
-    af_execution_t *arr = NULL;
-    size_t got = 0, cap = 0;
-    int oom = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (af__sqlite_grow((void **)&arr, &cap, got + 1, sizeof *arr) != 0 ||
-            row_execution(st, &arr[got]) != 0) {
-            oom = 1;
-            break;
-        }
-        got++;
-    }
-    if (oom || rc != SQLITE_DONE) {
-        rc = oom ? af_error_set(err, AF_ENOMEM, "out of memory")
-                 : af__sqlite_fail(c, sqlite3_extended_errcode(c->db), "list executions", err);
-        sqlite3_reset(st);
+    af_execution_t *arr;
+    size_t got;
+    rc = af__sqlite_rows(c, st, sizeof *arr, row_execution, "list executions", (void **)&arr, &got,
+                         NULL, err);
+    if (rc != 0) {
         af_executions_free(arr, got);
         return rc;
     }
-    sqlite3_reset(st);
     if (got > (size_t)limit) { /* one more than asked: there is a next page */
         af_execution_clear(&arr[limit]);
         got = (size_t)limit;
         snprintf(next_cursor, AF_STORE_CURSOR_MAX, "%lld:%s", (long long)arr[got - 1].created_at,
                  arr[got - 1].id);
-    }
-    if (got == 0) {
-        free(arr);
-        arr = NULL;
     }
     *out = arr;
     *n = got;
@@ -1309,6 +1305,47 @@ static int sqlite_execution_count(af_store_t *s, const char *workflow_id, const 
 }
 
 /* ---- checkpoints and logs ------------------------------------------------------------------- */
+
+static int row_checkpoint(sqlite3_stmt *st, void *record) {
+    af_checkpoint_t *cp = record;
+    int oom = 0;
+    af__sqlite_col_copy(st, 0, cp->execution_id, sizeof cp->execution_id);
+    cp->step = af__sqlite_col_dup(st, 1, &oom);
+    af__sqlite_col_copy(st, 2, cp->status, sizeof cp->status);
+    cp->attempts = sqlite3_column_int(st, 3);
+    cp->output = af__sqlite_col_json(st, 4);
+    cp->error = af__sqlite_col_dup(st, 5, &oom);
+    cp->started_at = col_i64(st, 6);
+    cp->ended_at = col_i64(st, 7);
+    cp->port = af__sqlite_col_dup(st, 8, &oom);
+    cp->wake_at = col_i64(st, 9);
+    if (oom) {
+        free(cp->step);
+        json_decref(cp->output);
+        free(cp->error);
+        free(cp->port);
+        memset(cp, 0, sizeof *cp);
+        return AF_ENOMEM;
+    }
+    return 0;
+}
+
+static int row_log(sqlite3_stmt *st, void *record) {
+    af_log_entry_t *l = record;
+    int oom = 0;
+    l->seq = col_i64(st, 0);
+    l->at = col_i64(st, 1);
+    l->step = af__sqlite_col_dup(st, 2, &oom);
+    af__sqlite_col_copy(st, 3, l->level, sizeof l->level);
+    l->message = af__sqlite_col_dup(st, 4, &oom);
+    if (oom) {
+        free(l->step);
+        free(l->message);
+        memset(l, 0, sizeof *l);
+        return AF_ENOMEM;
+    }
+    return 0;
+}
 
 static int sqlite_checkpoint_save(af_store_t *s, const af_checkpoint_t *cp, af_error_t *err) {
     af__sqlite_t *c = CONN(s);
@@ -1353,40 +1390,14 @@ static int sqlite_checkpoints_load(af_store_t *s, const char *execution_id, af_c
         return rc;
     }
     af__sqlite_bind_text(st, 1, execution_id);
-    af_checkpoint_t *arr = NULL;
-    size_t got = 0, cap = 0;
-    int oom = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (af__sqlite_grow((void **)&arr, &cap, got + 1, sizeof *arr) != 0) {
-            oom = 1;
-            break;
-        }
-        af_checkpoint_t *cp = &arr[got++];
-        af__sqlite_col_copy(st, 0, cp->execution_id, sizeof cp->execution_id);
-        cp->step = af__sqlite_col_dup(st, 1, &oom);
-        af__sqlite_col_copy(st, 2, cp->status, sizeof cp->status);
-        cp->attempts = sqlite3_column_int(st, 3);
-        cp->output = af__sqlite_col_json(st, 4);
-        cp->error = af__sqlite_col_dup(st, 5, &oom);
-        cp->started_at = col_i64(st, 6);
-        cp->ended_at = col_i64(st, 7);
-        cp->port = af__sqlite_col_dup(st, 8, &oom);
-        cp->wake_at = col_i64(st, 9);
-        if (oom) {
-            break;
-        }
+    rc = af__sqlite_rows(c, st, sizeof **out, row_checkpoint, "load checkpoints", (void **)out, n,
+                         NULL, err);
+    if (rc != 0) {
+        af_checkpoints_free(*out, *n);
+        *out = NULL;
+        *n = 0;
     }
-    if (oom || rc != SQLITE_DONE) {
-        rc = oom ? af_error_set(err, AF_ENOMEM, "out of memory")
-                 : af__sqlite_fail(c, sqlite3_extended_errcode(c->db), "load checkpoints", err);
-        sqlite3_reset(st);
-        af_checkpoints_free(arr, got);
-        return rc;
-    }
-    sqlite3_reset(st);
-    *out = arr;
-    *n = got;
-    return 0;
+    return rc;
 }
 
 static int sqlite_log_append(af_store_t *s, const char *execution_id, int64_t at, const char *step,
@@ -1434,35 +1445,13 @@ static int sqlite_logs_load(af_store_t *s, const char *execution_id, int64_t aft
     af__sqlite_bind_text(st, 1, execution_id);
     sqlite3_bind_int64(st, 2, after_seq);
     sqlite3_bind_int(st, 3, limit > 0 ? limit : 1000);
-    af_log_entry_t *arr = NULL;
-    size_t got = 0, cap = 0;
-    int oom = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (af__sqlite_grow((void **)&arr, &cap, got + 1, sizeof *arr) != 0) {
-            oom = 1;
-            break;
-        }
-        af_log_entry_t *l = &arr[got++];
-        l->seq = col_i64(st, 0);
-        l->at = col_i64(st, 1);
-        l->step = af__sqlite_col_dup(st, 2, &oom);
-        af__sqlite_col_copy(st, 3, l->level, sizeof l->level);
-        l->message = af__sqlite_col_dup(st, 4, &oom);
-        if (oom) {
-            break;
-        }
+    rc = af__sqlite_rows(c, st, sizeof **out, row_log, "load logs", (void **)out, n, NULL, err);
+    if (rc != 0) {
+        af_log_entries_free(*out, *n);
+        *out = NULL;
+        *n = 0;
     }
-    if (oom || rc != SQLITE_DONE) {
-        rc = oom ? af_error_set(err, AF_ENOMEM, "out of memory")
-                 : af__sqlite_fail(c, sqlite3_extended_errcode(c->db), "load logs", err);
-        sqlite3_reset(st);
-        af_log_entries_free(arr, got);
-        return rc;
-    }
-    sqlite3_reset(st);
-    *out = arr;
-    *n = got;
-    return 0;
+    return rc;
 }
 
 /* ---- retention ------------------------------------------------------------------------------ */

@@ -16,7 +16,8 @@ static const char *const TRIGGER_SOURCES[] = {"script", "api", NULL};
 #define TRIGGER_COLS                                                                               \
     "id, workflow_id, type, config, is_active, source, position, created_at, updated_at"
 
-static int row_trigger(sqlite3_stmt *st, af_trigger_rec_t *t) {
+static int row_trigger(sqlite3_stmt *st, void *record) {
+    af_trigger_rec_t *t = record;
     memset(t, 0, sizeof *t);
     af__sqlite_col_copy(st, 0, t->id, sizeof t->id);
     af__sqlite_col_copy(st, 1, t->workflow_id, sizeof t->workflow_id);
@@ -116,27 +117,14 @@ int af__sqlite_trigger_list(af_store_t *s, const char *workflow_id, af_trigger_r
     if (workflow_id) {
         af__sqlite_bind_text(st, 1, workflow_id);
     }
-    af_trigger_rec_t *arr = NULL;
-    size_t got = 0, cap = 0;
-    int oom = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (af__sqlite_grow((void **)&arr, &cap, got + 1, sizeof *arr) != 0) {
-            oom = 1;
-            break;
-        }
-        row_trigger(st, &arr[got++]);
+    rc = af__sqlite_rows(c, st, sizeof **out, row_trigger, "list triggers", (void **)out, n, NULL,
+                         err);
+    if (rc != 0) {
+        af_trigger_recs_free(*out, *n);
+        *out = NULL;
+        *n = 0;
     }
-    if (oom || rc != SQLITE_DONE) {
-        rc = oom ? af_error_set(err, AF_ENOMEM, "out of memory")
-                 : af__sqlite_fail(c, sqlite3_extended_errcode(c->db), "list triggers", err);
-        sqlite3_reset(st);
-        af_trigger_recs_free(arr, got);
-        return rc;
-    }
-    sqlite3_reset(st);
-    *out = arr;
-    *n = got;
-    return 0;
+    return rc;
 }
 
 int af__sqlite_trigger_update(af_store_t *s, const af_trigger_rec_t *t, af_error_t *err) {
@@ -222,7 +210,8 @@ int af__sqlite_trigger_delete_source(af_store_t *s, const char *workflow_id, con
 
 #define WEBHOOK_COLS "id, workflow_id, trigger_id, path, methods, config, created_at"
 
-static int row_webhook(sqlite3_stmt *st, af_webhook_rec_t *w) {
+static int row_webhook(sqlite3_stmt *st, void *record) {
+    af_webhook_rec_t *w = record;
     int oom = 0;
     memset(w, 0, sizeof *w);
     af__sqlite_col_copy(st, 0, w->id, sizeof w->id);
@@ -412,33 +401,18 @@ int af__sqlite_webhook_list(af_store_t *s, const char *cursor, int limit, af_web
     sqlite3_bind_int64(st, 2, (int64_t)limit + 1);
     af__sqlite_bind_text(st, 3, id);
     next_cursor[0] = '\0'; /* the cursor is bound (copied): they may be one buffer */
-    af_webhook_rec_t *arr = NULL;
-    size_t got = 0, cap = 0;
-    int oom = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (af__sqlite_grow((void **)&arr, &cap, got + 1, sizeof *arr) != 0 ||
-            row_webhook(st, &arr[got]) != 0) {
-            oom = 1;
-            break;
-        }
-        got++;
-    }
-    if (oom || rc != SQLITE_DONE) {
-        rc = oom ? af_error_set(err, AF_ENOMEM, "out of memory")
-                 : af__sqlite_fail(c, sqlite3_extended_errcode(c->db), "list webhooks", err);
-        sqlite3_reset(st);
+    af_webhook_rec_t *arr;
+    size_t got;
+    rc = af__sqlite_rows(c, st, sizeof *arr, row_webhook, "list webhooks", (void **)&arr, &got,
+                         NULL, err);
+    if (rc != 0) {
         af_webhook_recs_free(arr, got);
         return rc;
     }
-    sqlite3_reset(st);
     if (got > (size_t)limit) { /* one more than asked: there is a next page */
         af_webhook_rec_clear(&arr[limit]);
         got = (size_t)limit;
         webhook_cursor(&arr[got - 1], next_cursor);
-    }
-    if (got == 0) {
-        free(arr);
-        arr = NULL;
     }
     *out = arr;
     *n = got;
