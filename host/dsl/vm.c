@@ -722,6 +722,26 @@ int af__vm_push_ctx(af_vm_t *vm, lua_State *L, af_vm_run_t *run, int attempt, js
     return 0;
 }
 
+/* Calls the function under nargs arguments on the stack to the end (it cannot wait) and converts
+ * its one result to JSON (*out, new). A result that does not convert is a fault with `code`,
+ * "<what> cannot be converted to JSON: ...". Returns 0 or a negative code with fault. */
+static int call_to_json(af_vm_t *vm, af_vm_run_t *run, int nargs, const char *code,
+                        const char *what, json_t **out, af_fault_t *fault) {
+    vm->resolving++;
+    int rc = af__vm_pcall(vm, run, nargs, 1, fault);
+    vm->resolving--;
+    if (rc != 0) {
+        return rc;
+    }
+    af_error_t err;
+    rc = af_lua_to_json(vm->L, -1, AF_JSON_MAX_DEPTH, out, &err);
+    lua_pop(vm->L, 1);
+    if (rc != 0) {
+        af_fault_set(fault, 0, code, "%s cannot be converted to JSON: %s", what, err.msg);
+    }
+    return rc;
+}
+
 int af_vm_resolve(af_vm_t *vm, af_vm_run_t *run, int spec_ref, int attempt, json_t *error_info,
                   json_t **config, af_fault_t *fault) {
     lua_State *L = vm->L;
@@ -731,19 +751,7 @@ int af_vm_resolve(af_vm_t *vm, af_vm_run_t *run, int spec_ref, int attempt, json
     lua_getfield(L, -1, "config");
     lua_remove(L, -2);
     af__vm_push_ctx(vm, L, run, attempt, error_info);
-    vm->resolving++;
-    int rc = af__vm_pcall(vm, run, 2, 1, fault);
-    vm->resolving--;
-    if (rc != 0) {
-        return rc;
-    }
-    af_error_t err;
-    rc = af_lua_to_json(L, -1, AF_JSON_MAX_DEPTH, config, &err);
-    lua_pop(L, 1);
-    if (rc != 0) {
-        af_fault_set(fault, 0, "CONFIG", "config cannot be converted to JSON: %s", err.msg);
-    }
-    return rc;
+    return call_to_json(vm, run, 2, "CONFIG", "config", config, fault);
 }
 
 int af_vm_call_trigger(af_vm_t *vm, const af_graph_t *g, int trigger, const char *field,
@@ -780,22 +788,9 @@ int af_vm_call_trigger(af_vm_t *vm, const af_graph_t *g, int trigger, const char
     af_vm_run_t run = {.state_ref = LUA_NOREF};
     run_limits(vm, &run, g);
     vm->runs_mem += run.mem_limit; /* its share of the VM's memory while it runs */
-    vm->resolving++;               /* runs to the end: no waiting inside a trigger's function */
-    int rc = af__vm_pcall(vm, &run, 1, 1, fault);
-    vm->resolving--;
+    int rc = call_to_json(vm, &run, 1, "OUTPUT", "the function's result", out, fault);
     vm->runs_mem -= run.mem_limit;
-    if (rc != 0) {
-        return rc;
-    }
-    af_error_t err;
-    rc = af_lua_to_json(L, -1, AF_JSON_MAX_DEPTH, out, &err);
-    lua_pop(L, 1);
-    if (rc != 0) {
-        af_fault_set(fault, 0, "OUTPUT", "the function's result cannot be converted to JSON: %s",
-                     err.msg);
-        return rc;
-    }
-    return 1;
+    return rc != 0 ? rc : 1;
 }
 
 int af_vm_output(af_vm_t *vm, af_vm_run_t *run, json_t **out, af_fault_t *fault) {
@@ -810,21 +805,8 @@ int af_vm_output(af_vm_t *vm, af_vm_run_t *run, json_t **out, af_fault_t *fault)
         return 0;
     }
     af__vm_push_ctx(vm, L, run, 1, NULL);
-    vm->resolving++;
-    int rc = af__vm_pcall(vm, run, 1, 1, fault);
-    vm->resolving--;
-    if (rc != 0) {
-        return rc;
-    }
-    af_error_t err;
-    rc = af_lua_to_json(L, -1, AF_JSON_MAX_DEPTH, out, &err);
-    lua_pop(L, 1);
-    if (rc != 0) {
-        af_fault_set(fault, 0, "OUTPUT", "workflow output cannot be converted to JSON: %s",
-                     err.msg);
-        return rc;
-    }
-    return 1;
+    int rc = call_to_json(vm, run, 1, "OUTPUT", "workflow output", out, fault);
+    return rc != 0 ? rc : 1;
 }
 
 /* ---- masking ---- */
