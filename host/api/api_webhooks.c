@@ -13,13 +13,12 @@
 
 #define WEBHOOK_MAX_BODY ((size_t)1 << 20) /* per trigger unless its max_body says otherwise */
 
+/* A request being answered: what outlives the handler (wait mode) is copied here. */
 typedef struct hook_s {
     af_api_t *api;
     af_http_res_t *res;
-    af_webhook_rec_t reg;
-    af_trigger_rec_t trigger;
+    int position; /* the trigger's index in the script, -1 for an API trigger */
     char file[4096];
-    int version;
     int64_t wait_ms; /* 0: immediate mode */
 } hook_t;
 
@@ -27,6 +26,7 @@ typedef struct hook_s {
 
 #define HOOK_SLOTS 256
 
+/* A webhook with what its config says worked out once: limits, response mode, header rules. */
 typedef struct {
     uint64_t generation; /* 0: empty */
     char *path;
@@ -35,6 +35,11 @@ typedef struct {
     char status[AF_STORE_STATUS_MAX];
     int version;
     char file[4096];
+    size_t max_body;
+    int64_t wait_ms;           /* 0: immediate mode */
+    int standard;              /* Standard Webhooks signatures: webhook-id is deduplicated */
+    af_webhook_rules_t *rules; /* NULL: no header rules, or rules_error */
+    char rules_error[256];     /* rules that do not compile: every request gets a 500 */
 } hook_entry_t;
 
 struct af__hook_cache_s {
@@ -53,6 +58,7 @@ static void entry_clear(hook_entry_t *e) {
     free(e->path);
     af_webhook_rec_clear(&e->reg);
     af_trigger_rec_clear(&e->trigger);
+    af_webhook_rules_free(e->rules);
     memset(e, 0, sizeof *e);
 }
 
@@ -64,25 +70,6 @@ void af__api_hooks_free(af_api_t *api) {
         free(api->hooks);
         api->hooks = NULL;
     }
-}
-
-/* Copies of a registration and its trigger (the request owns them). */
-static void copy_reg(af_webhook_rec_t *to, const af_webhook_rec_t *from) {
-    *to = *from;
-    to->path = from->path ? strdup(from->path) : NULL;
-    to->methods = from->methods ? strdup(from->methods) : NULL;
-    to->config = json_incref(from->config);
-}
-
-static void copy_trigger(af_trigger_rec_t *to, const af_trigger_rec_t *from) {
-    *to = *from;
-    to->config = json_incref(from->config);
-}
-
-static void hook_free(hook_t *h) {
-    af_webhook_rec_clear(&h->reg);
-    af_trigger_rec_clear(&h->trigger);
-    free(h);
 }
 
 static const char *req_header(void *ud, const char *name) {
@@ -100,9 +87,10 @@ static const char *secret_value(af_api_t *api, const json_t *v) {
 }
 
 /* Checks the signature the trigger asks for: 0, or sends 401 (500 for a missing secret). */
-static int check_signature(hook_t *h, af_http_req_t *req, const char *body, size_t len) {
-    const json_t *sig = json_object_get(h->trigger.config, "signature");
-    const json_t *hmac = json_object_get(h->trigger.config, "hmac");
+static int check_signature(hook_t *h, const hook_entry_t *e, af_http_req_t *req, const char *body,
+                           size_t len) {
+    const json_t *sig = json_object_get(e->trigger.config, "signature");
+    const json_t *hmac = json_object_get(e->trigger.config, "hmac");
     const json_t *cfg = sig ? sig : hmac;
     if (cfg == NULL) {
         return 0;
@@ -148,17 +136,14 @@ static int check_signature(hook_t *h, af_http_req_t *req, const char *body, size
     return 0;
 }
 
-static int check_headers(hook_t *h, af_http_req_t *req) {
-    const json_t *rules = json_object_get(h->trigger.config, "headers");
-    if (rules == NULL) {
-        return 0;
-    }
+static int check_headers(hook_t *h, const hook_entry_t *e, af_http_req_t *req) {
     af_error_t err = {0};
-    af_webhook_rules_t *r = af_webhook_rules_compile(rules, &err);
-    int rc = r ? af_webhook_rules_check(r, req_header, req, &err) : err.code;
-    af_webhook_rules_free(r);
-    if (rc != 0) {
-        af_http_res_send_error(h->res, r ? 403 : 500, "%s", err.msg);
+    if (e->rules_error[0]) {
+        af_http_res_send_error(h->res, 500, "%s", e->rules_error);
+        return -1;
+    }
+    if (e->rules && af_webhook_rules_check(e->rules, req_header, req, &err) != 0) {
+        af_http_res_send_error(h->res, 403, "%s", err.msg);
         return -1;
     }
     return 0;
@@ -189,32 +174,30 @@ static json_t *request_json(hook_t *h, af_http_req_t *req, const char *body, siz
     return out;
 }
 
-static void answer_webhook(af_api_t *api, af_http_res_t *res, const char *id, int done,
-                           void *ud) {
+static void answer_webhook(af_api_t *api, af_http_res_t *res, const char *id, int done, void *ud) {
     hook_t *h = ud;
     af_error_t err;
     int rc;
     json_t *x = af__api_execution_json(api, id, &err, &rc);
     if (x == NULL) {
         af__api_fail(res, rc, &err);
-        hook_free(h);
+        free(h);
         return;
     }
     if (!done) { /* not finished in time: the caller polls the execution */
-        json_t *out = json_pack("{s:s, s:O}", "execution_id", id, "status",
-                                json_object_get(x, "status"));
+        json_t *out =
+            json_pack("{s:s, s:O}", "execution_id", id, "status", json_object_get(x, "status"));
         af_http_res_send_json(res, 202, out);
         json_decref(out);
         json_decref(x);
-        hook_free(h);
+        free(h);
         return;
     }
     json_t *shaped = NULL;
     af_fault_t fault;
-    rc = h->trigger.position >= 0
-             ? af_engine_trigger_call(af_worker_engine(api->o.worker), h->file,
-                                      h->trigger.position, "response.fn", x, &shaped, &fault)
-             : 0;
+    rc = h->position >= 0 ? af_engine_trigger_call(af_worker_engine(api->o.worker), h->file,
+                                                   h->position, "response.fn", x, &shaped, &fault)
+                          : 0;
     if (rc < 0) {
         af_http_res_send_error(res, 500, "the webhook's response function failed: %s",
                                fault.message);
@@ -245,7 +228,7 @@ static void answer_webhook(af_api_t *api, af_http_res_t *res, const char *id, in
     }
     json_decref(shaped);
     json_decref(x);
-    hook_free(h);
+    free(h);
 }
 
 static void hook_created(af_create_t *c, int rc) {
@@ -264,7 +247,44 @@ static void hook_created(af_create_t *c, int rc) {
         af_http_res_send_json(h->res, 202, out);
         json_decref(out);
     }
-    hook_free(h);
+    free(h);
+}
+
+/* The response mode: 0 for immediate, else how long to wait (bounded by max_wait_ms). */
+static int64_t wait_of(af_api_t *api, const json_t *config) {
+    const json_t *r = json_object_get(config, "response");
+    const char *mode =
+        json_is_string(r) ? json_string_value(r) : json_string_value(json_object_get(r, "mode"));
+    if (mode == NULL || strcmp(mode, "wait") != 0) {
+        return 0;
+    }
+    int64_t ms = api->o.max_wait_ms;
+    const char *timeout = json_string_value(json_object_get(r, "timeout"));
+    if (timeout && af_duration_parse(timeout, &ms) == 0 && ms > api->o.max_wait_ms) {
+        ms = api->o.max_wait_ms;
+    }
+    return ms > 0 ? ms : 1;
+}
+
+/* Works out once what the trigger's config says for every request. */
+static void entry_settle(af_api_t *api, hook_entry_t *e) {
+    const json_t *config = e->trigger.config;
+    json_t *limit = json_object_get(config, "max_body");
+    e->max_body = WEBHOOK_MAX_BODY;
+    if (json_is_string(limit)) {
+        af_bytes_parse(json_string_value(limit), &e->max_body);
+    } else if (json_is_integer(limit)) {
+        e->max_body = (size_t)json_integer_value(limit);
+    }
+    e->wait_ms = wait_of(api, config);
+    const char *type =
+        json_string_value(json_object_get(json_object_get(config, "signature"), "type"));
+    e->standard = type && strcmp(type, "standard") == 0;
+    const json_t *rules = json_object_get(config, "headers");
+    af_error_t err = {0};
+    if (rules && (e->rules = af_webhook_rules_compile(rules, &err)) == NULL) {
+        snprintf(e->rules_error, sizeof e->rules_error, "%.250s", err.msg);
+    }
 }
 
 /* The registration of path with its trigger and workflow, from the cache or the store (then
@@ -291,68 +311,45 @@ static hook_entry_t *hook_lookup(af_api_t *api, af_http_res_t *res, const char *
         entry_clear(e);
         return NULL;
     }
+    entry_settle(api, e);
     e->path = strdup(path);
     e->generation = api->generation + 1;
     return e;
 }
 
-/* Finds the registration, its trigger and workflow; 0, or sends 404/405/413 and returns -1. */
-static int hook_find(hook_t *h, af_http_req_t *req, size_t len) {
-    af_api_t *api = h->api;
+/* The webhook for this request, after its method, body size and workflow status are checked;
+ * NULL after sending 404/405/413. The entry is borrowed until the handler returns. */
+static const hook_entry_t *hook_find(hook_t *h, af_http_req_t *req, size_t len) {
     const char *path = af_http_req_wildcard(req);
-    hook_entry_t *e = path ? hook_lookup(api, h->res, path) : NULL;
+    hook_entry_t *e = path ? hook_lookup(h->api, h->res, path) : NULL;
     if (e == NULL) {
         if (path == NULL) {
             af_http_res_send_error(h->res, 404, "no active webhook at /webhooks/");
         }
-        return -1;
+        return NULL;
     }
-    copy_reg(&h->reg, &e->reg);
-    copy_trigger(&h->trigger, &e->trigger);
-    snprintf(h->file, sizeof h->file, "%s", e->file);
-    const char *methods = h->reg.methods ? h->reg.methods : "POST";
+    const char *methods = e->reg.methods ? e->reg.methods : "POST";
     const char *m = af_http_req_method(req);
     size_t mlen = strlen(m);
     const char *hit = strstr(methods, m);
     if (hit == NULL || (hit != methods && hit[-1] != ',') || (hit[mlen] && hit[mlen] != ',')) {
         af_http_res_add_header(h->res, "Allow", methods);
         af_http_res_send_error(h->res, 405, "this webhook takes %s", methods);
-        return -1;
+        return NULL;
     }
-    json_t *limit = json_object_get(h->trigger.config, "max_body");
-    size_t max = WEBHOOK_MAX_BODY;
-    if (json_is_string(limit)) {
-        af_bytes_parse(json_string_value(limit), &max);
-    } else if (json_is_integer(limit)) {
-        max = (size_t)json_integer_value(limit);
-    }
-    if (len > max) {
+    if (len > e->max_body) {
         af_http_res_send_error(h->res, 413, "the body is larger than this webhook's %zu bytes",
-                               max);
-        return -1;
+                               e->max_body);
+        return NULL;
     }
     if (strcmp(e->status, "active") != 0) {
         af_http_res_send_error(h->res, 404, "the workflow of /webhooks/%s is paused", path);
-        return -1;
+        return NULL;
     }
-    h->version = e->version;
-    return 0;
-}
-
-/* The response mode: 0 for immediate, else how long to wait (bounded by max_wait_ms). */
-static int64_t wait_of(af_api_t *api, const json_t *config) {
-    const json_t *r = json_object_get(config, "response");
-    const char *mode = json_is_string(r) ? json_string_value(r)
-                                         : json_string_value(json_object_get(r, "mode"));
-    if (mode == NULL || strcmp(mode, "wait") != 0) {
-        return 0;
-    }
-    int64_t ms = api->o.max_wait_ms;
-    const char *timeout = json_string_value(json_object_get(r, "timeout"));
-    if (timeout && af_duration_parse(timeout, &ms) == 0 && ms > api->o.max_wait_ms) {
-        ms = api->o.max_wait_ms;
-    }
-    return ms > 0 ? ms : 1;
+    h->position = e->trigger.position;
+    h->wait_ms = e->wait_ms;
+    snprintf(h->file, sizeof h->file, "%s", e->file);
+    return e;
 }
 
 static void webhook(af_http_req_t *req, af_http_res_t *res, void *ud) {
@@ -366,39 +363,39 @@ static void webhook(af_http_req_t *req, af_http_res_t *res, void *ud) {
     }
     h->api = api;
     h->res = res;
+    const hook_entry_t *e = hook_find(h, req, len);
     json_t *request = NULL, *input = NULL;
-    if (hook_find(h, req, len) != 0 || check_signature(h, req, body, len) != 0 ||
-        check_headers(h, req) != 0 || (request = request_json(h, req, body, len)) == NULL) {
-        hook_free(h);
+    if (e == NULL || check_signature(h, e, req, body, len) != 0 || check_headers(h, e, req) != 0 ||
+        (request = request_json(h, req, body, len)) == NULL) {
+        free(h);
         return;
     }
-    h->wait_ms = wait_of(api, h->trigger.config);
     af_fault_t fault;
-    int rc = h->trigger.position >= 0
-                 ? af_engine_trigger_call(af_worker_engine(api->o.worker), h->file,
-                                          h->trigger.position, "input", request, &input, &fault)
+    int rc = h->position >= 0
+                 ? af_engine_trigger_call(af_worker_engine(api->o.worker), h->file, h->position,
+                                          "input", request, &input, &fault)
                  : 0;
     if (rc < 0) {
         json_decref(request);
-        af_http_res_send_error(res, 500, "the webhook's input function failed: %s",
-                               fault.message);
-        hook_free(h);
+        af_http_res_send_error(res, 500, "the webhook's input function failed: %s", fault.message);
+        free(h);
         return;
     }
     json_t **inputs = malloc(sizeof *inputs);
-    inputs[0] = rc == 1 ? input : json_incref(request);
+    af_create_t *c = NULL;
+    if (inputs) {
+        inputs[0] = rc == 1 ? input : json_incref(request);
+        c = af__api_create_new(api, e->reg.workflow_id, e->version, inputs, 1);
+    }
     json_decref(request);
-    af_create_t *c = af__api_create_new(api, h->reg.workflow_id, h->version, inputs, 1);
     if (c == NULL) {
         af_http_res_send_error(res, 500, "out of memory");
-        hook_free(h);
+        free(h);
         return;
     }
     const char *msg_id = af_http_req_header(req, "webhook-id");
-    const json_t *sig = json_object_get(h->trigger.config, "signature");
-    const char *type = json_string_value(json_object_get(sig, "type"));
-    if (msg_id && type && strcmp(type, "standard") == 0) { /* a replay runs nothing */
-        c->seen_scope = strdup(h->trigger.id);
+    if (msg_id && e->standard) { /* a replay runs nothing */
+        c->seen_scope = strdup(e->trigger.id);
         c->seen_id = strdup(msg_id);
     }
     c->done = hook_created;
@@ -416,8 +413,8 @@ static void webhook_list(af_http_req_t *req, af_http_res_t *res, void *ud) {
     size_t n = 0;
     char next[AF_STORE_CURSOR_MAX] = "";
     af_error_t err;
-    int rc = af_store_webhook_list(api->o.store, af_http_req_query_param(req, "cursor"), limit,
-                                   &ws, &n, next, &err);
+    int rc = af_store_webhook_list(api->o.store, af_http_req_query_param(req, "cursor"), limit, &ws,
+                                   &n, next, &err);
     if (rc != 0) {
         af__api_fail(res, rc, &err);
         return;
@@ -426,11 +423,11 @@ static void webhook_list(af_http_req_t *req, af_http_res_t *res, void *ud) {
     for (size_t i = 0; i < n; i++) {
         char url[1200];
         snprintf(url, sizeof url, "/webhooks/%s", ws[i].path);
-        json_array_append_new(
-            items, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s?, s:o}", "id", ws[i].id,
-                             "workflow_id", ws[i].workflow_id, "trigger_id", ws[i].trigger_id,
-                             "path", ws[i].path, "url", url, "methods", ws[i].methods,
-                             "created_at", af__api_iso(ws[i].created_at)));
+        json_array_append_new(items, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s?, s:o}", "id",
+                                               ws[i].id, "workflow_id", ws[i].workflow_id,
+                                               "trigger_id", ws[i].trigger_id, "path", ws[i].path,
+                                               "url", url, "methods", ws[i].methods, "created_at",
+                                               af__api_iso(ws[i].created_at)));
     }
     af_webhook_recs_free(ws, n);
     json_t *out = json_pack("{s:o, s:o}", "items", items, "next_cursor",

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "triggers/webhook_verify.h"
+
 static json_t *workflow_json(const af_workflow_t *w) {
     return json_pack("{s:s, s:s, s:o, s:s, s:i, s:o, s:o}", "id", w->id, "name",
                      w->name ? w->name : "", "description",
@@ -141,6 +143,13 @@ static int register_webhook(af_api_t *api, const af_trigger_rec_t *t, af_error_t
     if (methods == NULL) {
         return af_error_set(err, AF_EINVAL, "'methods' is a list of HTTP methods");
     }
+    const json_t *rules = json_object_get(t->config, "headers");
+    af_webhook_rules_t *compiled = rules ? af_webhook_rules_compile(rules, err) : NULL;
+    if (rules && compiled == NULL) { /* refused when stored, not at every request */
+        free(methods);
+        return err->code;
+    }
+    af_webhook_rules_free(compiled);
     af_webhook_rec_t w = {.path = (char *)path + strspn(path, "/"),
                           .methods = methods,
                           .config = t->config};

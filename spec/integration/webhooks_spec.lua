@@ -198,6 +198,13 @@ describe("agentflow serve webhooks", function()
                                     "application/json")))
     assert.are.equal(422, (srv.call("POST", "/api/workflows/" .. wf.id .. "/triggers",
                                     json.encode({ type = "carrier-pigeon" }), "application/json")))
+    local bad_rule, refused = srv.call("POST", "/api/workflows/" .. wf.id .. "/triggers",
+                                       json.encode({ type = "webhook", config = { path = "api/rules",
+                                         headers = { ["X-Kind"] = { pattern = "([" } } } }),
+                                       "application/json")
+    assert.are.equal(422, bad_rule)
+    assert.truthy(refused.error.message:find("X-Kind", 1, true), refused.error.message)
+    assert.are.equal(404, (srv.call("POST", "/webhooks/api/rules", "{}", "application/json")))
     assert.are.equal(400, (srv.call("POST", "/api/workflows/" .. wf.id .. "/triggers", "{", "application/json")))
     assert.are.equal(415, (srv.call("POST", "/api/workflows/" .. wf.id .. "/triggers", "x", "text/plain")))
     assert.are.equal(204, (srv.call("DELETE", "/api/triggers/" .. t.id)))
