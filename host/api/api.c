@@ -47,6 +47,15 @@ int af__api_limit(af_http_req_t *req, af_http_res_t *res) {
     return (int)limit;
 }
 
+void af__api_send_items(af_http_res_t *res, json_t *items, const char *next, int paged) {
+    json_t *out = json_pack("{s:o}", "items", items);
+    if (paged) {
+        json_object_set_new(out, "next_cursor", next && next[0] ? json_string(next) : json_null());
+    }
+    af_http_res_send_json(res, 200, out);
+    json_decref(out);
+}
+
 json_t *af__api_json_body(af_http_req_t *req, af_http_res_t *res) {
     size_t n;
     const char *body = af_http_req_body(req, &n);
@@ -84,12 +93,12 @@ json_t *af__api_execution_json(af_api_t *api, const char *id, af_error_t *err, i
     if (*rc != 0) {
         return NULL;
     }
-    json_t *out = json_pack(
-        "{s:s, s:s, s:i, s:s, s:O?, s:O?, s:s?, s:i, s:o, s:o, s:o, s:o}", "id", e.id,
-        "workflow_id", e.workflow_id, "version", e.version, "status", e.status, "input", e.input,
-        "result", e.result, "error", e.error, "attempt", e.attempt, "created_at",
-        af__api_iso(e.created_at), "started_at", af__api_iso(e.started_at), "completed_at",
-        af__api_iso(e.completed_at), "wake_at", af__api_iso(e.wake_at));
+    json_t *out =
+        json_pack("{s:s, s:s, s:i, s:s, s:O?, s:O?, s:s?, s:i, s:o, s:o, s:o, s:o}", "id", e.id,
+                  "workflow_id", e.workflow_id, "version", e.version, "status", e.status, "input",
+                  e.input, "result", e.result, "error", e.error, "attempt", e.attempt, "created_at",
+                  af__api_iso(e.created_at), "started_at", af__api_iso(e.started_at),
+                  "completed_at", af__api_iso(e.completed_at), "wake_at", af__api_iso(e.wake_at));
     const char *live = af_worker_status(api->o.worker, id);
     if (live && strcmp(e.status, "queued") == 0) { /* started; "running" is not written yet */
         json_object_set_new(out, "status", json_string(live));
@@ -100,12 +109,12 @@ json_t *af__api_execution_json(af_api_t *api, const char *id, af_error_t *err, i
     json_t *steps = json_object();
     if (af_store_checkpoints_load(api->o.store, id, &cs, &n, err) == 0) {
         for (size_t i = 0; i < n; i++) {
-            json_object_set_new(
-                steps, cs[i].step,
-                json_pack("{s:s, s:i, s:O?, s:s?, s:s?, s:o, s:o}", "status", cs[i].status,
-                          "attempts", cs[i].attempts, "output", cs[i].output, "port", cs[i].port,
-                          "error", cs[i].error, "ended_at", af__api_iso(cs[i].ended_at),
-                          "wake_at", af__api_iso(cs[i].wake_at)));
+            json_object_set_new(steps, cs[i].step,
+                                json_pack("{s:s, s:i, s:O?, s:s?, s:s?, s:o, s:o}", "status",
+                                          cs[i].status, "attempts", cs[i].attempts, "output",
+                                          cs[i].output, "port", cs[i].port, "error", cs[i].error,
+                                          "ended_at", af__api_iso(cs[i].ended_at), "wake_at",
+                                          af__api_iso(cs[i].wake_at)));
         }
         af_checkpoints_free(cs, n);
     }
@@ -136,12 +145,11 @@ static void readyz(af_http_req_t *req, af_http_res_t *res, void *ud) {
     af_error_t err;
     af_worker_counts(api->o.worker, &running, &waiting);
     af_queue_count(af_store_queue(api->o.store), AF_WORKER_QUEUE, &ready, &leased, &dead, &err);
-    json_t *ok = json_pack("{s:s, s:s, s:i, s:i, s:i, s:I, s:{s:I, s:I, s:I}}", "status", "ready",
-                           "store", info.backend, "schema_version", info.schema_version,
-                           "running", running, "waiting", waiting, "pending_writes",
-                           (json_int_t)af_store_async_pending(api->o.writer), "jobs", "ready",
-                           (json_int_t)ready, "leased", (json_int_t)leased, "dead",
-                           (json_int_t)dead);
+    json_t *ok = json_pack(
+        "{s:s, s:s, s:i, s:i, s:i, s:I, s:{s:I, s:I, s:I}}", "status", "ready", "store",
+        info.backend, "schema_version", info.schema_version, "running", running, "waiting", waiting,
+        "pending_writes", (json_int_t)af_store_async_pending(api->o.writer), "jobs", "ready",
+        (json_int_t)ready, "leased", (json_int_t)leased, "dead", (json_int_t)dead);
     af_http_res_send_json(res, 200, ok);
     json_decref(ok);
 }

@@ -16,13 +16,13 @@ typedef struct af_api_s af_api_t;
 
 typedef struct af_api_opts_s {
     uv_loop_t *loop;
-    af_store_t *store;         /* the loop thread's connection (borrowed) */
-    af_store_async_t *writer;  /* group-commit writes (borrowed) */
-    af_worker_t *worker;       /* runs accepted executions (borrowed) */
-    af_http_router_t *router;  /* routes are added here (borrowed) */
-    int64_t max_wait_ms;       /* bound of ?wait= and of webhook wait mode [30 s] */
-    int64_t seen_ttl_ms;       /* Standard Webhooks ids are remembered this long [24 h] */
-    int64_t tolerance_ms;      /* Standard Webhooks timestamp tolerance [5 min] */
+    af_store_t *store;        /* the loop thread's connection (borrowed) */
+    af_store_async_t *writer; /* group-commit writes (borrowed) */
+    af_worker_t *worker;      /* runs accepted executions (borrowed) */
+    af_http_router_t *router; /* routes are added here (borrowed) */
+    int64_t max_wait_ms;      /* bound of ?wait= and of webhook wait mode [30 s] */
+    int64_t seen_ttl_ms;      /* Standard Webhooks ids are remembered this long [24 h] */
+    int64_t tolerance_ms;     /* Standard Webhooks timestamp tolerance [5 min] */
     /* Secret values by name, for webhook signatures ("<secret NAME>" in a trigger's config). */
     const char *(*secret)(void *ud, const char *name);
     void *secret_ud;

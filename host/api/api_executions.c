@@ -81,8 +81,8 @@ static void create_written(void *ud, int rc) {
     af_create_t *c = ud;
     if (rc == 0 && !c->duplicate) {
         for (size_t i = 0; i < c->n; i++) {
-            af_worker_enqueue(c->api->o.worker, c->ids[i], c->workflow_id, c->version,
-                              c->inputs[i], 0, 1);
+            af_worker_enqueue(c->api->o.worker, c->ids[i], c->workflow_id, c->version, c->inputs[i],
+                              0, 1);
         }
     }
     c->done(c, rc);
@@ -106,8 +106,8 @@ int af__api_current(af_api_t *api, af_http_res_t *res, const char *workflow_id, 
         if (status_out) {
             snprintf(status_out, AF_STORE_STATUS_MAX, "%s", w.status);
         }
-        rc = af_worker_version_file(api->o.worker, workflow_id, w.current_version, path, size,
-                                    &err);
+        rc =
+            af_worker_version_file(api->o.worker, workflow_id, w.current_version, path, size, &err);
     }
     af_workflow_clear(&w);
     if (rc != 0) {
@@ -203,8 +203,7 @@ typedef struct execute_s {
 static void executed(af_create_t *c, int rc) {
     execute_t *ex = c->ud;
     if (rc != 0) {
-        af_http_res_send_error(ex->res, 500, "could not store the execution: %s",
-                               af_strerror(rc));
+        af_http_res_send_error(ex->res, 500, "could not store the execution: %s", af_strerror(rc));
     } else if (ex->wait_ms > 0) {
         af__api_wait(c->api, ex->res, c->ids[0], ex->wait_ms, answer_execution, NULL);
     } else {
@@ -269,9 +268,8 @@ static void workflow_execute(af_http_req_t *req, af_http_res_t *res, void *ud) {
     }
     json_t **inputs = malloc(sizeof *inputs);
     execute_t *ex = malloc(sizeof *ex);
-    af_create_t *c = inputs && ex ? (inputs[0] = input,
-                                     af__api_create_new(api, id, version, inputs, 1))
-                                  : NULL;
+    af_create_t *c =
+        inputs && ex ? (inputs[0] = input, af__api_create_new(api, id, version, inputs, 1)) : NULL;
     if (c == NULL) {
         free(ex);
         af_http_res_send_error(res, 500, "out of memory");
@@ -327,8 +325,7 @@ static json_t **ndjson_inputs(const char *body, size_t len, size_t *n, af_http_r
                 if (count >= BULK_MAX) {
                     af_http_res_send_error(res, 413, "at most %d inputs per request", BULK_MAX);
                 } else {
-                    af_http_res_send_error(res, 400, "line %zu: malformed JSON: %s", line,
-                                           err.msg);
+                    af_http_res_send_error(res, 400, "line %zu: malformed JSON: %s", line, err.msg);
                 }
                 for (size_t i = 0; i < count; i++) {
                     json_decref(inputs[i]);
@@ -441,28 +438,25 @@ static void execution_list(af_http_req_t *req, af_http_res_t *res, void *ud) {
     size_t n = 0;
     char next[AF_STORE_CURSOR_MAX];
     af_error_t err;
-    int rc = af_store_execution_list(api->o.store, workflow, status,
-                                     af_http_req_query_param(req, "cursor"), limit, &es, &n, next,
-                                     &err);
+    int rc =
+        af_store_execution_list(api->o.store, workflow, status,
+                                af_http_req_query_param(req, "cursor"), limit, &es, &n, next, &err);
     if (rc != 0) {
         af__api_fail(res, rc, &err);
         return;
     }
     json_t *items = json_array();
     for (size_t i = 0; i < n; i++) {
-        json_array_append_new(
-            items, json_pack("{s:s, s:s, s:i, s:s, s:s?, s:o, s:o, s:o}", "id", es[i].id,
-                             "workflow_id", es[i].workflow_id, "version", es[i].version,
-                             "status", es[i].status, "error", es[i].error, "created_at",
-                             af__api_iso(es[i].created_at), "started_at",
-                             af__api_iso(es[i].started_at), "completed_at",
-                             af__api_iso(es[i].completed_at)));
+        json_array_append_new(items,
+                              json_pack("{s:s, s:s, s:i, s:s, s:s?, s:o, s:o, s:o}", "id", es[i].id,
+                                        "workflow_id", es[i].workflow_id, "version", es[i].version,
+                                        "status", es[i].status, "error", es[i].error, "created_at",
+                                        af__api_iso(es[i].created_at), "started_at",
+                                        af__api_iso(es[i].started_at), "completed_at",
+                                        af__api_iso(es[i].completed_at)));
     }
     af_executions_free(es, n);
-    json_t *out = json_pack("{s:o, s:o}", "items", items, "next_cursor",
-                            next[0] ? json_string(next) : json_null());
-    af_http_res_send_json(res, 200, out);
-    json_decref(out);
+    af__api_send_items(res, items, next, 1);
 }
 
 static void execution_get(af_http_req_t *req, af_http_res_t *res, void *ud) {
@@ -496,15 +490,13 @@ static void execution_logs(af_http_req_t *req, af_http_res_t *res, void *ud) {
     }
     json_t *items = json_array();
     for (size_t i = 0; i < n; i++) {
-        json_array_append_new(
-            items, json_pack("{s:I, s:o, s:s?, s:s, s:s}", "seq", (json_int_t)ls[i].seq, "at",
-                             af__api_iso(ls[i].at), "step", ls[i].step, "level", ls[i].level,
-                             "message", ls[i].message));
+        json_array_append_new(items,
+                              json_pack("{s:I, s:o, s:s?, s:s, s:s}", "seq", (json_int_t)ls[i].seq,
+                                        "at", af__api_iso(ls[i].at), "step", ls[i].step, "level",
+                                        ls[i].level, "message", ls[i].message));
     }
     af_log_entries_free(ls, n);
-    json_t *out = json_pack("{s:o}", "items", items);
-    af_http_res_send_json(res, 200, out);
-    json_decref(out);
+    af__api_send_items(res, items, NULL, 0);
 }
 
 /* ---- cancel, retry ---- */
@@ -578,8 +570,10 @@ static void execution_retry(af_http_req_t *req, af_http_res_t *res, void *ud) {
         return;
     }
     if (strcmp(e.status, "failed") != 0 && strcmp(e.status, "cancelled") != 0) {
-        af_http_res_send_error(res, 409, "execution %s is %s: only a failed, cancelled or "
-                                         "dead-lettered execution is retried", id, e.status);
+        af_http_res_send_error(res, 409,
+                               "execution %s is %s: only a failed, cancelled or "
+                               "dead-lettered execution is retried",
+                               id, e.status);
         af_execution_clear(&e);
         return;
     }
@@ -617,18 +611,15 @@ static void dead_letters(af_http_req_t *req, af_http_res_t *res, void *ud) {
     json_t *items = json_array();
     for (size_t i = 0; i < n; i++) {
         json_t *exec = json_object_get(jobs[i].payload, "execution_id");
-        json_array_append_new(
-            items, json_pack("{s:s, s:s, s:O?, s:i, s:s?, s:o, s:o}", "id", jobs[i].id, "queue",
-                             jobs[i].queue, "execution_id", exec, "attempts", jobs[i].attempts,
-                             "last_error", jobs[i].last_error, "created_at",
-                             af__api_iso(jobs[i].created_at), "failed_at",
-                             af__api_iso(jobs[i].failed_at)));
+        json_array_append_new(items,
+                              json_pack("{s:s, s:s, s:O?, s:i, s:s?, s:o, s:o}", "id", jobs[i].id,
+                                        "queue", jobs[i].queue, "execution_id", exec, "attempts",
+                                        jobs[i].attempts, "last_error", jobs[i].last_error,
+                                        "created_at", af__api_iso(jobs[i].created_at), "failed_at",
+                                        af__api_iso(jobs[i].failed_at)));
     }
-    json_t *out = json_pack("{s:o, s:o}", "items", items, "next_cursor",
-                            n == (size_t)limit ? json_string(jobs[n - 1].id) : json_null());
+    af__api_send_items(res, items, n == (size_t)limit ? jobs[n - 1].id : NULL, 1);
     af_jobs_free(jobs, n);
-    af_http_res_send_json(res, 200, out);
-    json_decref(out);
 }
 
 int af__api_routes_executions(af_api_t *api, af_error_t *err) {

@@ -26,6 +26,9 @@ int af__api_status(int code);
 void af__api_fail(af_http_res_t *res, int code, const af_error_t *err);
 /* ?limit (1..200, default 50); sends 400 and returns -1 when malformed. */
 int af__api_limit(af_http_req_t *req, af_http_res_t *res);
+/* Sends 200 {"items": items} (stolen); with paged also "next_cursor": next, null when next is
+ * NULL or empty (the last page). */
+void af__api_send_items(af_http_res_t *res, json_t *items, const char *next, int paged);
 /* Parses a JSON request body (must be application/json); sends 415/400 and returns NULL. */
 json_t *af__api_json_body(af_http_req_t *req, af_http_res_t *res);
 /* Compiles a script in a scratch VM; on failure sends 422 with file:line and returns NULL. */
@@ -43,9 +46,9 @@ struct af_create_s {
     char workflow_id[AF_STORE_ID_MAX];
     int version;
     size_t n;
-    json_t **inputs;               /* n inputs, owned */
-    char (*ids)[AF_STORE_ID_MAX];  /* n ids, made before the write */
-    char *seen_scope, *seen_id;    /* optional */
+    json_t **inputs;              /* n inputs, owned */
+    char (*ids)[AF_STORE_ID_MAX]; /* n ids, made before the write */
+    char *seen_scope, *seen_id;   /* optional */
     int duplicate;
     char first_id[AF_STORE_ID_MAX];
     void (*done)(af_create_t *c, int rc); /* on the loop, after the commit; then c is freed */

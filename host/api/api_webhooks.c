@@ -430,10 +430,7 @@ static void webhook_list(af_http_req_t *req, af_http_res_t *res, void *ud) {
                                                af__api_iso(ws[i].created_at)));
     }
     af_webhook_recs_free(ws, n);
-    json_t *out = json_pack("{s:o, s:o}", "items", items, "next_cursor",
-                            next[0] ? json_string(next) : json_null());
-    af_http_res_send_json(res, 200, out);
-    json_decref(out);
+    af__api_send_items(res, items, next, 1);
 }
 
 int af__api_routes_webhooks(af_api_t *api, af_error_t *err) {

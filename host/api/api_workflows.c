@@ -89,6 +89,17 @@ static int commit_or_rollback(af_api_t *api, int rc, af_error_t *err) {
     return rc;
 }
 
+/* 204 after a delete (cached definitions are dropped), or the error. */
+static void answer_deleted(af_api_t *api, af_http_res_t *res, int rc, const af_error_t *err) {
+    af__api_changed(api);
+    if (rc != 0) {
+        af__api_fail(res, rc, err);
+        return;
+    }
+    af_http_res_set_status(res, 204);
+    af_http_res_send(res);
+}
+
 /* ---- triggers ---- */
 
 /* "POST,PUT" from a webhook config's method / methods; NULL when malformed. */
@@ -135,8 +146,8 @@ static int register_webhook(af_api_t *api, const af_trigger_rec_t *t, af_error_t
     for (const char *p = path; *p; p++) {
         if (!(*p == '/' || *p == '-' || *p == '_' || *p == '.' || (*p >= '0' && *p <= '9') ||
               (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z'))) {
-            return af_error_set(err, AF_EINVAL,
-                                "webhook path '%s': use letters, digits, - _ . /", path);
+            return af_error_set(err, AF_EINVAL, "webhook path '%s': use letters, digits, - _ . /",
+                                path);
         }
     }
     char *methods = methods_of(t->config);
@@ -150,9 +161,8 @@ static int register_webhook(af_api_t *api, const af_trigger_rec_t *t, af_error_t
         return err->code;
     }
     af_webhook_rules_free(compiled);
-    af_webhook_rec_t w = {.path = (char *)path + strspn(path, "/"),
-                          .methods = methods,
-                          .config = t->config};
+    af_webhook_rec_t w = {
+        .path = (char *)path + strspn(path, "/"), .methods = methods, .config = t->config};
     snprintf(w.workflow_id, sizeof w.workflow_id, "%s", t->workflow_id);
     snprintf(w.trigger_id, sizeof w.trigger_id, "%s", t->id);
     int rc = af_store_webhook_register(api->o.store, &w, NULL, err);
@@ -177,9 +187,9 @@ int af__api_sync_triggers(af_api_t *api, const char *workflow_id, const af_graph
 }
 
 static json_t *trigger_json(const af_trigger_rec_t *t) {
-    json_t *out = json_pack("{s:s, s:s, s:s, s:O?, s:b, s:s, s:o, s:o}", "id", t->id,
-                            "workflow_id", t->workflow_id, "type", t->type, "config", t->config,
-                            "active", t->is_active, "source", t->source, "created_at",
+    json_t *out = json_pack("{s:s, s:s, s:s, s:O?, s:b, s:s, s:o, s:o}", "id", t->id, "workflow_id",
+                            t->workflow_id, "type", t->type, "config", t->config, "active",
+                            t->is_active, "source", t->source, "created_at",
                             af__api_iso(t->created_at), "updated_at", af__api_iso(t->updated_at));
     if (t->position >= 0) {
         json_object_set_new(out, "position", json_integer(t->position));
@@ -238,9 +248,7 @@ static void trigger_list(af_http_req_t *req, af_http_res_t *res, void *ud) {
         json_array_append_new(items, trigger_json(&ts[i]));
     }
     af_trigger_recs_free(ts, n);
-    json_t *out = json_pack("{s:o}", "items", items);
-    af_http_res_send_json(res, 200, out);
-    json_decref(out);
+    af__api_send_items(res, items, NULL, 0);
 }
 
 /* {"type": ..., "config": {...}, "active": bool}; fills t (config borrowed from body). */
@@ -256,8 +264,7 @@ static int trigger_body(json_t *body, af_trigger_rec_t *t, int creating, af_erro
                             "'type' is one of webhook, schedule, event, poll, manual");
     }
     if ((config && !json_is_object(config)) || (active && !json_is_boolean(active))) {
-        return af_error_set(err, AF_EDEFINITION,
-                            "'config' is an object and 'active' a boolean");
+        return af_error_set(err, AF_EDEFINITION, "'config' is an object and 'active' a boolean");
     }
     if (creating) {
         snprintf(t->type, sizeof t->type, "%s", json_string_value(type));
@@ -342,13 +349,7 @@ static void trigger_delete(af_http_req_t *req, af_http_res_t *res, void *ud) {
     af_api_t *api = ud;
     af_error_t err;
     int rc = af_store_trigger_delete(api->o.store, af_http_req_param(req, "id"), &err);
-    af__api_changed(api);
-    if (rc != 0) {
-        af__api_fail(res, rc, &err);
-        return;
-    }
-    af_http_res_set_status(res, 204);
-    af_http_res_send(res);
+    answer_deleted(api, res, rc, &err);
 }
 
 /* ---- workflows ---- */
@@ -416,10 +417,7 @@ static void workflow_list(af_http_req_t *req, af_http_res_t *res, void *ud) {
         json_array_append_new(items, workflow_json(&ws[i]));
     }
     af_workflows_free(ws, n); /* frees the array too, also when n is 0 */
-    json_t *out = json_pack("{s:o, s:o}", "items", items, "next_cursor",
-                            next[0] ? json_string(next) : json_null());
-    af_http_res_send_json(res, 200, out);
-    json_decref(out);
+    af__api_send_items(res, items, next, 1);
 }
 
 static void workflow_get(af_http_req_t *req, af_http_res_t *res, void *ud) {
@@ -473,13 +471,7 @@ static void workflow_delete(af_http_req_t *req, af_http_res_t *res, void *ud) {
     af_api_t *api = ud;
     af_error_t err;
     int rc = af_store_workflow_delete(api->o.store, af_http_req_param(req, "id"), &err);
-    af__api_changed(api);
-    if (rc != 0) {
-        af__api_fail(res, rc, &err);
-        return;
-    }
-    af_http_res_set_status(res, 204);
-    af_http_res_send(res);
+    answer_deleted(api, res, rc, &err);
 }
 
 static void workflow_versions(af_http_req_t *req, af_http_res_t *res, void *ud) {
@@ -499,9 +491,7 @@ static void workflow_versions(af_http_req_t *req, af_http_res_t *res, void *ud) 
                                                af__api_iso(vs[i].created_at)));
     }
     af_workflow_versions_free(vs, n);
-    json_t *out = json_pack("{s:o}", "items", items);
-    af_http_res_send_json(res, 200, out);
-    json_decref(out);
+    af__api_send_items(res, items, NULL, 0);
 }
 
 /* How many executions of the workflow are in each status. */
