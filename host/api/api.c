@@ -99,10 +99,6 @@ json_t *af__api_execution_json(af_api_t *api, const char *id, af_error_t *err, i
                   e.input, "result", e.result, "error", e.error, "attempt", e.attempt, "created_at",
                   af__api_iso(e.created_at), "started_at", af__api_iso(e.started_at),
                   "completed_at", af__api_iso(e.completed_at), "wake_at", af__api_iso(e.wake_at));
-    const char *live = af_worker_status(api->o.worker, id);
-    if (live && strcmp(e.status, "queued") == 0) { /* started; "running" is not written yet */
-        json_object_set_new(out, "status", json_string(live));
-    }
     af_execution_clear(&e);
     af_checkpoint_t *cs = NULL;
     size_t n = 0;

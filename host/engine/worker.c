@@ -28,7 +28,6 @@ typedef struct item_s {
     json_t *input; /* NULL: read from the store when it starts */
     int fresh;     /* created by this process just now: no checkpoints to read */
     int leased;    /* its job was leased to this worker when it was created */
-    int unmarked;  /* started, and "running" not yet written: the next write of it does so */
     int64_t run_at;
     item_state_t state;
     int heap_index; /* -1 when not in the heap */
@@ -327,25 +326,9 @@ typedef struct op_s {
     char *text, *text2; /* step name, error, log line ... */
     json_t *json;
     int attempts;
-    int mark_running; /* write "running" first (the start of a pre-leased execution) */
+    int leased; /* write_start: the job was leased to this worker when it was created */
     int64_t at, wake_at;
 } op_t;
-
-/* The execution's first write after its start also records that it runs. */
-static void take_mark(af_worker_t *w, op_t *op) {
-    item_t *it = op->item ? op->item : item_find(w, op->id);
-    if (it && it->unmarked) {
-        it->unmarked = 0;
-        op->mark_running = 1;
-    }
-}
-
-static int write_running(af_store_t *s, op_t *op) {
-    af_error_t err;
-    return op->mark_running
-               ? af_store_execution_set_status(s, op->id, "running", NULL, NULL, 0, &err)
-               : 0;
-}
 
 static op_t *op_new(af_worker_t *w, item_t *it, const char *id) {
     op_t *op = calloc(1, sizeof *op);
@@ -384,23 +367,23 @@ static void submit(af_worker_t *w, op_t *op, af_store_op_fn fn, af_store_async_d
     }
 }
 
-static int write_claim(af_store_t *s, void *ud) {
+/* An execution starts: its job is claimed (unless it was leased to this worker when it was
+ * created) and it is recorded as running. */
+static int write_start(af_store_t *s, void *ud) {
     op_t *op = ud;
     af_error_t err;
-    int rc = af_queue_claim(af_store_queue(s), op->id, op->w->worker_id, op->w->o.lease_ms, NULL,
-                            &err);
-    if (rc != 0 && rc != AF_ENOTFOUND) { /* not found: already ours (a resumed run) */
-        return rc;
+    if (!op->leased) {
+        int rc = af_queue_claim(af_store_queue(s), op->id, op->w->worker_id, op->w->o.lease_ms,
+                                NULL, &err);
+        if (rc != 0 && rc != AF_ENOTFOUND) { /* not found: already ours (a resumed run) */
+            return rc;
+        }
     }
     return af_store_execution_set_status(s, op->id, "running", NULL, NULL, 0, &err);
 }
 
 static int write_checkpoint(af_store_t *s, void *ud) {
     op_t *op = ud;
-    int rc = write_running(s, op);
-    if (rc != 0) {
-        return rc;
-    }
     af_checkpoint_t c = {.step = op->text,
                          .attempts = op->attempts,
                          .output = op->json,
@@ -445,7 +428,6 @@ static int engine_checkpoint(void *ud, const af_exec_t *x, int step, const json_
     op->json = output ? json_incref((json_t *)output) : NULL;
     op->attempts = af_exec_step_attempts(x, step);
     op->at = af_wall_ms();
-    take_mark(w, op);
     if (af_store_async_submit(w->o.writer, write_checkpoint, checkpoint_written, op) != 0) {
         op_free(op);
         return AF_ESTATE;
@@ -462,7 +444,6 @@ static void engine_wait(void *ud, const af_exec_t *x, int step, int64_t wake_at)
         op->attempts = af_exec_step_attempts(x, step);
         op->wake_at = wake_at;
         op->at = af_wall_ms();
-        take_mark(w, op);
     }
     submit(w, op, write_checkpoint, NULL);
 }
@@ -529,8 +510,7 @@ static void slot_free(af_worker_t *w, item_t *it) {
 static int write_end(af_store_t *s, void *ud) {
     op_t *op = ud;
     af_error_t err;
-    int rc = write_running(s, op);
-    rc = rc ? rc : af_store_execution_set_status(s, op->id, op->status, op->json, op->text, 0, &err);
+    int rc = af_store_execution_set_status(s, op->id, op->status, op->json, op->text, 0, &err);
     if (rc == 0) { /* the job is done: ours to complete, or (a cancelled queued one) removed */
         af_queue_t *q = af_store_queue(s);
         rc = af_queue_complete(q, op->id, op->w->worker_id, &err);
@@ -562,7 +542,6 @@ static void end_item(af_worker_t *w, item_t *it, const char *status, json_t *res
     snprintf(op->status, sizeof op->status, "%s", status);
     op->json = result;
     op->text = error ? strdup(error) : NULL;
-    take_mark(w, op);
     submit(w, op, write_end, end_written);
 }
 
@@ -730,12 +709,12 @@ static void start_item(af_worker_t *w, item_t *it) {
     it->state = ITEM_RUNNING;
     w->running++;
     it->wf->running++;
-    if (it->leased) { /* leased at creation: "running" goes with its first write */
-        it->leased = 0;
-        it->unmarked = 1;
-    } else {
-        submit(w, op_new(w, it, it->id), write_claim, NULL);
+    op_t *start = op_new(w, it, it->id);
+    if (start) {
+        start->leased = it->leased;
     }
+    it->leased = 0;
+    submit(w, start, write_start, NULL);
     int rc = af_worker_version_file(w, it->workflow_id, it->version, path, sizeof path, &err);
     if (rc == 0) {
         af_exec_start_t st = {.file = path,
@@ -963,14 +942,6 @@ int af_worker_cancel(af_worker_t *w, const char *execution_id) {
         break;
     }
     return 0;
-}
-
-const char *af_worker_status(af_worker_t *w, const char *execution_id) {
-    item_t *it = item_find(w, execution_id);
-    if (it == NULL) {
-        return NULL;
-    }
-    return it->state == ITEM_RUNNING ? "running" : it->state == ITEM_WAITING ? "queued" : NULL;
 }
 
 void af_worker_counts(const af_worker_t *w, int *running, int *waiting) {

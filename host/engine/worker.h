@@ -69,10 +69,6 @@ void af_worker_unwatch(af_worker_t *w, af_watch_t *watch);
  * AF_ENOTFOUND when the worker does not hold it. */
 int af_worker_cancel(af_worker_t *w, const char *execution_id);
 
-/* "running" or "queued" for an execution the worker holds in that state, else NULL. The store
- * may lag behind: "running" is written with an execution's first checkpoint. */
-const char *af_worker_status(af_worker_t *w, const char *execution_id);
-
 /* Executions running now, and held waiting (queued, parked or over a concurrency limit). */
 void af_worker_counts(const af_worker_t *w, int *running, int *waiting);
 
