@@ -129,7 +129,7 @@ describe("agentflow serve API", function()
     local t0 = os.time()
     local _, out = h.sh("timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/" .. port .. "; " ..
                         "printf \"GET /healthz HTTP/1.1\\r\\nHost: x\\r\\n\" >&3; cat <&3' 2>&1 || true")
-    assert.truthy(out:find("408", 1, true), out)
+    assert.truthy(out:find("HTTP/1.1 408", 1, true), out)
     assert.truthy(os.time() - t0 < 5)
   end)
 
@@ -138,9 +138,14 @@ describe("agentflow serve API", function()
     local r = h.run("serve --config " .. conf .. " --listen 127.0.0.1:0 --print-config",
                     { AGENTFLOW_WORKER_LEASE = "45s" })
     assert.are.equal(0, r.code, r.stderr)
-    assert.truthy(r.stdout:find("45s", 1, true), r.stdout)
-    assert.truthy(r.stdout:find("127.0.0.1:0", 1, true), r.stdout)
-    assert.truthy(r.stdout:find("7", 1, true), r.stdout)
+    local cfg = r.json
+    assert.are.equal("127.0.0.1:0", cfg.listen.value) -- the flag wins over the file
+    assert.truthy(cfg.listen.source:find("flag", 1, true), cfg.listen.source)
+    assert.are.equal(7, cfg.worker.concurrency.value) -- from the file
+    assert.truthy(cfg.worker.concurrency.source:find(conf, 1, true), cfg.worker.concurrency.source)
+    assert.are.equal("45s", cfg.worker.lease.value) -- from the environment
+    assert.are.equal("env AGENTFLOW_WORKER_LEASE", cfg.worker.lease.source)
+    assert.are.equal(5, cfg.retention.max_count.value)
     local bad = h.tmpfile('[worker]\nlease = "soon"\n')
     r = h.run("serve --config " .. bad)
     assert.are.equal(2, r.code)

@@ -640,7 +640,7 @@ static void seam_quiet(void *ud, af_exec_t *x, int64_t wake_at) {
     s->quiet++;
     s->quiet_x = x;
     s->wake_at = wake_at;
-    uv_stop(x ? &s->r.loop : NULL); /* park from outside the engine's call */
+    uv_stop(&s->r.loop); /* park from outside the engine's call */
 }
 
 static void seam_init(seam_t *s) {
