@@ -25,14 +25,13 @@ typedef struct item_s {
     char id[AF_STORE_ID_MAX];
     char workflow_id[AF_STORE_ID_MAX];
     int version;
-    json_t *input; /* NULL: read from the store when it starts */
-    int fresh;     /* created by this process just now: no checkpoints to read */
+    json_t *input; /* given by this process just now (no checkpoints yet), else NULL: the
+                    * input and checkpoints are read from the store when it starts */
     int leased;    /* its job was leased to this worker when it was created */
     int64_t run_at;
     item_state_t state;
     int heap_index; /* -1 when not in the heap */
     int cancel;     /* cancelled while its park was being written */
-    int queued;     /* in its workflow's FIFO */
     af_exec_t *x;
     wfstate_t *wf;
     af_watch_t *watches;
@@ -249,7 +248,6 @@ static void schedule(af_worker_t *w, item_t *it) {
         return;
     }
     wfstate_t *wf = it->wf;
-    it->queued = 1;
     it->fifo_next = NULL;
     if (wf->tail) {
         wf->tail->fifo_next = it;
@@ -271,7 +269,7 @@ static void unschedule(af_worker_t *w, item_t *it) {
     w->waiting--;
     if (it->heap_index >= 0) {
         heap_remove(w, it);
-    } else if (it->queued) {
+    } else { /* due: in its workflow's FIFO */
         wfstate_t *wf = it->wf;
         item_t *prev = NULL;
         for (item_t *c = wf->head; c; prev = c, c = c->fifo_next) {
@@ -287,7 +285,6 @@ static void unschedule(af_worker_t *w, item_t *it) {
                 break;
             }
         }
-        it->queued = 0;
     }
 }
 
@@ -606,7 +603,6 @@ static void park(af_worker_t *w, item_t *it, int64_t wake_at) {
     }
     it->x = NULL;
     it->state = ITEM_PARKING;
-    it->fresh = 0;
     json_decref(it->input);
     it->input = NULL;
     slot_free(w, it);
@@ -705,7 +701,7 @@ static void start_item(af_worker_t *w, item_t *it) {
     char path[4096];
     af_error_t err = {0};
     int64_t started_at = 0;
-    json_t *resume = it->fresh ? NULL : resume_of(w, it, &started_at);
+    json_t *resume = it->input ? NULL : resume_of(w, it, &started_at);
     it->state = ITEM_RUNNING;
     w->running++;
     it->wf->running++;
@@ -766,7 +762,6 @@ static void dispatch(af_worker_t *w) {
             if (wf->head == NULL) {
                 wf->tail = NULL;
             }
-            it->queued = 0;
             w->waiting--;
             start_item(w, it);
             progress = 1;
@@ -832,7 +827,6 @@ void af_worker_enqueue(af_worker_t *w, const char *execution_id, const char *wor
         return;
     }
     it->input = input ? json_incref(input) : NULL;
-    it->fresh = input != NULL;
     it->leased = leased;
     it->run_at = run_at;
     schedule(w, it);
