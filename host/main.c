@@ -461,62 +461,38 @@ static int parse_run(int argc, char **argv, run_opts_t *o) {
 
 /* ---- serve ---- */
 
+typedef enum { MAINT_CHECKPOINT, MAINT_PRUNE } maint_job_t;
+
 typedef struct serve_s {
     uv_loop_t loop;
     uv_signal_t sigterm, sigint;
     uv_timer_t retention, wal;
-    uv_work_t prune, checkpoint;
-    int pruning, checkpointing;
-    af_config_t cfg;
-    af_store_t *maintenance; /* the retention thread's own connection */
+    uv_work_t maint;         /* one maintenance job at a time, on the thread pool ... */
+    int maint_busy;          /* ... while this is set */
+    maint_job_t maint_job;
+    af_store_t *maintenance; /* its own database connection */
     int64_t pruned;
+    af_config_t cfg;
     af_http_server_t *server;
     af_store_async_t *writer;
     af_worker_t *worker;
     int stopping;
 } serve_t;
 
-/* The maintenance connection, used by one thread-pool job at a time (retention or checkpoint:
- * uv_queue_work runs them apart because each waits for the other's flag). */
-static af_store_t *maintenance(serve_t *sv) {
+/* On the thread pool: copies the write-ahead log into the database (off the writer thread, so
+ * no commit waits for it), or applies retention. */
+static void maint_work(uv_work_t *req) {
+    serve_t *sv = req->data;
     af_error_t err;
     af_store_options_t so = {.size = sizeof so, .durability = (int)sv->cfg.durability};
     if (sv->maintenance == NULL && af_store_open(sv->cfg.data, &so, &sv->maintenance, &err) != 0) {
         af_log(AF_LEVEL_ERROR, "maintenance: %s", err.msg);
+        return;
     }
-    return sv->maintenance;
-}
-
-static void checkpoint_work(uv_work_t *req) {
-    serve_t *sv = req->data;
-    af_error_t err;
-    af_store_t *m = maintenance(sv);
-    if (m && af_store_checkpoint_wal(m, NULL, &err) != 0) {
-        af_log(AF_LEVEL_ERROR, "wal checkpoint: %s", err.msg);
-    }
-}
-
-static void checkpoint_done(uv_work_t *req, int status) {
-    serve_t *sv = req->data;
-    (void)status;
-    sv->checkpointing = 0;
-}
-
-/* The write-ahead log is copied into the database here, off the writer thread, so no commit
- * (and no answer waiting for one) stalls on it. */
-static void on_wal_timer(uv_timer_t *t) {
-    serve_t *sv = t->data;
-    if (!sv->checkpointing && !sv->pruning && !sv->stopping) {
-        sv->checkpointing = 1;
-        sv->checkpoint.data = sv;
-        uv_queue_work(&sv->loop, &sv->checkpoint, checkpoint_work, checkpoint_done);
-    }
-}
-
-static void prune_work(uv_work_t *req) {
-    serve_t *sv = req->data;
-    af_error_t err;
-    if (maintenance(sv) == NULL) {
+    if (sv->maint_job == MAINT_CHECKPOINT) {
+        if (af_store_checkpoint_wal(sv->maintenance, NULL, &err) != 0) {
+            af_log(AF_LEVEL_ERROR, "wal checkpoint: %s", err.msg);
+        }
         return;
     }
     sv->pruned = 0;
@@ -528,23 +504,31 @@ static void prune_work(uv_work_t *req) {
                                 &err);
 }
 
-static void prune_done(uv_work_t *req, int status) {
+static void maint_done(uv_work_t *req, int status) {
     serve_t *sv = req->data;
     (void)status;
-    sv->pruning = 0;
-    if (sv->pruned > 0) {
+    sv->maint_busy = 0;
+    if (sv->maint_job == MAINT_PRUNE && sv->pruned > 0) {
         af_log(AF_LEVEL_INFO, "retention: removed %lld finished executions",
                (long long)sv->pruned);
     }
 }
 
-static void on_retention(uv_timer_t *t) {
-    serve_t *sv = t->data;
-    if (!sv->pruning && !sv->checkpointing && !sv->stopping) {
-        sv->pruning = 1;
-        sv->prune.data = sv;
-        uv_queue_work(&sv->loop, &sv->prune, prune_work, prune_done);
+static void maint_start(serve_t *sv, maint_job_t job) {
+    if (!sv->maint_busy && !sv->stopping) { /* a turn skipped now comes again with its timer */
+        sv->maint_busy = 1;
+        sv->maint_job = job;
+        sv->maint.data = sv;
+        uv_queue_work(&sv->loop, &sv->maint, maint_work, maint_done);
     }
+}
+
+static void on_wal_timer(uv_timer_t *t) {
+    maint_start(t->data, MAINT_CHECKPOINT);
+}
+
+static void on_retention(uv_timer_t *t) {
+    maint_start(t->data, MAINT_PRUNE);
 }
 
 static void worker_stopped(void *ud) {
