@@ -141,7 +141,8 @@ end
 ---   call(method, path, body, content_type, headers) -> status, decoded JSON body (or nil), raw
 ---     body, raw response headers; headers is a list of "Name: value" strings;
 ---   stop() sends SIGTERM and returns the exit status (nil if it did not exit in 5 s);
----   kill() sends SIGKILL and waits for the process to be gone.
+---   kill() sends SIGKILL and waits for the process to be gone;
+---   close() stops it and removes its data directory.
 function helpers.serve(data, extra, env)
   if not data then
     data = os.tmpname()
@@ -200,6 +201,13 @@ function helpers.serve(data, extra, env)
   function srv.kill()
     helpers.sh("kill -KILL " .. srv.pid)
     return wait_exit()
+  end
+  --- stop(), then the data directory goes; returns stop's exit status
+  function srv.close()
+    local code = srv.stop()
+    helpers.sh("rm -rf " .. helpers.quote(srv.data))
+    os.remove(log)
+    return code
   end
   return srv
 end

@@ -16,11 +16,8 @@ local wait_done = h.wait_execution
 describe("agentflow serve API", function()
   local srv
   after_each(function()
-    if srv then
-      srv.stop()
-      h.sh("rm -rf " .. srv.data)
-      srv = nil
-    end
+    if srv then srv.close() end
+    srv = nil
   end)
 
   it("lists versions and executions, filtered and paginated", function()

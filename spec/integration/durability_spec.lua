@@ -20,11 +20,8 @@ return wf
 describe("agentflow serve durability", function()
   local srv
   after_each(function()
-    if srv then
-      srv.stop()
-      h.sh("rm -rf " .. srv.data)
-      srv = nil
-    end
+    if srv then srv.close() end
+    srv = nil
   end)
 
   it("finishes every accepted execution after SIGKILL, without running completed steps again "

@@ -50,10 +50,7 @@ describe("agentflow execute", function()
     slow = store(SLOW)
   end)
   teardown(function()
-    if SRV then
-      SRV.stop()
-      h.sh("rm -rf " .. SRV.data)
-    end
+    if SRV then SRV.close() end
   end)
 
   it("runs a workflow by id with an input and prints the execution as JSON", function()
