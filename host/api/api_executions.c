@@ -35,6 +35,17 @@ af_create_t *af__api_create_new(af_api_t *api, const char *workflow_id, int vers
     return c;
 }
 
+af_create_t *af__api_create_one(af_api_t *api, const char *workflow_id, int version,
+                                json_t *input) {
+    json_t **inputs = malloc(sizeof *inputs);
+    if (inputs == NULL) {
+        json_decref(input);
+        return NULL;
+    }
+    inputs[0] = input;
+    return af__api_create_new(api, workflow_id, version, inputs, 1);
+}
+
 static void create_free(af_create_t *c) {
     for (size_t i = 0; i < c->n; i++) {
         json_decref(c->inputs[i]);
@@ -266,11 +277,12 @@ static void workflow_execute(af_http_req_t *req, af_http_res_t *res, void *ud) {
         json_decref(input);
         return;
     }
-    json_t **inputs = malloc(sizeof *inputs);
     execute_t *ex = malloc(sizeof *ex);
-    af_create_t *c =
-        inputs && ex ? (inputs[0] = input, af__api_create_new(api, id, version, inputs, 1)) : NULL;
+    af_create_t *c = ex ? af__api_create_one(api, id, version, input) : NULL;
     if (c == NULL) {
+        if (ex == NULL) {
+            json_decref(input);
+        }
         free(ex);
         af_http_res_send_error(res, 500, "out of memory");
         return;

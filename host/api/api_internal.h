@@ -57,6 +57,9 @@ struct af_create_s {
 /* A creation for n inputs (stolen array of new references) of the workflow's version. */
 af_create_t *af__api_create_new(af_api_t *api, const char *workflow_id, int version,
                                 json_t **inputs, size_t n);
+/* The same for one input (stolen, may be NULL). NULL on out of memory (input released). */
+af_create_t *af__api_create_one(af_api_t *api, const char *workflow_id, int version,
+                                json_t *input);
 /* Submits it; done follows (also on failure to submit). */
 void af__api_create_submit(af_create_t *c);
 

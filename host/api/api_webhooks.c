@@ -381,12 +381,8 @@ static void webhook(af_http_req_t *req, af_http_res_t *res, void *ud) {
         free(h);
         return;
     }
-    json_t **inputs = malloc(sizeof *inputs);
-    af_create_t *c = NULL;
-    if (inputs) {
-        inputs[0] = rc == 1 ? input : json_incref(request);
-        c = af__api_create_new(api, e->reg.workflow_id, e->version, inputs, 1);
-    }
+    af_create_t *c = af__api_create_one(api, e->reg.workflow_id, e->version,
+                                        rc == 1 ? input : json_incref(request));
     json_decref(request);
     if (c == NULL) {
         af_http_res_send_error(res, 500, "out of memory");
