@@ -3,10 +3,13 @@
 #ifndef AF_SPEC_MOCKSERVER_H
 #define AF_SPEC_MOCKSERVER_H
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 
 /* Starts the server on a free port; returns its pid and sets *port, or -1. The binary is
  * $AF_BINARY_DIR/spec/tools/af-mockserver (ctest sets it), else next to this test's build dir. */
@@ -50,6 +53,48 @@ static pid_t spawn_server(int *port) {
     }
     fclose(f);
     return pid;
+}
+
+/* For a test group: raises the descriptor limit (tests open hundreds of connections), ignores
+ * SIGPIPE, starts the server and writes its base URL ("http://127.0.0.1:PORT") into url.
+ * Returns its pid, or -1. */
+static pid_t mockserver_start(char *url, size_t size) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    signal(SIGPIPE, SIG_IGN);
+    int port = 0;
+    pid_t pid = spawn_server(&port);
+    if (pid > 0) {
+        snprintf(url, size, "http://127.0.0.1:%d", port);
+    }
+    return pid;
+}
+
+/* Stops the server with SIGTERM: 0 when it exited cleanly within 5 s (leaks under LSan or a
+ * crash make its status non-zero), else -1 (killed). */
+static int mockserver_stop(pid_t pid) {
+    if (pid <= 0) {
+        return 0;
+    }
+    kill(pid, SIGTERM);
+    int st = -1;
+    for (int i = 0; i < 500 && waitpid(pid, &st, WNOHANG) != pid; i++) {
+        usleep(10000);
+        st = -1;
+    }
+    if (st == -1) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &st, 0);
+        return -1;
+    }
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        fprintf(stderr, "af-mockserver exited with status %d\n", st);
+        return -1;
+    }
+    return 0;
 }
 
 #endif

@@ -40,38 +40,13 @@ static int wait_exit(pid_t pid, int ms) {
 
 static int group_setup(void **state) {
     (void)state;
-    /* 1,000 concurrent connections need more descriptors than the usual soft limit */
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-    signal(SIGPIPE, SIG_IGN);
-    int port = 0;
-    server_pid = spawn_server(&port);
-    if (server_pid < 0) {
-        return -1;
-    }
-    snprintf(base_url, sizeof base_url, "http://127.0.0.1:%d", port);
-    return 0;
+    server_pid = mockserver_start(base_url, sizeof base_url);
+    return server_pid < 0 ? -1 : 0;
 }
 
 static int group_teardown(void **state) {
     (void)state;
-    if (server_pid > 0) {
-        kill(server_pid, SIGTERM);
-        int st = wait_exit(server_pid, 5000);
-        if (st < 0) {
-            kill(server_pid, SIGKILL);
-            waitpid(server_pid, &st, 0);
-            return -1;
-        }
-        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-            fprintf(stderr, "af-mockserver exited with status %d\n", st);
-            return -1;
-        }
-    }
-    return 0;
+    return mockserver_stop(server_pid);
 }
 
 /* ---- fixture: a loop and a client ------------------------------------------------------------ */

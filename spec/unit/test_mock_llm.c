@@ -31,19 +31,8 @@ static af_http_client_t *client;
 
 static int group_setup(void **state) {
     (void)state;
-    struct rlimit rl; /* the concurrency test opens a few hundred connections */
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-    signal(SIGPIPE, SIG_IGN);
-    int port = 0;
-    server_pid = spawn_server(&port);
-    if (server_pid < 0) {
-        return -1;
-    }
-    snprintf(base_url, sizeof base_url, "http://127.0.0.1:%d", port);
-    if (uv_loop_init(&loop) != 0) {
+    server_pid = mockserver_start(base_url, sizeof base_url);
+    if (server_pid < 0 || uv_loop_init(&loop) != 0) {
         return -1;
     }
     client = af_http_client_new(&loop);
@@ -55,24 +44,7 @@ static int group_teardown(void **state) {
     af_http_client_free(client);
     uv_run(&loop, UV_RUN_DEFAULT);
     int rc = uv_loop_close(&loop) == 0 ? 0 : -1;
-    if (server_pid > 0) { /* it must exit cleanly: leaks (LSan) or crashes fail the group */
-        kill(server_pid, SIGTERM);
-        int st = -1;
-        for (int i = 0; i < 500 && waitpid(server_pid, &st, WNOHANG) != server_pid; i++) {
-            usleep(10000);
-            st = -1;
-        }
-        if (st == -1) {
-            kill(server_pid, SIGKILL);
-            waitpid(server_pid, &st, 0);
-            return -1;
-        }
-        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-            fprintf(stderr, "af-mockserver exited with status %d\n", st);
-            return -1;
-        }
-    }
-    return rc;
+    return mockserver_stop(server_pid) == 0 ? rc : -1;
 }
 
 /* ---- requests -------------------------------------------------------------------------------- */
