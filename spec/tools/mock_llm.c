@@ -45,49 +45,20 @@ static unsigned long g_seq;
 
 /* ---- small helpers --------------------------------------------------------------------------- */
 
-typedef struct buf_s {
-    char *p;
-    size_t len, cap;
-} buf_t;
+typedef mock_buf_t buf_t;
 
 static void *xmalloc(size_t n) {
-    void *p = malloc(n != 0 ? n : 1);
-    if (p == NULL) {
-        fprintf(stderr, "af-mockserver: out of memory\n");
-        abort();
-    }
-    return p;
-}
-
-static void buf_add(buf_t *b, const char *s, size_t n) {
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap < 128 ? 128 : b->cap;
-        while (cap < b->len + n + 1) {
-            cap *= 2;
-        }
-        char *p = realloc(b->p, cap);
-        if (p == NULL) {
-            fprintf(stderr, "af-mockserver: out of memory\n");
-            abort();
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    if (n > 0) {
-        memcpy(b->p + b->len, s, n);
-    }
-    b->len += n;
-    b->p[b->len] = '\0';
+    return mock_xrealloc(NULL, n != 0 ? n : 1);
 }
 
 static void buf_str(buf_t *b, const char *s) {
-    buf_add(b, s, strlen(s));
+    mock_buf_add(b, s, strlen(s));
 }
 
 /* The text so far ("" when nothing was added); stays owned by b. */
 static const char *buf_cstr(buf_t *b) {
     if (b->p == NULL) {
-        buf_add(b, "", 0);
+        mock_buf_add(b, "", 0);
     }
     return b->p;
 }
@@ -195,7 +166,7 @@ static char *dump(json_t *j) {
  * ({"type":"text","text":...}) count, separated by '\n'. Returns how many texts were added. */
 static int content_text(json_t *content, buf_t *b) {
     if (json_is_string(content)) {
-        buf_add(b, json_string_value(content), json_string_length(content));
+        mock_buf_add(b, json_string_value(content), json_string_length(content));
         return 1;
     }
     int n = 0;
@@ -205,9 +176,9 @@ static int content_text(json_t *content, buf_t *b) {
         json_t *text = json_object_get(part, "text");
         if (str_is(part, "type", "text") && json_is_string(text)) {
             if (n++ > 0) {
-                buf_add(b, "\n", 1);
+                mock_buf_add(b, "\n", 1);
             }
-            buf_add(b, json_string_value(text), json_string_length(text));
+            mock_buf_add(b, json_string_value(text), json_string_length(text));
         }
     }
     return n;
@@ -793,7 +764,7 @@ static int parse_directive(dirs_t *d, const char *line) {
         buf_t *b = name[0] == 'a' ? &d->answer : &d->say;
         int *has = name[0] == 'a' ? &d->has_answer : &d->has_say;
         if (*has) {
-            buf_add(b, "\n", 1);
+            mock_buf_add(b, "\n", 1);
         }
         buf_str(b, arg);
         buf_cstr(b);
@@ -867,7 +838,7 @@ static void parse_directives(dirs_t *d, const char *text) {
         }
         if (*s != '#' || !parse_directive(d, s)) {
             if (plain_lines++ > 0) {
-                buf_add(&d->plain, "\n", 1);
+                mock_buf_add(&d->plain, "\n", 1);
             }
             buf_str(&d->plain, line);
         }
@@ -959,7 +930,7 @@ static void add_event(plan_t *p, buf_t *b, const char *event, json_t *data, int 
         buf_str(b, "\n");
     }
     buf_str(b, "data: ");
-    buf_add(b, text, truncate ? strlen(text) / 2 : strlen(text));
+    mock_buf_add(b, text, truncate ? strlen(text) / 2 : strlen(text));
     buf_str(b, "\n\n");
     free(text);
     p->ends = realloc(p->ends, (p->nevents + 1) * sizeof *p->ends);

@@ -95,12 +95,7 @@ static struct {
 
 /* ---- small helpers --------------------------------------------------------------------------- */
 
-typedef struct sbuf_s {
-    char *p;
-    size_t len, cap;
-} sbuf_t;
-
-static void *xrealloc(void *p, size_t n) {
+void *mock_xrealloc(void *p, size_t n) {
     void *q = realloc(p, n);
     if (q == NULL && n != 0) {
         fprintf(stderr, "af-mockserver: out of memory\n");
@@ -109,21 +104,23 @@ static void *xrealloc(void *p, size_t n) {
     return q;
 }
 
-static void sb_add(sbuf_t *b, const char *s, size_t n) {
+void mock_buf_add(mock_buf_t *b, const char *s, size_t n) {
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap < 256 ? 256 : b->cap;
         while (cap < b->len + n + 1) {
             cap *= 2;
         }
-        b->p = xrealloc(b->p, cap);
+        b->p = mock_xrealloc(b->p, cap);
         b->cap = cap;
     }
-    memcpy(b->p + b->len, s, n);
+    if (n > 0) {
+        memcpy(b->p + b->len, s, n);
+    }
     b->len += n;
     b->p[b->len] = '\0';
 }
 
-static void sb_vprintf(sbuf_t *b, const char *fmt, va_list ap) {
+static void sb_vprintf(mock_buf_t *b, const char *fmt, va_list ap) {
     va_list ap2;
     va_copy(ap2, ap);
     int n = vsnprintf(NULL, 0, fmt, ap2);
@@ -132,16 +129,16 @@ static void sb_vprintf(sbuf_t *b, const char *fmt, va_list ap) {
         return;
     }
     char small[256];
-    char *tmp = (size_t)n < sizeof small ? small : xrealloc(NULL, (size_t)n + 1);
+    char *tmp = (size_t)n < sizeof small ? small : mock_xrealloc(NULL, (size_t)n + 1);
     vsnprintf(tmp, (size_t)n + 1, fmt, ap);
-    sb_add(b, tmp, (size_t)n);
+    mock_buf_add(b, tmp, (size_t)n);
     if (tmp != small) {
         free(tmp);
     }
 }
 
-static void sb_printf(sbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf_t *b, const char *fmt, ...) {
+static void sb_printf(mock_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(mock_buf_t *b, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     sb_vprintf(b, fmt, ap);
@@ -154,7 +151,7 @@ static void append(char **buf, size_t *len, size_t *cap, const char *s, size_t n
         while (c < *len + n + 1) {
             c *= 2;
         }
-        *buf = xrealloc(*buf, c);
+        *buf = mock_xrealloc(*buf, c);
         *cap = c;
     }
     memcpy(*buf + *len, s, n);
@@ -203,7 +200,7 @@ static void conn_write2(conn_t *conn, const char *a, size_t alen, const char *b,
     if (conn == NULL || conn->closing) {
         return;
     }
-    wbuf_t *wb = xrealloc(NULL, sizeof *wb + alen + blen);
+    wbuf_t *wb = mock_xrealloc(NULL, sizeof *wb + alen + blen);
     memcpy(wb->data, a, alen);
     if (blen > 0) {
         memcpy(wb->data + alen, b, blen);
@@ -239,7 +236,7 @@ static void on_req_timer_closed(uv_handle_t *h) {
 }
 
 static mock_req_t *req_new(conn_t *conn) {
-    mock_req_t *req = xrealloc(NULL, sizeof *req);
+    mock_req_t *req = mock_xrealloc(NULL, sizeof *req);
     memset(req, 0, sizeof *req);
     req->conn = conn;
     req->query = "";
@@ -294,7 +291,7 @@ static void req_finish(mock_req_t *req) {
 
 /* The status line and headers. length < 0: chunked (or, for HTTP/1.0, until close). */
 static void res_head(mock_req_t *req, int status, const char *content_type, int64_t length) {
-    sbuf_t b = {0};
+    mock_buf_t b = {0};
     int bodiless = status < 200 || status == 204 || status == 304;
     if (g.stop_requested) {
         req->keep_alive = 0;
@@ -309,19 +306,19 @@ static void res_head(mock_req_t *req, int status, const char *content_type, int6
         } else if (req->http10) {
             req->keep_alive = 0; /* the body ends when the connection does */
         } else {
-            sb_add(&b, "Transfer-Encoding: chunked\r\n", 28);
+            mock_buf_add(&b, "Transfer-Encoding: chunked\r\n", 28);
             req->chunked = !req->head;
         }
     }
     if (!req->keep_alive) {
-        sb_add(&b, "Connection: close\r\n", 19);
+        mock_buf_add(&b, "Connection: close\r\n", 19);
     } else if (req->http10) {
-        sb_add(&b, "Connection: keep-alive\r\n", 24);
+        mock_buf_add(&b, "Connection: keep-alive\r\n", 24);
     }
     if (req->res_len > 0) {
-        sb_add(&b, req->res_headers, req->res_len);
+        mock_buf_add(&b, req->res_headers, req->res_len);
     }
-    sb_add(&b, "\r\n", 2);
+    mock_buf_add(&b, "\r\n", 2);
     conn_write(req->conn, b.p, b.len);
     free(b.p);
 }
@@ -411,13 +408,13 @@ int mock_req_gone(const mock_req_t *req) {
 }
 
 void mock_res_header(mock_req_t *req, const char *name, const char *fmt, ...) {
-    sbuf_t b = {req->res_headers, req->res_len, req->res_len};
+    mock_buf_t b = {req->res_headers, req->res_len, req->res_len};
     va_list ap;
     sb_printf(&b, "%s: ", name);
     va_start(ap, fmt);
     sb_vprintf(&b, fmt, ap);
     va_end(ap);
-    sb_add(&b, "\r\n", 2);
+    mock_buf_add(&b, "\r\n", 2);
     req->res_headers = b.p;
     req->res_len = b.len;
 }
@@ -466,10 +463,10 @@ void mock_stream_write(mock_req_t *req, const char *data, size_t len) {
     if (req->chunked) {
         char size[24];
         int n = snprintf(size, sizeof size, "%zx\r\n", len);
-        sbuf_t b = {0};
-        sb_add(&b, size, (size_t)n);
-        sb_add(&b, data, len);
-        sb_add(&b, "\r\n", 2);
+        mock_buf_t b = {0};
+        mock_buf_add(&b, size, (size_t)n);
+        mock_buf_add(&b, data, len);
+        mock_buf_add(&b, "\r\n", 2);
         conn_write(req->conn, b.p, b.len);
         free(b.p);
     } else {
@@ -478,7 +475,7 @@ void mock_stream_write(mock_req_t *req, const char *data, size_t len) {
 }
 
 void mock_stream_printf(mock_req_t *req, const char *fmt, ...) {
-    sbuf_t b = {0};
+    mock_buf_t b = {0};
     va_list ap;
     va_start(ap, fmt);
     sb_vprintf(&b, fmt, ap);
@@ -586,7 +583,7 @@ static int on_header_field(http_parser *p, const char *at, size_t len) {
     if (req->nheaders == 0 || conn->last_was_value) {
         if (req->nheaders == req->headers_cap) {
             req->headers_cap = req->headers_cap ? req->headers_cap * 2 : 8;
-            req->headers = xrealloc(req->headers, req->headers_cap * sizeof *req->headers);
+            req->headers = mock_xrealloc(req->headers, req->headers_cap * sizeof *req->headers);
         }
         req->headers[req->nheaders++] = (header_t){NULL, NULL};
         conn->last_was_value = 0;
@@ -615,7 +612,7 @@ static int on_headers_complete(http_parser *p) {
     mock_req_t *req = conn->cur;
     for (size_t i = 0; i < req->nheaders; i++) {
         if (req->headers[i].value == NULL) {
-            req->headers[i].value = xrealloc(NULL, 1);
+            req->headers[i].value = mock_xrealloc(NULL, 1);
             req->headers[i].value[0] = '\0';
         }
     }
@@ -623,7 +620,7 @@ static int on_headers_complete(http_parser *p) {
     req->head = p->method == HTTP_HEAD;
     req->http10 = p->http_major == 1 && p->http_minor == 0;
     if (req->url == NULL) {
-        req->url = xrealloc(NULL, 2);
+        req->url = mock_xrealloc(NULL, 2);
         strcpy(req->url, "/");
     }
     char *q = strchr(req->url, '?');
@@ -692,7 +689,7 @@ static void conn_process(conn_t *conn, const char *data, size_t len) {
     if (conn->active != NULL) {
         if (len > 0) {
             /* conn->pending is empty here: reading stops while a request is active */
-            conn->pending = xrealloc(NULL, len);
+            conn->pending = mock_xrealloc(NULL, len);
             memcpy(conn->pending, data, len);
             conn->pending_len = len;
         }
@@ -791,7 +788,7 @@ static void conn_shutdown(conn_t *conn) {
         uv_read_stop((uv_stream_t *)&conn->tcp);
         conn->reading = 0;
     }
-    uv_shutdown_t *sr = xrealloc(NULL, sizeof *sr);
+    uv_shutdown_t *sr = mock_xrealloc(NULL, sizeof *sr);
     if (uv_shutdown(sr, (uv_stream_t *)&conn->tcp, on_shutdown) != 0) {
         free(sr);
         conn_close(conn);
@@ -802,7 +799,7 @@ static void on_connection(uv_stream_t *server, int status) {
     if (status < 0 || g.stopping) {
         return;
     }
-    conn_t *conn = xrealloc(NULL, sizeof *conn);
+    conn_t *conn = mock_xrealloc(NULL, sizeof *conn);
     memset(conn, 0, sizeof *conn);
     uv_tcp_init(g.loop, &conn->tcp);
     conn->tcp.data = conn;
@@ -838,7 +835,7 @@ static void route_echo(mock_req_t *req, const char *rest) {
         name[n] = '\0';
         json_t *prev = json_object_get(headers, name);
         if (prev != NULL) { /* repeated: one value, comma-separated as HTTP allows */
-            sbuf_t b = {0};
+            mock_buf_t b = {0};
             sb_printf(&b, "%s, %s", json_string_value(prev), req->headers[i].value);
             json_object_set_new(headers, name, json_string(b.p));
             free(b.p);
@@ -961,7 +958,7 @@ static void route_sse(mock_req_t *req, const char *rest) {
         mock_reply_pack(req, 400, "{ss}", "error", "bad event count");
         return;
     }
-    sse_t *s = xrealloc(NULL, sizeof *s);
+    sse_t *s = mock_xrealloc(NULL, sizeof *s);
     s->i = 0;
     s->n = n;
     mock_req_set_data(req, s, free);

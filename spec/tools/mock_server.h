@@ -17,6 +17,16 @@ typedef struct mock_req_s mock_req_t;
  */
 typedef void (*mock_handler_fn)(mock_req_t *req, const char *rest);
 
+/* A growing NUL-terminated text for handlers (p is NULL until something is added). */
+typedef struct mock_buf_s {
+    char *p;
+    size_t len, cap;
+} mock_buf_t;
+/* Appends n bytes of s. Aborts the server when out of memory, as mock_xrealloc does. */
+void mock_buf_add(mock_buf_t *b, const char *s, size_t n);
+/* realloc that aborts the server (a test tool) when out of memory. */
+void *mock_xrealloc(void *p, size_t n);
+
 /* Adds a route: method ("POST"; NULL for any) and path prefix ("/v1/chat/completions"). A prefix
  * matches the same path or that path followed by '/'; the longest match wins. Strings are
  * borrowed for the life of the server (use literals). Returns 0, or -1 when out of memory. */

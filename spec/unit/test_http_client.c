@@ -25,7 +25,6 @@
 static pid_t server_pid;
 static char base_url[64];
 
-
 /* Waits up to ms for the process to exit; returns its wait status, or -1. */
 static int wait_exit(pid_t pid, int ms) {
     for (int i = 0; i < ms / 10; i++) {

@@ -28,7 +28,6 @@ static char base_url[64];
 static uv_loop_t loop;
 static af_http_client_t *client;
 
-
 static int group_setup(void **state) {
     (void)state;
     server_pid = mockserver_start(base_url, sizeof base_url);
