@@ -291,7 +291,9 @@ static void wait_begin(af_exec_t *x, step_run_t *r, int64_t wake_at) {
         x->durable_waits++;
     }
     r->wake_at = wake_at;
-    if (x->depth == 0 && e->opts.on_wait) {
+    json_t *rec = x->resume ? json_object_get(x->resume, x->g->steps[r->index].name) : NULL;
+    int recorded = json_integer_value(json_object_get(rec, "wake_at")) == wake_at;
+    if (x->depth == 0 && e->opts.on_wait && !recorded) { /* a resumed wait is stored already */
         e->opts.on_wait(e->opts.ud, x, r->index, wake_at);
     }
 }

@@ -752,6 +752,7 @@ static void test_delay_is_durable_and_parks(void **state) {
     assert_int_equal(s.r.done, 1);
     assert_int_equal(af_exec_status(x), AF_EXEC_SUCCEEDED);
     assert_true(af_wall_ms() - t0 < 2000);
+    assert_int_equal(s.waits, 1); /* the resumed wait was not stored a second time */
     af_exec_free(x);
     seam_close(&s);
 }
