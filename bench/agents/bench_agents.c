@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../common/proc_status.h"
 #include "dsl/dsl.h"
 #include "engine/engine.h"
 #include "net/http.h"
@@ -45,18 +46,8 @@ static void on_done(af_exec_t *x, void *ud) {
 }
 
 static long rss_kb(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kb = 0;
-    while (f && fgets(line, sizeof line, f)) {
-        if (strncmp(line, "VmRSS:", 6) == 0) {
-            kb = atol(line + 6);
-        }
-    }
-    if (f) {
-        fclose(f);
-    }
-    return kb;
+    long kb = proc_rss_kb(0);
+    return kb > 0 ? kb : 0;
 }
 
 static long peak_kb;

@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/proc_status.h"
+
 static double now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -59,21 +61,6 @@ static int post(int port, const char *path) {
     return atoi(buf + 9);
 }
 
-static long rss_kb(pid_t pid) {
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    long kb = -1;
-    while (f && fgets(line, sizeof line, f)) {
-        if (strncmp(line, "VmRSS:", 6) == 0) {
-            kb = atol(line + 6);
-        }
-    }
-    if (f) {
-        fclose(f);
-    }
-    return kb;
-}
 
 int main(int argc, char **argv) {
     if (argc != 4) {
@@ -96,7 +83,7 @@ int main(int argc, char **argv) {
     }
     double first = now_ms() - t0;
     sleep(2); /* idle: the answered execution has finished, nothing else comes */
-    long kb = rss_kb(pid);
+    long kb = proc_rss_kb(pid);
     kill(pid, SIGTERM);
     waitpid(pid, NULL, 0);
     if (status != 202) {
