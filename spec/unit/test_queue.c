@@ -15,14 +15,8 @@
 #include <unistd.h>
 
 #include "queue/queue.h"
+#include "store_fixture.h"
 #include "store/store.h"
-
-static int64_t fake_now = 1700000000000;
-
-static int64_t fake_clock(void *ud) {
-    (void)ud;
-    return fake_now;
-}
 
 typedef struct {
     char dir[64];
@@ -31,14 +25,7 @@ typedef struct {
 } fx_t;
 
 static af_store_t *open_store(const char *dir, int fake) {
-    af_store_options_t o = {sizeof o, AF_STORE_DURABLE_DEFAULT, 10000, fake ? fake_clock : NULL,
-                            NULL, 0};
-    af_store_t *s = NULL;
-    af_error_t err = {0};
-    if (af_store_open(dir, &o, &s, &err) != 0) {
-        fail_msg("open: %s", err.msg);
-    }
-    return s;
+    return fixture_open(dir, AF_STORE_DURABLE_DEFAULT, fake);
 }
 
 static int setup(void **state) {
@@ -57,19 +44,7 @@ static int setup(void **state) {
 static int teardown(void **state) {
     fx_t *f = *state;
     af_store_close(f->s);
-    DIR *d = opendir(f->dir);
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) {
-        if (e->d_name[0] != '.') {
-            char p[512];
-            snprintf(p, sizeof p, "%s/%s", f->dir, e->d_name);
-            unlink(p);
-        }
-    }
-    if (d) {
-        closedir(d);
-    }
-    rmdir(f->dir);
+    fixture_rmdir(f->dir);
     free(f);
     return 0;
 }

@@ -17,16 +17,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "store_fixture.h"
 #include "store/store.h"
 
 /* ---- fixtures ------------------------------------------------------------------------------- */
-
-static int64_t fake_now = 1700000000000;
-
-static int64_t fake_clock(void *ud) {
-    (void)ud;
-    return fake_now;
-}
 
 typedef struct {
     char dir[64];
@@ -35,14 +29,7 @@ typedef struct {
 } fx_t;
 
 static af_store_t *open_store(fx_t *f, af_store_durability_t d) {
-    af_store_options_t o = {sizeof o, d, 0, fake_clock, NULL, 0};
-    af_store_t *s = NULL;
-    af_error_t err = {0};
-    int rc = af_store_open(f->dir, &o, &s, &err);
-    if (rc != 0) {
-        fail_msg("open: %s", err.msg);
-    }
-    return s;
+    return fixture_open(f->dir, d, 1);
 }
 
 static int setup(void **state) {
@@ -61,19 +48,7 @@ static int setup(void **state) {
 static int teardown(void **state) {
     fx_t *f = *state;
     af_store_close(f->s);
-    DIR *d = opendir(f->dir);
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) {
-        if (e->d_name[0] != '.') {
-            char p[512];
-            snprintf(p, sizeof p, "%s/%s", f->dir, e->d_name);
-            unlink(p);
-        }
-    }
-    if (d) {
-        closedir(d);
-    }
-    rmdir(f->dir);
+    fixture_rmdir(f->dir);
     free(f);
     return 0;
 }
