@@ -86,25 +86,18 @@ static int row_dead(sqlite3_stmt *st, void *record) {
 }
 
 /* Steps a bound statement that yields at most one job row (a SELECT, or an UPDATE ... RETURNING,
- * which makes its change on the first step). On a row fills *job (when not NULL) and sets
- * *found = 1; otherwise *found = 0. The statement is run to its end and reset either way. */
+ * which makes all its changes on the first step). On a row fills *job (when not NULL) and sets
+ * *found = 1; otherwise *found = 0. The statement is reset either way. */
 static int one_job(af__sqlite_t *c, sqlite3_stmt *st, af_job_t *job, int *found, const char *what,
                    af_error_t *err) {
-    int rc = af__sqlite_first(c, st, found, what, err);
-    if (rc != 0 || !*found) {
-        return rc;
+    af_job_t ignored;
+    int rc = af__sqlite_one(c, st, row_job, job ? job : &ignored, what, err);
+    if (rc == 0 && job == NULL) {
+        af_job_clear(&ignored);
     }
-    rc = job ? row_job(st, job) : 0;
-    int rc2 = af__sqlite_run(c, st, what, err); /* runs to the end and resets */
-    if (rc != 0 || rc2 != 0) {
-        if (rc == 0 && job) {
-            af_job_clear(job);
-        }
-        return rc2 != 0 ? rc2 : af_error_set(err, rc, "out of memory");
-    }
-    return 0;
+    *found = rc == 0;
+    return rc == AF_ENOTFOUND ? 0 : rc;
 }
-
 /* One statement: SQLite takes the write lock before it reads, so the choice and the claim are
  * atomic against every other connection (they wait on the busy timeout, then see the claim). */
 static int q_dequeue(af_queue_t *q, const char *queue, const char *worker, int64_t lease_ms,
@@ -186,21 +179,8 @@ static int q_dead_get(af_queue_t *q, const char *job_id, af_job_t *job, af_error
         return rc;
     }
     af__sqlite_bind_text(st, 1, job_id);
-    int found = 0;
-    rc = af__sqlite_first(c, st, &found, "get dead letter", err);
-    if (rc == 0 && found) {
-        if (row_job(st, job) != 0) {
-            sqlite3_reset(st);
-            return af_error_set(err, AF_ENOMEM, "out of memory");
-        }
-        job->failed_at = sqlite3_column_int64(st, 11);
-        if ((rc = af__sqlite_run(c, st, "get dead letter", err)) != 0) {
-            af_job_clear(job);
-        }
-    } else if (rc == 0) {
-        rc = af_error_set(err, AF_ENOTFOUND, "no dead letter %s", job_id);
-    }
-    return rc;
+    rc = af__sqlite_one(c, st, row_dead, job, "get dead letter", err);
+    return rc == AF_ENOTFOUND ? af_error_set(err, rc, "no dead letter %s", job_id) : rc;
 }
 
 static int q_heartbeat(af_queue_t *q, const char *job_id, const char *worker, int64_t lease_ms,

@@ -68,6 +68,11 @@ int af__sqlite_grow(void **arr, size_t *cap, size_t need, size_t elem);
 /* Reads a row into a zeroed record: returns 0 (keep it), 1 (skip the row; nothing was kept) or
  * AF_ENOMEM (the record is left empty). */
 typedef int (*af__sqlite_row_fn)(sqlite3_stmt *st, void *record);
+/* Reads the one row st yields (a lookup by key, or an UPDATE ... RETURNING, which makes its change
+ * on that step) into record with row, and resets st. Returns 0; AF_ENOTFOUND when there is no row
+ * (err untouched: the caller says what is missing); AF_ENOMEM or AF_EIO naming `what`. */
+int af__sqlite_one(af__sqlite_t *c, sqlite3_stmt *st, af__sqlite_row_fn row, void *record,
+                   const char *what, af_error_t *err);
 /* Steps st to its end, reading each row into a growing array of size-byte records with row.
  * *out (NULL when empty) and *n are set whether it succeeds or not: on failure the caller frees
  * the records read with their type's free function. *rows (may be NULL) gets the rows stepped,

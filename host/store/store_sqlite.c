@@ -405,6 +405,16 @@ static int64_t col_i64(sqlite3_stmt *st, int i) {
     return sqlite3_column_int64(st, i);
 }
 
+int af__sqlite_one(af__sqlite_t *c, sqlite3_stmt *st, af__sqlite_row_fn row, void *record,
+                   const char *what, af_error_t *err) {
+    int rc = sqlite3_step(st);
+    int out = rc == SQLITE_ROW    ? (row(st, record) < 0 ? AF_ENOMEM : 0)
+              : rc == SQLITE_DONE ? AF_ENOTFOUND
+                                  : af__sqlite_fail(c, sqlite3_extended_errcode(c->db), what, err);
+    sqlite3_reset(st);
+    return out == AF_ENOMEM ? af_error_set(err, AF_ENOMEM, "out of memory") : out;
+}
+
 int af__sqlite_rows(af__sqlite_t *c, sqlite3_stmt *st, size_t size, af__sqlite_row_fn row,
                     const char *what, void **out, size_t *n, size_t *rows, af_error_t *err) {
     void *arr = NULL;
@@ -783,16 +793,8 @@ static int sqlite_workflow_get(af_store_t *s, const char *id, af_workflow_t *out
         return rc;
     }
     af__sqlite_bind_text(st, 1, id);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        rc = row_workflow(st, out);
-    } else if (rc == SQLITE_DONE) {
-        rc = af_error_set(err, AF_ENOTFOUND, "no workflow %s", id);
-    } else {
-        rc = af__sqlite_fail(c, sqlite3_extended_errcode(c->db), "get workflow", err);
-    }
-    sqlite3_reset(st);
-    return rc;
+    rc = af__sqlite_one(c, st, row_workflow, out, "get workflow", err);
+    return rc == AF_ENOTFOUND ? af_error_set(err, rc, "no workflow %s", id) : rc;
 }
 
 static int sqlite_workflow_find(af_store_t *s, const char *name, af_workflow_t *out,
@@ -806,21 +808,8 @@ static int sqlite_workflow_find(af_store_t *s, const char *name, af_workflow_t *
         return rc;
     }
     af__sqlite_bind_text(st, 1, name);
-    int row = 0;
-    if ((rc = af__sqlite_first(c, st, &row, "find workflow", err)) != 0) {
-        return rc;
-    }
-    if (!row) {
-        return af_error_set(err, AF_ENOTFOUND, "no workflow named '%s'", name);
-    }
-    if (row_workflow(st, out) != 0) {
-        sqlite3_reset(st);
-        return af_error_set(err, AF_ENOMEM, "out of memory");
-    }
-    if ((rc = af__sqlite_run(c, st, "find workflow", err)) != 0) {
-        af_workflow_clear(out);
-    }
-    return rc;
+    rc = af__sqlite_one(c, st, row_workflow, out, "find workflow", err);
+    return rc == AF_ENOTFOUND ? af_error_set(err, rc, "no workflow named '%s'", name) : rc;
 }
 
 /* Cursors are "<created_at>:<id>" of the last row of the previous page. */
@@ -1158,16 +1147,8 @@ static int sqlite_execution_get(af_store_t *s, const char *id, af_execution_t *o
         return rc;
     }
     af__sqlite_bind_text(st, 1, id);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        rc = row_execution(st, out) != 0 ? af_error_set(err, AF_ENOMEM, "out of memory") : 0;
-    } else if (rc == SQLITE_DONE) {
-        rc = af_error_set(err, AF_ENOTFOUND, "no execution %s", id);
-    } else {
-        rc = af__sqlite_fail(c, sqlite3_extended_errcode(c->db), "get execution", err);
-    }
-    sqlite3_reset(st);
-    return rc;
+    rc = af__sqlite_one(c, st, row_execution, out, "get execution", err);
+    return rc == AF_ENOTFOUND ? af_error_set(err, rc, "no execution %s", id) : rc;
 }
 
 static int sqlite_execution_set_status(af_store_t *s, const char *id, const char *status,

@@ -87,16 +87,9 @@ int af__sqlite_trigger_get(af_store_t *s, const char *id, af_trigger_rec_t *out,
         return rc;
     }
     af__sqlite_bind_text(st, 1, id);
-    int row = 0;
-    if ((rc = af__sqlite_first(c, st, &row, "get trigger", err)) != 0) {
-        return rc;
-    }
-    if (!row) {
-        return af_error_set(err, AF_ENOTFOUND, "no trigger %s", id);
-    }
-    row_trigger(st, out);
-    if ((rc = af__sqlite_run(c, st, "get trigger", err)) != 0) {
-        af_trigger_rec_clear(out);
+    rc = af__sqlite_one(c, st, row_trigger, out, "get trigger", err);
+    if (rc == AF_ENOTFOUND) {
+        rc = af_error_set(err, rc, "no trigger %s", id);
     }
     return rc;
 }
@@ -321,21 +314,8 @@ int af__sqlite_webhook_find(af_store_t *s, const char *path, af_webhook_rec_t *o
     }
     path = bare_path(path);
     af__sqlite_bind_text(st, 1, path);
-    int row = 0;
-    if ((rc = af__sqlite_first(c, st, &row, "find webhook", err)) != 0) {
-        return rc;
-    }
-    if (!row) {
-        return af_error_set(err, AF_ENOTFOUND, "no webhook registered at '%s'", path);
-    }
-    if (row_webhook(st, out) != 0) {
-        sqlite3_reset(st);
-        return af_error_set(err, AF_ENOMEM, "out of memory");
-    }
-    if ((rc = af__sqlite_run(c, st, "find webhook", err)) != 0) {
-        af_webhook_rec_clear(out);
-    }
-    return rc;
+    rc = af__sqlite_one(c, st, row_webhook, out, "find webhook", err);
+    return rc == AF_ENOTFOUND ? af_error_set(err, rc, "no webhook registered at '%s'", path) : rc;
 }
 
 /* Webhook cursors continue after the last path of the previous page. "p:<path>" carries the
