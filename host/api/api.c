@@ -87,34 +87,46 @@ af_graph_t *af__api_compile(af_api_t *api, af_http_res_t *res, const char *src, 
     return g;
 }
 
-json_t *af__api_execution_json(af_api_t *api, const char *id, af_error_t *err, int *rc) {
+/* The execution record in the API's shape, from its row and its checkpoints. */
+static json_t *execution_format(const af_execution_t *e, const af_checkpoint_t *cs, size_t n) {
+    json_t *out = json_pack("{s:s, s:s, s:i, s:s, s:O?, s:O?, s:s?, s:i, s:o, s:o, s:o, s:o}", "id",
+                            e->id, "workflow_id", e->workflow_id, "version", e->version, "status",
+                            e->status, "input", e->input, "result", e->result, "error", e->error,
+                            "attempt", e->attempt, "created_at", af__api_iso(e->created_at),
+                            "started_at", af__api_iso(e->started_at), "completed_at",
+                            af__api_iso(e->completed_at), "wake_at", af__api_iso(e->wake_at));
+    json_t *steps = json_object();
+    for (size_t i = 0; i < n; i++) {
+        json_object_set_new(steps, cs[i].step,
+                            json_pack("{s:s, s:i, s:O?, s:s?, s:s?, s:o, s:o}", "status",
+                                      cs[i].status, "attempts", cs[i].attempts, "output",
+                                      cs[i].output, "port", cs[i].port, "error", cs[i].error,
+                                      "ended_at", af__api_iso(cs[i].ended_at), "wake_at",
+                                      af__api_iso(cs[i].wake_at)));
+    }
+    json_object_set_new(out, "steps", steps);
+    return out;
+}
+
+json_t *af__api_execution_json(af_api_t *api, const char *id, const af_outcome_t *outcome,
+                               af_error_t *err, int *rc) {
+    if (outcome) {
+        *rc = 0;
+        return execution_format(&outcome->execution, outcome->steps, outcome->nsteps);
+    }
     af_execution_t e = {0};
     *rc = af_store_execution_get(api->o.store, id, &e, err);
     if (*rc != 0) {
         return NULL;
     }
-    json_t *out =
-        json_pack("{s:s, s:s, s:i, s:s, s:O?, s:O?, s:s?, s:i, s:o, s:o, s:o, s:o}", "id", e.id,
-                  "workflow_id", e.workflow_id, "version", e.version, "status", e.status, "input",
-                  e.input, "result", e.result, "error", e.error, "attempt", e.attempt, "created_at",
-                  af__api_iso(e.created_at), "started_at", af__api_iso(e.started_at),
-                  "completed_at", af__api_iso(e.completed_at), "wake_at", af__api_iso(e.wake_at));
-    af_execution_clear(&e);
     af_checkpoint_t *cs = NULL;
     size_t n = 0;
-    json_t *steps = json_object();
-    if (af_store_checkpoints_load(api->o.store, id, &cs, &n, err) == 0) {
-        for (size_t i = 0; i < n; i++) {
-            json_object_set_new(steps, cs[i].step,
-                                json_pack("{s:s, s:i, s:O?, s:s?, s:s?, s:o, s:o}", "status",
-                                          cs[i].status, "attempts", cs[i].attempts, "output",
-                                          cs[i].output, "port", cs[i].port, "error", cs[i].error,
-                                          "ended_at", af__api_iso(cs[i].ended_at), "wake_at",
-                                          af__api_iso(cs[i].wake_at)));
-        }
-        af_checkpoints_free(cs, n);
+    if (af_store_checkpoints_load(api->o.store, id, &cs, &n, err) != 0) {
+        n = 0;
     }
-    json_object_set_new(out, "steps", steps);
+    json_t *out = execution_format(&e, cs, n);
+    af_checkpoints_free(cs, n);
+    af_execution_clear(&e);
     return out;
 }
 

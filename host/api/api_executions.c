@@ -68,20 +68,20 @@ static int write_create(af_store_t *s, void *ud) {
             return rc;
         }
     }
+    af_worker_t *w = c->api->o.worker;
+    int64_t lease_until = af_wall_ms() + af_worker_lease_ms(w);
     for (size_t i = 0; i < c->n; i++) {
-        af_execution_t e = {.version = c->version, .input = c->inputs[i]};
+        af_execution_t e = {
+            .version = c->version, .input = c->inputs[i], .created_at = c->created_at};
         snprintf(e.id, sizeof e.id, "%s", c->ids[i]);
         snprintf(e.workflow_id, sizeof e.workflow_id, "%s", c->workflow_id);
-        af_job_t job = {0};
+        snprintf(e.status, sizeof e.status, "%s", i < c->nstarted ? "running" : "queued");
+        /* this process's worker holds the job from the start: no claim later */
+        af_job_t job = {.lease_until = lease_until};
         snprintf(job.id, sizeof job.id, "%s", c->ids[i]);
         snprintf(job.queue, sizeof job.queue, "%s", AF_WORKER_QUEUE);
-        rc = af_store_execution_create(s, &e, &job, NULL, &err);
-        if (rc == 0) { /* this process's worker holds it from the start: no claim later */
-            af_worker_t *w = c->api->o.worker;
-            rc = af_queue_claim(af_store_queue(s), c->ids[i], af_worker_id(w),
-                                af_worker_lease_ms(w), NULL, &err);
-        }
-        if (rc != 0) {
+        snprintf(job.lease_owner, sizeof job.lease_owner, "%s", af_worker_id(w));
+        if ((rc = af_store_execution_create(s, &e, &job, NULL, &err)) != 0) {
             return rc;
         }
     }
@@ -90,17 +90,29 @@ static int write_create(af_store_t *s, void *ud) {
 
 static void create_written(void *ud, int rc) {
     af_create_t *c = ud;
-    if (rc == 0 && !c->duplicate) {
-        for (size_t i = 0; i < c->n; i++) {
-            af_worker_enqueue(c->api->o.worker, c->ids[i], c->workflow_id, c->version, c->inputs[i],
-                              0, 1);
+    af_worker_t *w = c->api->o.worker;
+    for (size_t i = 0; i < c->n; i++) {
+        int started = i < c->nstarted;
+        if (rc != 0 || c->duplicate) {
+            if (started) {
+                af_worker_unreserve(w, c->workflow_id);
+            }
+            continue;
         }
+        af_worker_enqueue(w, c->ids[i], c->workflow_id, c->version, c->inputs[i], 0,
+                          started ? AF_WORKER_STARTED : AF_WORKER_LEASED, c->created_at);
     }
     c->done(c, rc);
     create_free(c);
 }
 
+/* Executions that can start at once are created running, in slots reserved now: no second write
+ * to record their start. */
 void af__api_create_submit(af_create_t *c) {
+    c->created_at = af_wall_ms();
+    while (c->nstarted < c->n && af_worker_reserve(c->api->o.worker, c->workflow_id)) {
+        c->nstarted++;
+    }
     int rc = af_store_async_submit(c->api->o.writer, write_create, create_written, c);
     if (rc != 0) {
         create_written(c, rc);
@@ -136,7 +148,7 @@ typedef struct waiter_s {
     af_watch_t *watch;
     uv_timer_t *timer;
     char id[AF_STORE_ID_MAX];
-    void (*answer)(af_api_t *api, af_http_res_t *res, const char *id, int done, void *ud);
+    af__api_answer_fn answer;
     void *ud;
 } waiter_t;
 
@@ -144,33 +156,31 @@ static void timer_closed(uv_handle_t *h) {
     free(h);
 }
 
-static void waiter_finish(waiter_t *w, int done) {
+static void waiter_finish(waiter_t *w, int done, const af_outcome_t *outcome) {
     uv_close((uv_handle_t *)w->timer, timer_closed);
-    w->answer(w->api, w->res, w->id, done, w->ud);
+    w->answer(w->api, w->res, w->id, done, outcome, w->ud);
     free(w);
 }
 
-static void wait_ended(void *ud, const char *status) {
+static void wait_ended(void *ud, const char *status, const af_outcome_t *outcome) {
     waiter_t *w = ud;
     w->watch = NULL;
-    waiter_finish(w, status != NULL);
+    waiter_finish(w, status != NULL, outcome);
 }
 
 static void wait_expired(uv_timer_t *t) {
     waiter_t *w = t->data;
     af_worker_unwatch(w->api->o.worker, w->watch);
-    waiter_finish(w, 0);
+    waiter_finish(w, 0, NULL);
 }
 
 void af__api_wait(af_api_t *api, af_http_res_t *res, const char *id, int64_t ms,
-                  void (*answer)(af_api_t *api, af_http_res_t *res, const char *id, int done,
-                                 void *ud),
-                  void *ud) {
+                  af__api_answer_fn answer, void *ud) {
     waiter_t *w = calloc(1, sizeof *w);
     uv_timer_t *t = w ? malloc(sizeof *t) : NULL;
     if (t == NULL) {
         free(w);
-        answer(api, res, id, 0, ud);
+        answer(api, res, id, 0, NULL, ud);
         return;
     }
     *w = (waiter_t){.api = api, .res = res, .timer = t, .answer = answer, .ud = ud};
@@ -179,7 +189,7 @@ void af__api_wait(af_api_t *api, af_http_res_t *res, const char *id, int64_t ms,
     if (w->watch == NULL) { /* the worker does not hold it (any more): answer what is stored */
         free(t);
         free(w);
-        answer(api, res, id, 1, ud);
+        answer(api, res, id, 1, NULL, ud);
         return;
     }
     uv_timer_init(api->o.loop, t);
@@ -190,11 +200,11 @@ void af__api_wait(af_api_t *api, af_http_res_t *res, const char *id, int64_t ms,
 /* ---- execute ---- */
 
 static void answer_execution(af_api_t *api, af_http_res_t *res, const char *id, int done,
-                             void *ud) {
+                             const af_outcome_t *outcome, void *ud) {
     (void)ud;
     af_error_t err;
     int rc;
-    json_t *out = af__api_execution_json(api, id, &err, &rc);
+    json_t *out = af__api_execution_json(api, id, outcome, &err, &rc);
     if (out == NULL) {
         af__api_fail(res, rc, &err);
         return;
@@ -474,7 +484,7 @@ static void execution_list(af_http_req_t *req, af_http_res_t *res, void *ud) {
 static void execution_get(af_http_req_t *req, af_http_res_t *res, void *ud) {
     af_error_t err;
     int rc;
-    json_t *out = af__api_execution_json(ud, af_http_req_param(req, "id"), &err, &rc);
+    json_t *out = af__api_execution_json(ud, af_http_req_param(req, "id"), NULL, &err, &rc);
     if (out == NULL) {
         af__api_fail(res, rc, &err);
         return;
@@ -552,7 +562,7 @@ static int write_retry(af_store_t *s, void *ud) {
         rc = af_queue_enqueue(q, &job, NULL, &err);
     }
     if (rc == 0) {
-        rc = af_store_execution_set_status(s, r->id, "queued", NULL, NULL, 0, &err);
+        rc = af_store_execution_set_status(s, r->id, "queued", NULL, NULL, 0, 0, &err);
     }
     return rc;
 }
@@ -563,7 +573,8 @@ static void retry_written(void *ud, int rc) {
         af_http_res_send_error(r->res, af__api_status(rc), "could not retry %s: %s", r->id,
                                af_strerror(rc));
     } else {
-        af_worker_enqueue(r->api->o.worker, r->id, r->workflow_id, r->version, NULL, 0, 0);
+        af_worker_enqueue(r->api->o.worker, r->id, r->workflow_id, r->version, NULL, 0,
+                          AF_WORKER_QUEUED, 0);
         json_t *out = json_pack("{s:s, s:s}", "id", r->id, "status", "queued");
         af_http_res_send_json(r->res, 202, out);
         json_decref(out);

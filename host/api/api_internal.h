@@ -4,6 +4,7 @@
 
 #include <jansson.h>
 #include "api/api.h"
+#include "engine/outcome.h"
 #include "graph/graph.h"
 
 typedef struct af__hook_cache_s af__hook_cache_t;
@@ -34,8 +35,10 @@ json_t *af__api_json_body(af_http_req_t *req, af_http_res_t *res);
 /* Compiles a script in a scratch VM; on failure sends 422 with file:line and returns NULL. */
 af_graph_t *af__api_compile(af_api_t *api, af_http_res_t *res, const char *src, size_t len);
 
-/* The execution record with its steps (new), or NULL with *rc and err. */
-json_t *af__api_execution_json(af_api_t *api, const char *id, af_error_t *err, int *rc);
+/* The execution record with its steps (new): from outcome when given (what the worker wrote, kept
+ * in memory), else read from the store; or NULL with *rc and err. */
+json_t *af__api_execution_json(af_api_t *api, const char *id, const af_outcome_t *outcome,
+                               af_error_t *err, int *rc);
 
 /* Creating executions: rows and queue jobs in one group transaction, answered after the commit;
  * then the worker gets them. A webhook's message id (scope + msg_id) is recorded in the same
@@ -48,6 +51,8 @@ struct af_create_s {
     size_t n;
     json_t **inputs;              /* n inputs, owned */
     char (*ids)[AF_STORE_ID_MAX]; /* n ids, made before the write */
+    size_t nstarted;              /* the first nstarted got a worker slot: created running */
+    int64_t created_at;           /* the rows' creation time */
     char *seen_scope, *seen_id;   /* optional */
     int duplicate;
     char first_id[AF_STORE_ID_MAX];
@@ -58,8 +63,7 @@ struct af_create_s {
 af_create_t *af__api_create_new(af_api_t *api, const char *workflow_id, int version,
                                 json_t **inputs, size_t n);
 /* The same for one input (stolen, may be NULL). NULL on out of memory (input released). */
-af_create_t *af__api_create_one(af_api_t *api, const char *workflow_id, int version,
-                                json_t *input);
+af_create_t *af__api_create_one(af_api_t *api, const char *workflow_id, int version, json_t *input);
 /* Submits it; done follows (also on failure to submit). */
 void af__api_create_submit(af_create_t *c);
 
@@ -69,10 +73,10 @@ int af__api_current(af_api_t *api, af_http_res_t *res, const char *workflow_id, 
 
 /* Waits (at most ms) for an execution the worker holds to end, then answers res with the
  * execution (200), or 202 with {"id","status"} when time runs out. */
+typedef void (*af__api_answer_fn)(af_api_t *api, af_http_res_t *res, const char *id, int done,
+                                  const af_outcome_t *outcome, void *ud);
 void af__api_wait(af_api_t *api, af_http_res_t *res, const char *id, int64_t ms,
-                  void (*answer)(af_api_t *api, af_http_res_t *res, const char *id, int done,
-                                 void *ud),
-                  void *ud);
+                  af__api_answer_fn answer, void *ud);
 
 /* Registers the triggers the script declares (replacing the script's earlier ones), within an
  * open store transaction on api's connection. AF_EEXISTS when a webhook path is taken. */

@@ -174,11 +174,12 @@ static json_t *request_json(hook_t *h, af_http_req_t *req, const char *body, siz
     return out;
 }
 
-static void answer_webhook(af_api_t *api, af_http_res_t *res, const char *id, int done, void *ud) {
+static void answer_webhook(af_api_t *api, af_http_res_t *res, const char *id, int done,
+                           const af_outcome_t *outcome, void *ud) {
     hook_t *h = ud;
     af_error_t err;
     int rc;
-    json_t *x = af__api_execution_json(api, id, &err, &rc);
+    json_t *x = af__api_execution_json(api, id, outcome, &err, &rc);
     if (x == NULL) {
         af__api_fail(res, rc, &err);
         free(h);

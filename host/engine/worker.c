@@ -3,6 +3,8 @@
  * engine's storage seam (checkpoints, durable waits, logs, results) written by group commit. */
 #include "engine/worker.h"
 
+#include "engine/outcome.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,7 +13,7 @@
 typedef enum { ITEM_WAITING, ITEM_RUNNING, ITEM_PARKING, ITEM_ENDING } item_state_t;
 
 struct af_watch_s {
-    void (*cb)(void *ud, const char *status);
+    void (*cb)(void *ud, const char *status, const af_outcome_t *outcome);
     void *ud;
     struct af_watch_s *next;
     struct item_s *item;
@@ -25,9 +27,10 @@ typedef struct item_s {
     char id[AF_STORE_ID_MAX];
     char workflow_id[AF_STORE_ID_MAX];
     int version;
-    json_t *input; /* given by this process just now (no checkpoints yet), else NULL: the
-                    * input and checkpoints are read from the store when it starts */
-    int leased;    /* its job was leased to this worker when it was created */
+    json_t *input;         /* given by this process just now (no checkpoints yet), else NULL: the
+                            * input and checkpoints are read from the store when it starts */
+    int leased;            /* its job was leased to this worker when it was created */
+    af_outcome_t *outcome; /* what it wrote, when it ran here from its creation; else NULL */
     int64_t run_at;
     item_state_t state;
     int heap_index; /* -1 when not in the heap */
@@ -42,7 +45,8 @@ typedef struct item_s {
 
 struct wfstate_s {
     char workflow_id[AF_STORE_ID_MAX];
-    int limit; /* 0: none (learnt from the graph of its first execution) */
+    int limit;       /* 0: none (learnt from the graph of its first execution) */
+    int limit_known; /* an execution has started: limit is the graph's */
     int running;
     item_t *head, *tail; /* due, waiting for a slot */
     struct wfstate_s *hash_next, *ready_next;
@@ -156,9 +160,13 @@ static item_t *item_add(af_worker_t *w, const char *id, const char *workflow_id,
 static void notify(item_t *it, const char *status) {
     af_watch_t *list = it->watches;
     it->watches = NULL;
+    const af_outcome_t *o = it->outcome;
+    if (status == NULL || o == NULL || strcmp(o->execution.status, status) != 0) {
+        o = NULL; /* not (all) written by this process: the store tells */
+    }
     while (list) {
         af_watch_t *next = list->next;
-        list->cb(list->ud, status);
+        list->cb(list->ud, status, o);
         free(list);
         list = next;
     }
@@ -175,6 +183,7 @@ static void item_remove(af_worker_t *w, item_t *it, const char *status) {
     }
     notify(it, status);
     json_decref(it->input);
+    af_outcome_free(it->outcome);
     free(it);
 }
 
@@ -376,31 +385,59 @@ static int write_start(af_store_t *s, void *ud) {
             return rc;
         }
     }
-    return af_store_execution_set_status(s, op->id, "running", NULL, NULL, 0, &err);
+    return af_store_execution_set_status(s, op->id, "running", NULL, NULL, 0, op->at, &err);
+}
+
+/* The checkpoint an op writes (borrowing the op's strings). */
+static void checkpoint_of(const op_t *op, af_checkpoint_t *c) {
+    *c = (af_checkpoint_t){.step = op->text,
+                           .attempts = op->attempts,
+                           .output = op->json,
+                           .error = op->text2,
+                           .wake_at = op->wake_at,
+                           .ended_at = op->at};
+    snprintf(c->execution_id, sizeof c->execution_id, "%s", op->id);
+    snprintf(c->status, sizeof c->status, "%s", op->status);
+    if (op->status[0] == 's') { /* succeeded: text2 is the port */
+        c->port = op->text2;
+        c->error = NULL;
+    }
 }
 
 static int write_checkpoint(af_store_t *s, void *ud) {
-    op_t *op = ud;
-    af_checkpoint_t c = {.step = op->text,
-                         .attempts = op->attempts,
-                         .output = op->json,
-                         .error = op->text2,
-                         .port = NULL,
-                         .wake_at = op->wake_at,
-                         .ended_at = op->at};
-    snprintf(c.execution_id, sizeof c.execution_id, "%s", op->id);
-    snprintf(c.status, sizeof c.status, "%s", op->status);
-    c.port = op->status[0] == 's' ? op->text2 : NULL; /* succeeded: text2 is the port */
-    if (op->status[0] == 's') {
-        c.error = NULL;
-    }
+    af_checkpoint_t c;
+    checkpoint_of(ud, &c);
     af_error_t err;
     return af_store_checkpoint_save(s, &c, &err);
+}
+
+/* Keeps what an op writes in the outcome of an execution that has one. */
+static void record(af_worker_t *w, const op_t *op) {
+    item_t *it = item_find(w, op->id);
+    if (it && it->outcome) {
+        af_checkpoint_t c;
+        checkpoint_of(op, &c);
+        if (af_outcome_step(it->outcome, &c) != 0) {
+            af_outcome_free(it->outcome); /* out of memory: waiters read the store */
+            it->outcome = NULL;
+        }
+    }
 }
 
 static void checkpoint_written(void *ud, int rc) {
     op_t *op = ud;
     af_exec_checkpoint_done(op->x, op->step, rc);
+    op_free(op);
+}
+
+/* A checkpoint nothing waits for (the step has no dependents) is not waited for either: the
+ * writer commits in submission order, so it is durable no later than the execution's end. */
+static void leaf_checkpoint_written(void *ud, int rc) {
+    op_t *op = ud;
+    if (rc != 0) {
+        af_log(AF_LEVEL_ERROR, "worker: could not checkpoint step '%s' of execution %s: %s",
+               op->text, op->id, af_strerror(rc));
+    }
     op_free(op);
 }
 
@@ -414,8 +451,7 @@ static int engine_checkpoint(void *ud, const af_exec_t *x, int step, const json_
     op->x = (af_exec_t *)x;
     op->step = step;
     op->text = strdup(af_exec_graph(x)->steps[step].name);
-    snprintf(op->status, sizeof op->status, "%s",
-             st == AF_STEP_SUCCEEDED ? "succeeded" : "failed");
+    snprintf(op->status, sizeof op->status, "%s", st == AF_STEP_SUCCEEDED ? "succeeded" : "failed");
     if (st == AF_STEP_SUCCEEDED) {
         const char *port = af_exec_step_port(x, step);
         op->text2 = port ? strdup(port) : NULL;
@@ -425,11 +461,14 @@ static int engine_checkpoint(void *ud, const af_exec_t *x, int step, const json_
     op->json = output ? json_incref((json_t *)output) : NULL;
     op->attempts = af_exec_step_attempts(x, step);
     op->at = af_wall_ms();
-    if (af_store_async_submit(w->o.writer, write_checkpoint, checkpoint_written, op) != 0) {
+    record(w, op);
+    int leaf = af_exec_graph(x)->steps[step].ndependents == 0;
+    if (af_store_async_submit(w->o.writer, write_checkpoint,
+                              leaf ? leaf_checkpoint_written : checkpoint_written, op) != 0) {
         op_free(op);
         return AF_ESTATE;
     }
-    return AF_CHECKPOINT_PENDING;
+    return leaf ? 0 : AF_CHECKPOINT_PENDING;
 }
 
 static void engine_wait(void *ud, const af_exec_t *x, int step, int64_t wake_at) {
@@ -441,6 +480,7 @@ static void engine_wait(void *ud, const af_exec_t *x, int step, int64_t wake_at)
         op->attempts = af_exec_step_attempts(x, step);
         op->wake_at = wake_at;
         op->at = af_wall_ms();
+        record(w, op);
     }
     submit(w, op, write_checkpoint, NULL);
 }
@@ -507,7 +547,8 @@ static void slot_free(af_worker_t *w, item_t *it) {
 static int write_end(af_store_t *s, void *ud) {
     op_t *op = ud;
     af_error_t err;
-    int rc = af_store_execution_set_status(s, op->id, op->status, op->json, op->text, 0, &err);
+    int rc =
+        af_store_execution_set_status(s, op->id, op->status, op->json, op->text, 0, op->at, &err);
     if (rc == 0) { /* the job is done: ours to complete, or (a cancelled queued one) removed */
         af_queue_t *q = af_store_queue(s);
         rc = af_queue_complete(q, op->id, op->w->worker_id, &err);
@@ -539,6 +580,16 @@ static void end_item(af_worker_t *w, item_t *it, const char *status, json_t *res
     snprintf(op->status, sizeof op->status, "%s", status);
     op->json = result;
     op->text = error ? strdup(error) : NULL;
+    op->at = af_wall_ms();
+    af_outcome_t *o = it->outcome;
+    if (o) {
+        af_execution_t *e = &o->execution;
+        snprintf(e->status, sizeof e->status, "%s", status);
+        e->result = result ? json_incref(result) : NULL;
+        e->error = error ? strdup(error) : NULL;
+        e->completed_at = op->at;
+        af_outcome_sort(o);
+    }
     submit(w, op, write_end, end_written);
 }
 
@@ -570,7 +621,7 @@ static void exec_done(af_exec_t *x, void *ud) {
 static int write_park(af_store_t *s, void *ud) {
     op_t *op = ud;
     af_error_t err;
-    int rc = af_store_execution_set_status(s, op->id, "waiting", NULL, NULL, op->wake_at, &err);
+    int rc = af_store_execution_set_status(s, op->id, "waiting", NULL, NULL, op->wake_at, 0, &err);
     if (rc == 0) {
         rc = af_queue_reschedule(af_store_queue(s), op->id, op->w->worker_id, op->wake_at, &err);
     }
@@ -605,6 +656,8 @@ static void park(af_worker_t *w, item_t *it, int64_t wake_at) {
     it->state = ITEM_PARKING;
     json_decref(it->input);
     it->input = NULL;
+    af_outcome_free(it->outcome); /* it goes on from the store */
+    it->outcome = NULL;
     slot_free(w, it);
     op_t *op = op_new(w, it, it->id);
     if (op) {
@@ -638,8 +691,8 @@ static int in_park_list(af_worker_t *w, item_t *it) {
 static void engine_quiet(void *ud, af_exec_t *x, int64_t wake_at) {
     af_worker_t *w = ud;
     item_t *it = item_find(w, af_exec_id(x));
-    if (it == NULL || it->x != x ||
-        (!w->stopping && wake_at - af_wall_ms() < w->o.park_after_ms) || in_park_list(w, it)) {
+    if (it == NULL || it->x != x || (!w->stopping && wake_at - af_wall_ms() < w->o.park_after_ms) ||
+        in_park_list(w, it)) {
         return;
     }
     it->park_wake = wake_at;
@@ -653,10 +706,10 @@ static void engine_quiet(void *ud, af_exec_t *x, int64_t wake_at) {
 static int write_fail(af_store_t *s, void *ud) {
     op_t *op = ud;
     af_error_t err;
-    int rc = af_store_execution_set_status(s, op->id, "failed", NULL, op->text, 0, &err);
+    int rc = af_store_execution_set_status(s, op->id, "failed", NULL, op->text, 0, 0, &err);
     if (rc == 0) {
-        rc = af_queue_fail(af_store_queue(s), op->id, op->w->worker_id, op->text,
-                           AF_QUEUE_NO_RETRY, NULL, &err);
+        rc = af_queue_fail(af_store_queue(s), op->id, op->w->worker_id, op->text, AF_QUEUE_NO_RETRY,
+                           NULL, &err);
         rc = rc == AF_ESTATE ? 0 : rc;
     }
     return rc;
@@ -697,20 +750,13 @@ static json_t *resume_of(af_worker_t *w, item_t *it, int64_t *started_at) {
     return resume;
 }
 
-static void start_item(af_worker_t *w, item_t *it) {
+/* Runs an item that holds a slot, from its input or its checkpoints. */
+static void run_item(af_worker_t *w, item_t *it) {
     char path[4096];
     af_error_t err = {0};
     int64_t started_at = 0;
     json_t *resume = it->input ? NULL : resume_of(w, it, &started_at);
     it->state = ITEM_RUNNING;
-    w->running++;
-    it->wf->running++;
-    op_t *start = op_new(w, it, it->id);
-    if (start) {
-        start->leased = it->leased;
-    }
-    it->leased = 0;
-    submit(w, start, write_start, NULL);
     int rc = af_worker_version_file(w, it->workflow_id, it->version, path, sizeof path, &err);
     if (rc == 0) {
         af_exec_start_t st = {.file = path,
@@ -735,6 +781,26 @@ static void start_item(af_worker_t *w, item_t *it) {
     }
     const af_graph_t *g = af_exec_graph(it->x);
     it->wf->limit = g->concurrency;
+    it->wf->limit_known = 1;
+}
+
+/* A due item takes a slot, is recorded as running (its job claimed unless it was leased to this
+ * worker at creation) and runs. */
+static void start_item(af_worker_t *w, item_t *it) {
+    w->running++;
+    it->wf->running++;
+    op_t *start = op_new(w, it, it->id);
+    if (start) {
+        start->leased = it->leased;
+        start->at = af_wall_ms();
+        if (it->outcome) {
+            it->outcome->execution.started_at = start->at;
+            it->outcome->execution.attempt = 1;
+        }
+    }
+    it->leased = 0;
+    submit(w, start, write_start, NULL);
+    run_item(w, it);
 }
 
 /* Starts due executions while there are slots: the process's and each workflow's. */
@@ -815,8 +881,51 @@ int af_worker_version_file(af_worker_t *w, const char *workflow_id, int version,
     return ok ? 0 : af_error_set(err, AF_EIO, "cannot write %s", path);
 }
 
+/* A slot is free for the workflow now: the process's, the workflow's (once its limit is known)
+ * and nothing of the workflow waits ahead. */
+static int slot_free_for(af_worker_t *w, wfstate_t *wf) {
+    return !w->stopping && w->running < w->o.concurrency && wf->limit_known &&
+           (wf->limit == 0 || wf->running < wf->limit) && wf->head == NULL;
+}
+
+int af_worker_reserve(af_worker_t *w, const char *workflow_id) {
+    wfstate_t *wf = wf_get(w, workflow_id);
+    if (wf == NULL || !slot_free_for(w, wf)) {
+        return 0;
+    }
+    w->running++;
+    wf->running++;
+    return 1;
+}
+
+void af_worker_unreserve(af_worker_t *w, const char *workflow_id) {
+    wfstate_t *wf = wf_get(w, workflow_id);
+    w->running--;
+    if (wf) {
+        wf->running--;
+    }
+    dispatch(w);
+}
+
+/* What a new execution's row says when it was created (the outcome its run goes on filling). */
+static af_outcome_t *outcome_of(item_t *it, json_t *input, int64_t created_at, int started) {
+    af_outcome_t *o = af_outcome_new();
+    if (o) {
+        af_execution_t *e = &o->execution;
+        snprintf(e->id, sizeof e->id, "%s", it->id);
+        snprintf(e->workflow_id, sizeof e->workflow_id, "%s", it->workflow_id);
+        snprintf(e->status, sizeof e->status, "%s", started ? "running" : "queued");
+        e->version = it->version;
+        e->input = json_incref(input);
+        e->attempt = started; /* an attempt is counted when it starts */
+        e->created_at = created_at;
+        e->started_at = started ? created_at : 0;
+    }
+    return o;
+}
+
 void af_worker_enqueue(af_worker_t *w, const char *execution_id, const char *workflow_id,
-                       int version, json_t *input, int64_t run_at, int leased) {
+                       int version, json_t *input, int64_t run_at, int how, int64_t created_at) {
     if (item_find(w, execution_id)) {
         return;
     }
@@ -824,16 +933,31 @@ void af_worker_enqueue(af_worker_t *w, const char *execution_id, const char *wor
     if (it == NULL) {
         af_log(AF_LEVEL_ERROR, "worker: out of memory; execution %s waits for the next start",
                execution_id);
+        if (how == AF_WORKER_STARTED) {
+            af_worker_unreserve(w, workflow_id);
+        }
         return;
     }
     it->input = input ? json_incref(input) : NULL;
-    it->leased = leased;
+    if (input && created_at > 0) {
+        it->outcome = outcome_of(it, input, created_at, how == AF_WORKER_STARTED);
+    }
+    it->leased = how != AF_WORKER_QUEUED;
     it->run_at = run_at;
+    if (how == AF_WORKER_STARTED) {
+        if (!w->stopping) { /* its slot was reserved and its row says running */
+            it->leased = 0;
+            run_item(w, it);
+            return;
+        }
+        af_worker_unreserve(w, workflow_id); /* stopping: it goes on at the next start */
+    }
     schedule(w, it);
     dispatch(w);
 }
 
-/* A job started max_attempts times whose process died each time: a dead letter, not a crash loop. */
+/* A job started max_attempts times whose process died each time: a dead letter, not a crash loop.
+ */
 static int write_dead(af_store_t *s, void *ud) {
     op_t *op = ud;
     af_error_t err;
@@ -843,7 +967,7 @@ static int write_dead(af_store_t *s, void *ud) {
         rc = af_queue_fail(q, op->id, op->w->worker_id, op->text, AF_QUEUE_NO_RETRY, NULL, &err);
     }
     if (rc == 0) {
-        rc = af_store_execution_set_status(s, op->id, "failed", NULL, op->text, 0, &err);
+        rc = af_store_execution_set_status(s, op->id, "failed", NULL, op->text, 0, 0, &err);
     }
     return rc;
 }
@@ -894,7 +1018,8 @@ int af_worker_load(af_worker_t *w, af_error_t *err) {
 }
 
 af_watch_t *af_worker_watch(af_worker_t *w, const char *execution_id,
-                            void (*cb)(void *ud, const char *status), void *ud) {
+                            void (*cb)(void *ud, const char *status, const af_outcome_t *outcome),
+                            void *ud) {
     item_t *it = item_find(w, execution_id);
     af_watch_t *watch = it ? calloc(1, sizeof *watch) : NULL;
     if (watch) {

@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include "core/core.h"
 #include "engine/engine.h"
+#include "engine/outcome.h"
 #include "store/store.h"
 #include "store/store_async.h"
 
@@ -47,20 +48,37 @@ int af_worker_load(af_worker_t *w, af_error_t *err);
 int af_worker_version_file(af_worker_t *w, const char *workflow_id, int version, char *path,
                            size_t size, af_error_t *err);
 
+/* How an execution handed to af_worker_enqueue was created. */
+enum {
+    AF_WORKER_QUEUED = 0,  /* its job is ready in the queue: starting it claims the job */
+    AF_WORKER_LEASED = 1,  /* its job was leased to this worker (af_worker_id, lease
+                            * af_worker_lease_ms) in the creating transaction: no claim needed */
+    AF_WORKER_STARTED = 2, /* leased, and created "running" in a slot af_worker_reserve gave */
+};
+
 /* Hands over an execution whose row and job were just committed (input borrowed; NULL when
- * unknown, then it is read from the store). run_at 0: now. leased: its job was leased to this
- * worker in the same transaction (af_worker_id, lease af_worker_lease_ms), so starting it needs
- * no claim. */
+ * unknown, then it is read from the store). run_at 0: now. how: AF_WORKER_QUEUED, _LEASED or
+ * _STARTED. created_at: the row's, for a new execution with its input (then what it writes is
+ * also kept for its watches), else 0. */
 void af_worker_enqueue(af_worker_t *w, const char *execution_id, const char *workflow_id,
-                       int version, json_t *input, int64_t run_at, int leased);
+                       int version, json_t *input, int64_t run_at, int how, int64_t created_at);
+/* Takes a slot for an execution of the workflow about to be created, when one is free now (the
+ * process's and the workflow's limits, nothing of the workflow waiting ahead): the execution is
+ * then created "running" and handed over with AF_WORKER_STARTED, or the slot given back with
+ * af_worker_unreserve if its creation fails. Returns 1 when reserved, else 0. */
+int af_worker_reserve(af_worker_t *w, const char *workflow_id);
+void af_worker_unreserve(af_worker_t *w, const char *workflow_id);
 /* The lease the worker takes on jobs, in ms. */
 int64_t af_worker_lease_ms(const af_worker_t *w);
 
-/* Calls cb(ud, status) once, on the loop, when the execution's end is committed (status
+/* Calls cb(ud, status, outcome) once, on the loop, when the execution's end is committed (status
  * "succeeded", "failed" or "cancelled"), or with NULL when the watch ends otherwise (the worker
- * stops). Returns NULL (and never calls cb) when the worker does not hold the execution. */
+ * stops). outcome (borrowed for the call) is the row and checkpoints as committed when this
+ * process ran the execution from its creation to its end, else NULL (read the store). Returns
+ * NULL (and never calls cb) when the worker does not hold the execution. */
 af_watch_t *af_worker_watch(af_worker_t *w, const char *execution_id,
-                            void (*cb)(void *ud, const char *status), void *ud);
+                            void (*cb)(void *ud, const char *status, const af_outcome_t *outcome),
+                            void *ud);
 /* Ends a watch before its callback ran; cb is not called. */
 void af_worker_unwatch(af_worker_t *w, af_watch_t *watch);
 

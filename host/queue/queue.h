@@ -29,7 +29,9 @@ typedef struct af_job_s {
     int64_t run_at;                    /* not before; 0 on enqueue: now */
     int attempts;                      /* claims so far, counting the current one */
     int max_attempts;                  /* 0 on enqueue: the queue's default (5) */
-    char lease_owner[AF_QUEUE_ID_MAX]; /* the worker holding the lease, else empty */
+    char lease_owner[AF_QUEUE_ID_MAX]; /* the worker holding the lease, else empty; non-empty on
+                                        * enqueue: the job is created leased to that worker, until
+                                        * lease_until (its first attempt, no claim needed) */
     int64_t lease_until;               /* lease expiry, 0 when not leased */
     char *last_error;                  /* the error of the last failed attempt, or NULL */
     int64_t created_at;

@@ -17,10 +17,13 @@ static int q_enqueue(af_queue_t *q, const af_job_t *job, char *id_out, af_error_
     af__sqlite_t *c = CONN(q);
     static const char SQL[] =
         "INSERT INTO jobs (id, queue, priority, payload, run_at, attempts, max_attempts, status,"
-        " created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, 'ready', ?7, ?7)";
+        " lease_owner, lease_until, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5,"
+        " ?8 IS NOT NULL, ?6, IIF(?8 IS NULL, 'ready', 'leased'), ?8, IIF(?8 IS NULL, NULL, ?9),"
+        " ?7, ?7)";
     char id[AF_QUEUE_ID_MAX];
     if (!af__sqlite_fits(job->id, sizeof job->id) ||
-        !af__sqlite_fits(job->queue, sizeof job->queue)) {
+        !af__sqlite_fits(job->queue, sizeof job->queue) ||
+        !af__sqlite_fits(job->lease_owner, sizeof job->lease_owner)) {
         return af_error_set(err, AF_EINVAL, "job id or queue name too long");
     }
     af__sqlite_id(job->id, id, sizeof id);
@@ -45,6 +48,10 @@ static int q_enqueue(af_queue_t *q, const af_job_t *job, char *id_out, af_error_
     sqlite3_bind_int(st, 6,
                      job->max_attempts > 0 ? job->max_attempts : q->opts.default_max_attempts);
     sqlite3_bind_int64(st, 7, now);
+    if (job->lease_owner[0]) { /* claimed by its producer at once: its first attempt */
+        af__sqlite_bind_text(st, 8, job->lease_owner);
+        sqlite3_bind_int64(st, 9, job->lease_until);
+    }
     rc = af__sqlite_run(c, st, "enqueue", err);
     if (rc == 0 && id_out) {
         memcpy(id_out, id, sizeof id);

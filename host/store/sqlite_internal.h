@@ -15,7 +15,9 @@
 
 typedef struct af__sqlite_s {
     sqlite3 *db;
-    int depth; /* 0: no transaction; 1: BEGIN; n > 1: savepoint sp<n> */
+    int depth;       /* 0: no transaction; 1: BEGIN; n > 1: savepoint sp<n> */
+    int flat;        /* nested begins open no savepoint (af__sqlite_flat) */
+    int flat_undone; /* a nested rollback happened while flat: its writes were not undone */
     int64_t (*clock)(void *ud);
     void *clock_ud;
     uint64_t commits; /* counted by the commit hook */
@@ -47,6 +49,8 @@ int af__sqlite_first(af__sqlite_t *c, sqlite3_stmt *st, int *row, const char *wh
                      af_error_t *err);
 
 int af__sqlite_begin(af__sqlite_t *c, af_error_t *err);
+/* Flat mode on/off (see af_store_vt_t.flat); returns 1 when a nested rollback was elided. */
+int af__sqlite_flat(af__sqlite_t *c, int on);
 int af__sqlite_commit(af__sqlite_t *c, af_error_t *err);
 void af__sqlite_rollback(af__sqlite_t *c);
 /* Commits when rc is 0, else rolls back; returns rc or the commit's error. */

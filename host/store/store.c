@@ -183,9 +183,9 @@ int af_store_execution_get(af_store_t *s, const char *id, af_execution_t *out, a
 
 int af_store_execution_set_status(af_store_t *s, const char *id, const char *status,
                                   const json_t *result, const char *error, int64_t wake_at,
-                                  af_error_t *err) {
+                                  int64_t at, af_error_t *err) {
     CHECK(s != NULL && id != NULL && status != NULL);
-    return s->vt->execution_set_status(s, id, status, result, error, wake_at, err);
+    return s->vt->execution_set_status(s, id, status, result, error, wake_at, at, err);
 }
 
 int af_store_execution_list(af_store_t *s, const char *workflow_id, const char *status,
@@ -484,6 +484,49 @@ int af_store_group_submit(af_store_group_t *g, af_store_op_fn op, af_store_done_
     return 0;
 }
 
+/* The batch in one transaction with a savepoint per operation: a failing one undoes only its own
+ * writes. */
+static int group_run_nested(af_store_t *s, group_op_t *batch) {
+    int rc = s->vt->begin(s, NULL);
+    if (rc != 0) {
+        return rc;
+    }
+    for (group_op_t *o = batch; o; o = o->next) {
+        o->rc = s->vt->begin(s, NULL);
+        if (o->rc == 0) {
+            o->rc = o->op(s, o->ud);
+            if (o->rc == 0) {
+                o->rc = s->vt->commit(s, NULL);
+            } else {
+                s->vt->rollback(s);
+            }
+        }
+    }
+    return s->vt->commit(s, NULL);
+}
+
+/* Savepoints cost a statement each and a copy of every page an operation touches, so the batch
+ * first runs without them; only when an operation fails (rare: a constraint, a vanished row) is
+ * it all rolled back and run again with one savepoint per operation. */
+static int group_run(af_store_t *s, group_op_t *batch) {
+    int rc = s->vt->begin(s, NULL);
+    if (rc != 0) {
+        return rc;
+    }
+    int failed = 0;
+    s->vt->flat(s, 1);
+    for (group_op_t *o = batch; o && !failed; o = o->next) {
+        o->rc = o->op(s, o->ud);
+        failed = o->rc != 0;
+    }
+    failed |= s->vt->flat(s, 0);
+    if (!failed) {
+        return s->vt->commit(s, NULL);
+    }
+    s->vt->rollback(s);
+    return group_run_nested(s, batch);
+}
+
 int af_store_group_flush(af_store_group_t *g) {
     if (g == NULL) {
         return AF_EINVAL;
@@ -506,23 +549,7 @@ int af_store_group_flush(af_store_group_t *g) {
     if (count == 0) {
         return 0;
     }
-    af_store_t *s = g->store;
-    int rc = s->vt->begin(s, NULL);
-    if (rc == 0) {
-        for (group_op_t *o = batch; o; o = o->next) {
-            /* One savepoint per operation: a failing one undoes only its own writes. */
-            o->rc = s->vt->begin(s, NULL);
-            if (o->rc == 0) {
-                o->rc = o->op(s, o->ud);
-                if (o->rc == 0) {
-                    o->rc = s->vt->commit(s, NULL);
-                } else {
-                    s->vt->rollback(s);
-                }
-            }
-        }
-        rc = s->vt->commit(s, NULL);
-    }
+    int rc = group_run(g->store, batch);
     for (group_op_t *o = batch, *next; o; o = next) {
         next = o->next;
         if (o->done) {

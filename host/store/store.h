@@ -85,12 +85,15 @@ void af_store_rollback(af_store_t *s);
 
 /* ---- group commit ---------------------------------------------------------------------------
  * Many writes from many callers, one transaction: callers submit operations from any thread;
- * a flush runs all pending ones inside one transaction (each in its own savepoint, so a failing
- * operation undoes only itself), commits once, then calls every done callback with the outcome:
- * an operation is acknowledged only after the commit that made it durable. */
+ * a flush runs all pending ones inside one transaction, commits once, then calls every done
+ * callback with the outcome: an operation is acknowledged only after the commit that made it
+ * durable. A failing operation undoes only itself: the batch first runs without savepoints, and
+ * when one fails it is all rolled back and run again with a savepoint per operation. */
 typedef struct af_store_group_s af_store_group_t;
 
-/* Runs inside the group's transaction on the flushing thread; returns 0 or a negative code. */
+/* Runs inside the group's transaction on the flushing thread; returns 0 or a negative code. It
+ * may run twice (after a rollback of its batch): it writes what ud says and keeps no state of its
+ * own between runs. */
 typedef int (*af_store_op_fn)(af_store_t *s, void *ud);
 /* Called once per operation on the flushing thread, after the commit: rc is the operation's own
  * error, or the commit's, or 0. Hand the result to the loop with uv_async_send. */
@@ -201,19 +204,23 @@ void af_execution_clear(af_execution_t *e);
 void af_executions_free(af_execution_t *es, size_t n);
 
 /* Creates the execution *e (borrowed; on success e->id, e->status and e->created_at are filled)
- * and enqueues its job in ONE transaction: both are stored or neither. job may be NULL (a job on
- * queue "executions"); a job whose payload is NULL gets {"execution_id": id}. Writes the job id
+ * and enqueues its job in ONE transaction: both are stored or neither. e->created_at may be 0
+ * (now) or given; e->status may be empty
+ * ("queued") or "running" (started at once: started_at = created_at, attempt 1). job may be NULL
+ * (a job on queue "executions"); a job whose payload is NULL gets {"execution_id": id}; a job with
+ * a lease_owner is created leased (af_job_t). Writes the job id
  * into job_id_out (may be NULL). Joins an open transaction (as a savepoint). */
 int af_store_execution_create(af_store_t *s, af_execution_t *e, const af_job_t *job,
                               char *job_id_out, af_error_t *err);
 /* Fills *out (caller clears). Returns 0 or AF_ENOTFOUND. */
 int af_store_execution_get(af_store_t *s, const char *id, af_execution_t *out, af_error_t *err);
 /* Sets the status of an execution, and result / error when not NULL (borrowed). "running" sets
- * started_at (first time) and counts an attempt; a terminal status sets completed_at; "waiting"
- * sets wake_at to the given time (ignored otherwise). Returns 0, AF_EINVAL or AF_ENOTFOUND. */
+ * started_at (first time) and counts an attempt; a terminal status sets completed_at; both to at,
+ * or now when at is 0. "waiting" sets wake_at to the given time (ignored otherwise). Returns 0,
+ * AF_EINVAL or AF_ENOTFOUND. */
 int af_store_execution_set_status(af_store_t *s, const char *id, const char *status,
                                   const json_t *result, const char *error, int64_t wake_at,
-                                  af_error_t *err);
+                                  int64_t at, af_error_t *err);
 /* Lists executions newest first (created_at, then id, descending), of one workflow and/or in one
  * status when workflow_id / status are given (NULL or "": any). Cursors work as in
  * af_store_workflow_list: cursor NULL or "" starts at the newest, next_cursor

@@ -15,6 +15,10 @@ typedef struct af_store_vt_s {
     int (*begin)(af_store_t *s, af_error_t *err);
     int (*commit)(af_store_t *s, af_error_t *err);
     void (*rollback)(af_store_t *s);
+    /* on 1: begins inside a transaction open no savepoint until flat(s, 0), which returns 1 when
+     * a nested rollback happened meanwhile (its writes were not undone: the caller must roll the
+     * whole transaction back). For group commit: savepoints per operation only when needed. */
+    int (*flat)(af_store_t *s, int on);
 
     int (*workflow_create)(af_store_t *s, const af_workflow_t *w, char *id_out, af_error_t *err);
     int (*workflow_get)(af_store_t *s, const char *id, af_workflow_t *out, af_error_t *err);
@@ -35,7 +39,7 @@ typedef struct af_store_vt_s {
     int (*execution_get)(af_store_t *s, const char *id, af_execution_t *out, af_error_t *err);
     int (*execution_set_status)(af_store_t *s, const char *id, const char *status,
                                 const json_t *result, const char *error, int64_t wake_at,
-                                af_error_t *err);
+                                int64_t at, af_error_t *err);
     /* Filters arrive NULL for "any" ("" is mapped to NULL by store.c). */
     int (*execution_list)(af_store_t *s, const char *workflow_id, const char *status,
                           const char *cursor, int limit, af_execution_t **out, size_t *n,

@@ -293,9 +293,20 @@ static int exec_cached(af__sqlite_t *c, const char *sql, af_error_t *err) {
                : af__sqlite_fail(c, sqlite3_extended_errcode(c->db), sql, err);
 }
 
+int af__sqlite_flat(af__sqlite_t *c, int on) {
+    int undone = c->flat_undone;
+    c->flat = on;
+    c->flat_undone = 0;
+    return undone;
+}
+
 int af__sqlite_begin(af__sqlite_t *c, af_error_t *err) {
     char sql[32];
     int rc;
+    if (c->flat && c->depth > 0) {
+        c->depth++;
+        return 0;
+    }
     if (c->depth < SP_CACHED) {
         /* depth 0 begins the transaction; depth d opens savepoint sp(d + 1) */
         rc = exec_cached(c, c->depth == 0 ? SP_BEGIN[0] : SP_BEGIN[c->depth + 1], err);
@@ -318,7 +329,9 @@ void af__sqlite_rollback(af__sqlite_t *c) {
         c->depth = 0; /* SQLite already rolled the whole transaction back (I/O error, full disk) */
         return;
     }
-    if (c->depth == 1) {
+    if (c->flat && c->depth > 1) {
+        c->flat_undone = 1;
+    } else if (c->depth == 1) {
         sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
     } else {
         snprintf(sql, sizeof sql, "ROLLBACK TO sp%d; RELEASE sp%d", c->depth, c->depth);
@@ -337,7 +350,9 @@ int af__sqlite_commit(af__sqlite_t *c, af_error_t *err) {
         return af_error_set(err, AF_EIO, "the transaction was rolled back by the database");
     }
     int rc;
-    if (c->depth <= SP_CACHED) {
+    if (c->flat && c->depth > 1) {
+        rc = 0;
+    } else if (c->depth <= SP_CACHED) {
         rc = exec_cached(c, c->depth == 1 ? SP_END[0] : SP_END[c->depth], err);
     } else {
         snprintf(sql, sizeof sql, "RELEASE sp%d", c->depth);
@@ -654,7 +669,7 @@ int af__store_sqlite_open(const char *path, const af_store_options_t *opts, af_s
     if (rc == 0) { /* up to 8 MB of pages (grown only as used), WAL checkpoints every ~16 MB */
         rc = af__sqlite_exec(&s->c,
                              o.manual_wal_checkpoints
-                                 ? "PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = 0"
+                                 ? "PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 0"
                                  : "PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = 4000",
                              err);
     }
@@ -717,6 +732,10 @@ static int sqlite_info(af_store_t *base, af_store_info_t *info) {
 
 static af_queue_t *sqlite_queue(af_store_t *base) {
     return ((sqlite_store_t *)base)->queue;
+}
+
+static int sqlite_flat(af_store_t *s, int on) {
+    return af__sqlite_flat(CONN(s), on);
 }
 
 static int sqlite_begin(af_store_t *s, af_error_t *err) {
@@ -1106,15 +1125,17 @@ static int row_execution(sqlite3_stmt *st, void *record) {
 
 static int sqlite_execution_insert(af_store_t *s, af_execution_t *e, af_error_t *err) {
     af__sqlite_t *c = CONN(s);
-    static const char SQL[] = "INSERT INTO workflow_executions (id, workflow_id, version, status,"
-                              " input, attempt, created_at) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)";
+    static const char SQL[] =
+        "INSERT INTO workflow_executions (id, workflow_id, version, status, input, attempt,"
+        " created_at, started_at) VALUES (?1, ?2, ?3, ?4, ?5, ?4 = 'running', ?6,"
+        " IIF(?4 = 'running', ?6, NULL))";
     char id[AF_STORE_ID_MAX];
     const char *status = e->status[0] ? e->status : "queued";
     if (!af__sqlite_word_in(status, EXEC_STATUSES) || e->workflow_id[0] == '\0') {
         return af_error_set(err, AF_EINVAL, "an execution needs a workflow id and a valid status");
     }
     af__sqlite_id(e->id, id, sizeof id);
-    int64_t now = af__sqlite_now(c);
+    int64_t now = e->created_at > 0 ? e->created_at : af__sqlite_now(c);
     sqlite3_stmt *st;
     int rc = af__sqlite_prep(c, SQL, &st, err);
     if (rc != 0) {
@@ -1131,8 +1152,11 @@ static int sqlite_execution_insert(af_store_t *s, af_execution_t *e, af_error_t 
     rc = af__sqlite_run(c, st, "create execution", err);
     if (rc == 0) {
         memcpy(e->id, id, sizeof id);
-        snprintf(e->status, sizeof e->status, "%s", status);
+        if (status != e->status) {
+            snprintf(e->status, sizeof e->status, "%s", status);
+        }
         e->created_at = now;
+        e->started_at = strcmp(status, "running") == 0 ? now : 0;
     }
     return rc;
 }
@@ -1153,7 +1177,7 @@ static int sqlite_execution_get(af_store_t *s, const char *id, af_execution_t *o
 
 static int sqlite_execution_set_status(af_store_t *s, const char *id, const char *status,
                                        const json_t *result, const char *error, int64_t wake_at,
-                                       af_error_t *err) {
+                                       int64_t at, af_error_t *err) {
     af__sqlite_t *c = CONN(s);
     static const char SQL[] =
         "UPDATE workflow_executions SET status = ?2,"
@@ -1178,7 +1202,7 @@ static int sqlite_execution_set_status(af_store_t *s, const char *id, const char
         return af_error_set(err, rc, "out of memory");
     }
     af__sqlite_bind_text(st, 4, error);
-    sqlite3_bind_int64(st, 5, af__sqlite_now(c));
+    sqlite3_bind_int64(st, 5, at > 0 ? at : af__sqlite_now(c));
     sqlite3_bind_int64(st, 6, wake_at);
     rc = af__sqlite_run(c, st, "set execution status", err);
     if (rc == 0 && sqlite3_changes(c->db) == 0) {
@@ -1526,6 +1550,7 @@ static const af_store_vt_t SQLITE_VT = {
     .version_add = sqlite_version_add,
     .version_get = sqlite_version_get,
     .version_list = sqlite_version_list,
+    .flat = sqlite_flat,
     .execution_insert = sqlite_execution_insert,
     .execution_get = sqlite_execution_get,
     .execution_set_status = sqlite_execution_set_status,

@@ -153,6 +153,32 @@ return wf
                                 "application/json")))
   end)
 
+  it("answers a waited execution exactly as it is stored", function()
+    local script = [[
+local af = require "agentflow"
+local wf = af.workflow "shapes" {}
+local vip = wf:step("vip", af.condition(function(ctx) return ctx.trigger.vip end))
+wf:step("gold", function(ctx) af.log("gold") return { tier = "gold" } end, { after = vip.yes })
+local flaky = wf:step("flaky", af.node "core.fail" { until_attempt = 2 },
+  { retry = { attempts = 2, initial = "1ms" } })
+wf:step("boom", function(ctx) if ctx.trigger.boom then error("no luck") end return 1 end,
+  { after = flaky, on_error = "continue" })
+return wf
+]]
+    local _, w = call("POST", "/api/workflows", script, "text/x-lua")
+    -- the first run of a workflow starts from the queue; later ones start in a reserved slot
+    for _, input in ipairs({ { vip = true }, { vip = false }, { vip = true, boom = true } }) do
+      local status, x = call("POST", "/api/workflows/" .. w.id .. "/execute?wait=10",
+                             json.encode({ input = input }), "application/json")
+      assert.are.equal(200, status)
+      local _, stored = call("GET", "/api/executions/" .. x.id)
+      assert.are.same(stored, x)
+      assert.are.equal(1, x.attempt)
+      assert.are.equal(2, x.steps.flaky.attempts)
+      assert.are.equal(input.vip and "yes" or "no", x.steps.vip.port)
+    end
+  end)
+
   it("records how many attempts each checkpointed step took", function()
     local script = [[
 local af = require "agentflow"

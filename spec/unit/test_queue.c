@@ -303,6 +303,32 @@ static void test_claim(void **state) {
     af_job_clear(&j);
 }
 
+/* A producer that runs the job itself enqueues it leased: its first attempt, no claim. */
+static void test_enqueue_leased(void **state) {
+    fx_t *f = *state;
+    af_error_t err = {0};
+    af_job_t j = {.lease_until = fake_now + 5000};
+    snprintf(j.id, sizeof j.id, "mine");
+    snprintf(j.queue, sizeof j.queue, "work");
+    snprintf(j.lease_owner, sizeof j.lease_owner, "w1");
+    assert_int_equal(af_queue_enqueue(f->q, &j, NULL, &err), 0);
+    assert_null(take(f->q, "w2", 1000, NULL)); /* not ready for anyone */
+    assert_int_equal(af_queue_claim(f->q, "mine", "w2", 1000, NULL, &err), AF_ENOTFOUND);
+    af_job_t got;
+    assert_int_equal(af_queue_get(f->q, "mine", &got, &err), 0);
+    assert_string_equal(got.lease_owner, "w1");
+    assert_int_equal(got.lease_until, fake_now + 5000);
+    assert_int_equal(got.attempts, 1);
+    af_job_clear(&got);
+    /* Its lease runs out like any other: reaped back to ready. */
+    fake_now += 6000;
+    int reaped = 0;
+    assert_int_equal(af_queue_reap(f->q, &reaped, &err), 0);
+    assert_int_equal(reaped, 1);
+    assert_string_equal(take(f->q, "w2", 1000, NULL), "mine");
+    assert_int_equal(af_queue_complete(f->q, "mine", "w2", &err), 0);
+}
+
 static void test_heartbeat_all(void **state) {
     fx_t *f = *state;
     af_error_t err = {0};
@@ -634,6 +660,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_attempts_dead_letter_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_enqueue_in_transaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claim, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_enqueue_leased, setup, teardown),
         cmocka_unit_test_setup_teardown(test_heartbeat_all, setup, teardown),
         cmocka_unit_test_setup_teardown(test_release_all, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_get_remove, setup, teardown),

@@ -361,21 +361,23 @@ static void test_execution_and_job_atomic(void **state) {
 
     /* Status changes set their timestamps. */
     fake_now += 5;
-    assert_int_equal(af_store_execution_set_status(f->s, e.id, "running", NULL, NULL, 0, &err), 0);
+    assert_int_equal(af_store_execution_set_status(f->s, e.id, "running", NULL, NULL, 0, 0, &err),
+                     0);
     int64_t started = fake_now;
     fake_now += 5;
     assert_int_equal(
-        af_store_execution_set_status(f->s, e.id, "waiting", NULL, NULL, fake_now + 60000, &err),
+        af_store_execution_set_status(f->s, e.id, "waiting", NULL, NULL, fake_now + 60000, 0, &err),
         0);
     assert_int_equal(af_store_execution_get(f->s, e.id, &got, &err), 0);
     assert_int_equal(got.wake_at, fake_now + 60000);
     af_execution_clear(&got);
     fake_now += 5;
-    assert_int_equal(af_store_execution_set_status(f->s, e.id, "running", NULL, NULL, 0, &err), 0);
+    assert_int_equal(af_store_execution_set_status(f->s, e.id, "running", NULL, NULL, 0, 0, &err),
+                     0);
     fake_now += 5;
     json_t *result = json_pack("{s:b}", "ok", 1);
-    assert_int_equal(af_store_execution_set_status(f->s, e.id, "succeeded", result, NULL, 0, &err),
-                     0);
+    assert_int_equal(
+        af_store_execution_set_status(f->s, e.id, "succeeded", result, NULL, 0, 0, &err), 0);
     json_decref(result);
     assert_int_equal(af_store_execution_get(f->s, e.id, &got, &err), 0);
     assert_string_equal(got.status, "succeeded");
@@ -385,10 +387,11 @@ static void test_execution_and_job_atomic(void **state) {
     assert_int_equal(got.attempt, 2);
     assert_true(json_is_true(json_object_get(got.result, "ok")));
     af_execution_clear(&got);
-    assert_int_equal(af_store_execution_set_status(f->s, e.id, "nope", NULL, NULL, 0, &err),
+    assert_int_equal(af_store_execution_set_status(f->s, e.id, "nope", NULL, NULL, 0, 0, &err),
                      AF_EINVAL);
-    assert_int_equal(af_store_execution_set_status(f->s, "missing", "failed", NULL, "x", 0, &err),
-                     AF_ENOTFOUND);
+    assert_int_equal(
+        af_store_execution_set_status(f->s, "missing", "failed", NULL, "x", 0, 0, &err),
+        AF_ENOTFOUND);
 }
 
 static void test_checkpoints_and_logs(void **state) {
@@ -493,7 +496,7 @@ static void test_retention_bounds_file(void **state) {
             snprintf(keep_running, sizeof keep_running, "%s", e.id); /* old but unfinished */
         } else {
             assert_int_equal(
-                af_store_execution_set_status(f->s, e.id, "succeeded", NULL, NULL, 0, &err), 0);
+                af_store_execution_set_status(f->s, e.id, "succeeded", NULL, NULL, 0, 0, &err), 0);
         }
     }
     assert_int_equal(af_store_commit(f->s, &err), 0);
@@ -822,8 +825,8 @@ static void test_execution_list(void **state) {
     assert_int_equal(af_store_execution_count(f->s, "wf-none", NULL, &c, &err), 0);
     assert_int_equal(c, 0);
     assert_int_equal(af_store_execution_count(f->s, NULL, "nope", &c, &err), AF_EINVAL);
-    assert_int_equal(af_store_execution_set_status(f->s, first, "succeeded", NULL, NULL, 0, &err),
-                     0);
+    assert_int_equal(
+        af_store_execution_set_status(f->s, first, "succeeded", NULL, NULL, 0, 0, &err), 0);
     assert_int_equal(af_store_execution_count(f->s, "wf-b", "queued", &c, &err), 0);
     assert_int_equal(c, 4);
     assert_int_equal(list_pages(f->s, "wf-b", "succeeded", 100, &pages), 6);
@@ -1292,6 +1295,45 @@ static void test_webhook_seen(void **state) {
     assert_int_equal(raw_int(f->db, "SELECT COUNT(*) FROM webhook_seen WHERE msg_id = 'fresh'"), 1);
 }
 
+/* Created running in a worker's slot, with a given creation time, its job leased to that worker:
+ * started at its creation, one attempt, no claim needed; an explicit end time is kept. */
+static void test_execution_created_running(void **state) {
+    fx_t *f = *state;
+    af_error_t err = {0};
+    af_execution_t e = {.version = 1, .created_at = 1600000000123};
+    snprintf(e.id, sizeof e.id, "run-1");
+    snprintf(e.workflow_id, sizeof e.workflow_id, "wf-1");
+    snprintf(e.status, sizeof e.status, "running");
+    af_job_t job = {.lease_until = fake_now + 30000};
+    snprintf(job.id, sizeof job.id, "run-1");
+    snprintf(job.queue, sizeof job.queue, "executions");
+    snprintf(job.lease_owner, sizeof job.lease_owner, "worker-a");
+    assert_int_equal(af_store_execution_create(f->s, &e, &job, NULL, &err), 0);
+    assert_int_equal(e.created_at, 1600000000123);
+    assert_int_equal(e.started_at, 1600000000123);
+    af_execution_t got;
+    assert_int_equal(af_store_execution_get(f->s, "run-1", &got, &err), 0);
+    assert_string_equal(got.status, "running");
+    assert_int_equal(got.created_at, 1600000000123);
+    assert_int_equal(got.started_at, 1600000000123);
+    assert_int_equal(got.attempt, 1);
+    af_execution_clear(&got);
+    af_job_t j;
+    assert_int_equal(af_queue_get(af_store_queue(f->s), "run-1", &j, &err), 0);
+    assert_string_equal(j.lease_owner, "worker-a");
+    assert_int_equal(j.lease_until, fake_now + 30000);
+    assert_int_equal(j.attempts, 1);
+    af_job_clear(&j);
+    assert_int_equal(af_queue_complete(af_store_queue(f->s), "run-1", "worker-a", &err), 0);
+    assert_int_equal(af_store_execution_set_status(f->s, "run-1", "succeeded", NULL, NULL, 0,
+                                                   1600000000999, &err),
+                     0);
+    assert_int_equal(af_store_execution_get(f->s, "run-1", &got, &err), 0);
+    assert_int_equal(got.completed_at, 1600000000999);
+    assert_int_equal(got.attempt, 1);
+    af_execution_clear(&got);
+}
+
 /* ---- group commit --------------------------------------------------------------------------- */
 
 typedef struct {
@@ -1350,6 +1392,61 @@ static void test_group_commit(void **state) {
     assert_int_equal(raw_int(f->db, "SELECT COUNT(*) FROM workflow_executions WHERE id = 'g-17'"),
                      0);
     assert_int_equal(af_store_group_flush(g), 0);
+    af_store_group_free(g);
+}
+
+/* Like a retry: a nested write that fails and is rolled back, then the operation goes on. */
+static int op_nested_undo(af_store_t *s, void *ud) {
+    op_t *o = ud;
+    af_error_t err;
+    af_execution_t e = {0};
+    snprintf(e.id, sizeof e.id, "g-%d", o->index);
+    snprintf(e.workflow_id, sizeof e.workflow_id, "wf");
+    int rc = af_store_begin(s, &err);
+    if (rc == 0) {
+        af_execution_t tmp = {0};
+        snprintf(tmp.id, sizeof tmp.id, "undone-%d", o->index);
+        snprintf(tmp.workflow_id, sizeof tmp.workflow_id, "wf");
+        af_store_execution_create(s, &tmp, NULL, NULL, &err);
+        af_store_rollback(s);
+    }
+    return rc != 0 ? rc : af_store_execution_create(s, &e, NULL, NULL, &err);
+}
+
+/* A batch runs without savepoints until an operation fails or rolls a nested write back: then it
+ * runs again with one savepoint each, and only the failed operation's writes are gone. */
+static void test_group_commit_redo(void **state) {
+    fx_t *f = *state;
+    static op_t ops[6];
+    af_store_group_t *g = af_store_group_new(f->s, 0);
+    for (int i = 0; i < 6; i++) {
+        ops[i] = (op_t){.s = f->s, .index = i, .fail = i == 4};
+        assert_int_equal(
+            af_store_group_submit(g, i == 2 ? op_nested_undo : op_create, op_done, &ops[i]), 0);
+    }
+    assert_int_equal(af_store_group_flush(g), 6);
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(ops[i].done, 1);
+        assert_int_equal(ops[i].rc, i == 4 ? AF_ERUNTIME : 0);
+    }
+    assert_int_equal(raw_int(f->db, "SELECT COUNT(*) FROM workflow_executions"), 5);
+    assert_int_equal(raw_int(f->db, "SELECT COUNT(*) FROM workflow_executions WHERE id LIKE "
+                                    "'undone-%' OR id = 'g-4'"),
+                     0);
+    assert_int_equal(raw_int(f->db, "SELECT COUNT(*) FROM jobs"), 5);
+    /* Only a nested rollback, no failure: still redone, the rolled-back write stays undone. */
+    ops[0] = (op_t){.s = f->s, .index = 10};
+    ops[1] = (op_t){.s = f->s, .index = 11};
+    assert_int_equal(af_store_group_submit(g, op_nested_undo, op_done, &ops[0]), 0);
+    assert_int_equal(af_store_group_submit(g, op_create, op_done, &ops[1]), 0);
+    assert_int_equal(af_store_group_flush(g), 2);
+    assert_int_equal(ops[0].rc, 0);
+    assert_int_equal(ops[1].rc, 0);
+    assert_int_equal(raw_int(f->db, "SELECT COUNT(*) FROM workflow_executions WHERE id IN "
+                                    "('g-10', 'g-11')"),
+                     2);
+    assert_int_equal(
+        raw_int(f->db, "SELECT COUNT(*) FROM workflow_executions WHERE id = 'undone-10'"), 0);
     af_store_group_free(g);
 }
 
@@ -1426,7 +1523,9 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_webhook_register_find, setup, teardown),
         cmocka_unit_test_setup_teardown(test_webhook_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_webhook_seen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_execution_created_running, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_commit_redo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit_thread, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
