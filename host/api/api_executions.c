@@ -100,7 +100,8 @@ static void create_written(void *ud, int rc) {
             continue;
         }
         af_worker_enqueue(w, c->ids[i], c->workflow_id, c->version, c->inputs[i], 0,
-                          started ? AF_WORKER_STARTED : AF_WORKER_LEASED, c->created_at);
+                          started ? AF_WORKER_STARTED : AF_WORKER_LEASED,
+                          c->waited ? c->created_at : 0);
     }
     c->done(c, rc);
     create_free(c);
@@ -298,6 +299,7 @@ static void workflow_execute(af_http_req_t *req, af_http_res_t *res, void *ud) {
         return;
     }
     *ex = (execute_t){.res = res, .wait_ms = wait_ms};
+    c->waited = wait_ms > 0;
     c->done = executed;
     c->ud = ex;
     af__api_create_submit(c);

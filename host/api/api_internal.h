@@ -53,6 +53,7 @@ struct af_create_s {
     char (*ids)[AF_STORE_ID_MAX]; /* n ids, made before the write */
     size_t nstarted;              /* the first nstarted got a worker slot: created running */
     int64_t created_at;           /* the rows' creation time */
+    int waited;                   /* someone waits for the end: the worker keeps what it writes */
     char *seen_scope, *seen_id;   /* optional */
     int duplicate;
     char first_id[AF_STORE_ID_MAX];

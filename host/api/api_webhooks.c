@@ -397,6 +397,7 @@ static void webhook(af_http_req_t *req, af_http_res_t *res, void *ud) {
     }
     c->done = hook_created;
     c->ud = h;
+    c->waited = h->wait_ms > 0;
     af__api_create_submit(c);
 }
 

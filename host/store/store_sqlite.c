@@ -666,10 +666,11 @@ int af__store_sqlite_open(const char *path, const af_store_options_t *opts, af_s
     if (rc == 0) {
         rc = af__sqlite_exec(&s->c, "PRAGMA temp_store = MEMORY", err);
     }
-    if (rc == 0) { /* up to 8 MB of pages (grown only as used), WAL checkpoints every ~16 MB */
+    if (rc == 0) { /* up to 8 MB of pages (64 MB for the server's writer, grown only as used);
+                    * the log is checkpointed by the commit that takes it past ~16 MB (~8 MB) */
         rc = af__sqlite_exec(&s->c,
                              o.manual_wal_checkpoints
-                                 ? "PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 0"
+                                 ? "PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 2000"
                                  : "PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = 4000",
                              err);
     }
