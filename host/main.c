@@ -28,7 +28,6 @@
 
 #include <luajit.h>
 
-
 #define EXIT_FAILED 1
 #define EXIT_USAGE  2
 
@@ -333,7 +332,6 @@ static int cmd_plugin(int argc, char **argv) {
 
 /* ---- run ---- */
 
-
 static void run_done(af_exec_t *x, void *ud) {
     (void)x;
     (void)ud;
@@ -467,8 +465,10 @@ typedef struct serve_s {
     uv_loop_t loop;
     uv_signal_t sigterm, sigint;
     uv_timer_t retention, wal;
-    uv_work_t maint;         /* one maintenance job at a time, on the thread pool ... */
-    int maint_busy;          /* ... while this is set */
+    uint64_t wal_seen; /* writes submitted when the last checkpoint started */
+    int prune_due;     /* a retention turn waits for the running maintenance job */
+    uv_work_t maint;   /* one maintenance job at a time, on the thread pool ... */
+    int maint_busy;    /* ... while this is set */
     maint_job_t maint_job;
     af_store_t *maintenance; /* its own database connection */
     int64_t pruned;
@@ -496,39 +496,54 @@ static void maint_work(uv_work_t *req) {
         return;
     }
     sv->pruned = 0;
-    if (af_store_prune(sv->maintenance, sv->cfg.retention.max_age_ms,
-                       sv->cfg.retention.max_count, &sv->pruned, &err) != 0) {
+    if (af_store_prune(sv->maintenance, sv->cfg.retention.max_age_ms, sv->cfg.retention.max_count,
+                       &sv->pruned, &err) != 0) {
         af_log(AF_LEVEL_ERROR, "retention: %s", err.msg);
     }
     af_store_webhook_seen_prune(sv->maintenance, af_wall_ms() - sv->cfg.webhooks.seen_ttl_ms, NULL,
                                 &err);
 }
 
+static int maint_start(serve_t *sv, maint_job_t job);
+
 static void maint_done(uv_work_t *req, int status) {
     serve_t *sv = req->data;
     (void)status;
     sv->maint_busy = 0;
     if (sv->maint_job == MAINT_PRUNE && sv->pruned > 0) {
-        af_log(AF_LEVEL_INFO, "retention: removed %lld finished executions",
-               (long long)sv->pruned);
+        af_log(AF_LEVEL_INFO, "retention: removed %lld finished executions", (long long)sv->pruned);
+    }
+    if (sv->prune_due && maint_start(sv, MAINT_PRUNE)) {
+        sv->prune_due = 0;
     }
 }
 
-static void maint_start(serve_t *sv, maint_job_t job) {
-    if (!sv->maint_busy && !sv->stopping) { /* a turn skipped now comes again with its timer */
-        sv->maint_busy = 1;
-        sv->maint_job = job;
-        sv->maint.data = sv;
-        uv_queue_work(&sv->loop, &sv->maint, maint_work, maint_done);
+/* Returns 1 when the job started, 0 when another one runs (or the server stops). */
+static int maint_start(serve_t *sv, maint_job_t job) {
+    if (sv->maint_busy || sv->stopping) {
+        return 0;
     }
+    sv->maint_busy = 1;
+    sv->maint_job = job;
+    sv->maint.data = sv;
+    uv_queue_work(&sv->loop, &sv->maint, maint_work, maint_done);
+    return 1;
 }
 
+/* Every 20 ms after writes: the log is copied in small steps, each with little to sync, so the
+ * writer seldom has to checkpoint (and wait for the disk) itself. */
 static void on_wal_timer(uv_timer_t *t) {
-    maint_start(t->data, MAINT_CHECKPOINT);
+    serve_t *sv = t->data;
+    uint64_t n = af_store_async_submitted(sv->writer);
+    if (n != sv->wal_seen && maint_start(sv, MAINT_CHECKPOINT)) {
+        sv->wal_seen = n;
+    }
 }
 
+/* A retention turn that finds a checkpoint running comes right after it. */
 static void on_retention(uv_timer_t *t) {
-    maint_start(t->data, MAINT_PRUNE);
+    serve_t *sv = t->data;
+    sv->prune_due = !maint_start(sv, MAINT_PRUNE);
 }
 
 static void worker_stopped(void *ud) {
@@ -599,8 +614,10 @@ static int open_stores(serve_t *sv, af_store_t **writer, af_store_t **reader, af
         rc = af_store_open(sv->cfg.data, &so, reader, err);
     }
     if (rc == 0 && n > 0) {
-        fprintf(stderr, "agentflow: %d executions of a stopped process go on from their "
-                        "checkpoints\n", n);
+        fprintf(stderr,
+                "agentflow: %d executions of a stopped process go on from their "
+                "checkpoints\n",
+                n);
     }
     return rc;
 }
@@ -627,15 +644,16 @@ static int serve_run(serve_t *sv) {
         rc = load_plugins(&sv->loop);
     }
     sv->writer = rc == 0 ? af_store_async_new(&sv->loop, wstore, cfg->store.batch, &err) : NULL;
-    af_worker_opts_t wo = {.loop = &sv->loop,
-                           .engine = {.secret = env_secret, .keep_loaded = 64, .immutable_files = 1},
-                           .reader = store,
-                           .writer = sv->writer,
-                           .data_dir = cfg->data,
-                           .concurrency = cfg->worker.concurrency,
-                           .lease_ms = cfg->worker.lease_ms,
-                           .heartbeat_ms = cfg->worker.heartbeat_ms,
-                           .park_after_ms = cfg->worker.park_after_ms};
+    af_worker_opts_t wo = {
+        .loop = &sv->loop,
+        .engine = {.secret = env_secret, .keep_loaded = 64, .immutable_files = 1},
+        .reader = store,
+        .writer = sv->writer,
+        .data_dir = cfg->data,
+        .concurrency = cfg->worker.concurrency,
+        .lease_ms = cfg->worker.lease_ms,
+        .heartbeat_ms = cfg->worker.heartbeat_ms,
+        .park_after_ms = cfg->worker.park_after_ms};
     sv->worker = sv->writer ? af_worker_new(&wo, &err) : NULL;
     af_http_router_t *router = af_http_router_new();
     af_api_opts_t ao = {.loop = &sv->loop,
@@ -654,8 +672,9 @@ static int serve_run(serve_t *sv) {
                                   .read_timeout_ms = (uint64_t)cfg->http.read_timeout_ms,
                                   .idle_timeout_ms = (uint64_t)cfg->http.idle_timeout_ms};
     sv->server = api ? af_http_server_new(&sv->loop, &hc, af_http_router_handle, router) : NULL;
-    if (rc == 0 && (sv->server == NULL || af_http_server_listen(sv->server, host, port, &err) != 0 ||
-                    af_worker_load(sv->worker, &err) != 0)) {
+    if (rc == 0 &&
+        (sv->server == NULL || af_http_server_listen(sv->server, host, port, &err) != 0 ||
+         af_worker_load(sv->worker, &err) != 0)) {
         rc = print_error(&err);
     }
     if (rc == 0) {
@@ -666,7 +685,7 @@ static int serve_run(serve_t *sv) {
         uv_timer_init(&sv->loop, &sv->retention);
         uv_timer_init(&sv->loop, &sv->wal);
         sv->sigterm.data = sv->sigint.data = sv->retention.data = sv->wal.data = sv;
-        uv_timer_start(&sv->wal, on_wal_timer, 250, 250);
+        uv_timer_start(&sv->wal, on_wal_timer, 20, 20);
         uv_signal_start(&sv->sigterm, on_signal, SIGTERM);
         uv_signal_start(&sv->sigint, on_signal, SIGINT);
         uv_timer_start(&sv->retention, on_retention, (uint64_t)cfg->retention.interval_ms,

@@ -21,6 +21,7 @@ struct af_store_async_s {
     pthread_mutex_t mu;
     answer_t *answered; /* newest first, filled by the writer thread */
     int64_t pending;    /* loop thread only */
+    uint64_t submitted; /* loop thread only */
 };
 
 static int run_op(af_store_t *s, void *ud) {
@@ -114,11 +115,16 @@ int af_store_async_submit(af_store_async_t *a, af_store_op_fn op, af_store_async
         return rc;
     }
     a->pending++;
+    a->submitted++;
     return 0;
 }
 
 int64_t af_store_async_pending(const af_store_async_t *a) {
     return a->pending;
+}
+
+uint64_t af_store_async_submitted(const af_store_async_t *a) {
+    return a->submitted;
 }
 
 void af_store_async_close(af_store_async_t *a) {

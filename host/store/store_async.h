@@ -26,6 +26,8 @@ int af_store_async_submit(af_store_async_t *a, af_store_op_fn op, af_store_async
 
 /* Operations submitted and not yet answered. */
 int64_t af_store_async_pending(const af_store_async_t *a);
+/* Operations submitted so far (loop thread). */
+uint64_t af_store_async_submitted(const af_store_async_t *a);
 
 /* Runs everything submitted, answers it (the done callbacks run inside this call) and stops the
  * thread; from then on af_store_async_submit returns AF_ESTATE. The loop handle is closed (run
