@@ -24,7 +24,7 @@ af_create_t *af__api_create_new(af_api_t *api, const char *workflow_id, int vers
         return NULL;
     }
     c->api = api;
-    snprintf(c->workflow_id, sizeof c->workflow_id, "%s", workflow_id);
+    af_strlcpy(c->workflow_id, workflow_id, sizeof c->workflow_id);
     c->version = version;
     c->n = n;
     c->inputs = inputs;
@@ -73,14 +73,14 @@ static int write_create(af_store_t *s, void *ud) {
     for (size_t i = 0; i < c->n; i++) {
         af_execution_t e = {
             .version = c->version, .input = c->inputs[i], .created_at = c->created_at};
-        snprintf(e.id, sizeof e.id, "%s", c->ids[i]);
-        snprintf(e.workflow_id, sizeof e.workflow_id, "%s", c->workflow_id);
-        snprintf(e.status, sizeof e.status, "%s", i < c->nstarted ? "running" : "queued");
+        af_strlcpy(e.id, c->ids[i], sizeof e.id);
+        af_strlcpy(e.workflow_id, c->workflow_id, sizeof e.workflow_id);
+        af_strlcpy(e.status, i < c->nstarted ? "running" : "queued", sizeof e.status);
         /* this process's worker holds the job from the start: no claim later */
         af_job_t job = {.lease_until = lease_until};
-        snprintf(job.id, sizeof job.id, "%s", c->ids[i]);
-        snprintf(job.queue, sizeof job.queue, "%s", AF_WORKER_QUEUE);
-        snprintf(job.lease_owner, sizeof job.lease_owner, "%s", af_worker_id(w));
+        af_strlcpy(job.id, c->ids[i], sizeof job.id);
+        af_strlcpy(job.queue, AF_WORKER_QUEUE, sizeof job.queue);
+        af_strlcpy(job.lease_owner, af_worker_id(w), sizeof job.lease_owner);
         if ((rc = af_store_execution_create(s, &e, &job, NULL, &err)) != 0) {
             return rc;
         }
@@ -185,7 +185,7 @@ void af__api_wait(af_api_t *api, af_http_res_t *res, const char *id, int64_t ms,
         return;
     }
     *w = (waiter_t){.api = api, .res = res, .timer = t, .answer = answer, .ud = ud};
-    snprintf(w->id, sizeof w->id, "%s", id);
+    af_strlcpy(w->id, id, sizeof w->id);
     w->watch = af_worker_watch(api->o.worker, id, wait_ended, w);
     if (w->watch == NULL) { /* the worker does not hold it (any more): answer what is stored */
         free(t);
@@ -559,8 +559,8 @@ static int write_retry(af_store_t *s, void *ud) {
     int rc = af_queue_dead_retry(q, r->id, &err);
     if (rc == AF_ENOTFOUND) {
         af_job_t job = {0};
-        snprintf(job.id, sizeof job.id, "%s", r->id);
-        snprintf(job.queue, sizeof job.queue, "%s", AF_WORKER_QUEUE);
+        af_strlcpy(job.id, r->id, sizeof job.id);
+        af_strlcpy(job.queue, AF_WORKER_QUEUE, sizeof job.queue);
         rc = af_queue_enqueue(q, &job, NULL, &err);
     }
     if (rc == 0) {
@@ -609,8 +609,8 @@ static void execution_retry(af_http_req_t *req, af_http_res_t *res, void *ud) {
         return;
     }
     *r = (retry_t){.api = api, .res = res, .version = e.version};
-    snprintf(r->id, sizeof r->id, "%s", id);
-    snprintf(r->workflow_id, sizeof r->workflow_id, "%s", e.workflow_id);
+    af_strlcpy(r->id, id, sizeof r->id);
+    af_strlcpy(r->workflow_id, e.workflow_id, sizeof r->workflow_id);
     af_execution_clear(&e);
     rc = af_store_async_submit(api->o.writer, write_retry, retry_written, r);
     if (rc != 0) {

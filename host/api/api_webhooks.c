@@ -349,7 +349,7 @@ static const hook_entry_t *hook_find(hook_t *h, af_http_req_t *req, size_t len) 
     }
     h->position = e->trigger.position;
     h->wait_ms = e->wait_ms;
-    snprintf(h->file, sizeof h->file, "%s", e->file);
+    af_strlcpy(h->file, e->file, sizeof h->file);
     return e;
 }
 

@@ -13,6 +13,14 @@
 
 /* ---- errors ---- */
 
+size_t af_strlcpy(char *dst, const char *src, size_t size) {
+    size_t n = strlen(src);
+    size_t m = n < size ? n : size - 1;
+    memcpy(dst, src, m);
+    dst[m] = '\0';
+    return n;
+}
+
 const char *af_strerror(int code) {
     switch (code) {
     case 0:

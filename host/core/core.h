@@ -33,6 +33,10 @@ typedef enum {
 #undef AF__ERR_ENUM
 } af_errno_t;
 
+/* Copies src into dst of size bytes (size > 0), cut short if need be, always terminated; returns
+ * strlen(src). For fixed-size id and name fields on hot paths, where snprintf costs more. */
+size_t af_strlcpy(char *dst, const char *src, size_t size);
+
 /* A short text for an AF_E* code ("unknown error" for others). Never NULL. */
 const char *af_strerror(int code);
 /* The code's name without prefix, e.g. "TIMEOUT". Never NULL. */

@@ -127,7 +127,7 @@ static wfstate_t *wf_get(af_worker_t *w, const char *workflow_id) {
     }
     wfstate_t *s = calloc(1, sizeof *s);
     if (s) {
-        snprintf(s->workflow_id, sizeof s->workflow_id, "%s", workflow_id);
+        af_strlcpy(s->workflow_id, workflow_id, sizeof s->workflow_id);
         s->hash_next = w->wfs[b];
         w->wfs[b] = s;
     }
@@ -145,8 +145,8 @@ static item_t *item_add(af_worker_t *w, const char *id, const char *workflow_id,
         return NULL;
     }
     it->w = w;
-    snprintf(it->id, sizeof it->id, "%s", id);
-    snprintf(it->workflow_id, sizeof it->workflow_id, "%s", workflow_id);
+    af_strlcpy(it->id, id, sizeof it->id);
+    af_strlcpy(it->workflow_id, workflow_id, sizeof it->workflow_id);
     it->version = version;
     it->heap_index = -1;
     it->wf = wf;
@@ -341,7 +341,7 @@ static op_t *op_new(af_worker_t *w, item_t *it, const char *id) {
     if (op) {
         op->w = w;
         op->item = it;
-        snprintf(op->id, sizeof op->id, "%s", id);
+        af_strlcpy(op->id, id, sizeof op->id);
     }
     return op;
 }
@@ -396,8 +396,8 @@ static void checkpoint_of(const op_t *op, af_checkpoint_t *c) {
                            .error = op->text2,
                            .wake_at = op->wake_at,
                            .ended_at = op->at};
-    snprintf(c->execution_id, sizeof c->execution_id, "%s", op->id);
-    snprintf(c->status, sizeof c->status, "%s", op->status);
+    af_strlcpy(c->execution_id, op->id, sizeof c->execution_id);
+    af_strlcpy(c->status, op->status, sizeof c->status);
     if (op->status[0] == 's') { /* succeeded: text2 is the port */
         c->port = op->text2;
         c->error = NULL;
@@ -451,7 +451,7 @@ static int engine_checkpoint(void *ud, const af_exec_t *x, int step, const json_
     op->x = (af_exec_t *)x;
     op->step = step;
     op->text = strdup(af_exec_graph(x)->steps[step].name);
-    snprintf(op->status, sizeof op->status, "%s", st == AF_STEP_SUCCEEDED ? "succeeded" : "failed");
+    af_strlcpy(op->status, st == AF_STEP_SUCCEEDED ? "succeeded" : "failed", sizeof op->status);
     if (st == AF_STEP_SUCCEEDED) {
         const char *port = af_exec_step_port(x, step);
         op->text2 = port ? strdup(port) : NULL;
@@ -514,7 +514,7 @@ static void engine_event(void *ud, const af_event_t *ev) {
                  ev->error ? ev->error : "");
         break;
     case AF_EV_LOG:
-        snprintf(line, sizeof line, "%s", ev->text ? ev->text : "");
+        af_strlcpy(line, ev->text ? ev->text : "", sizeof line);
         break;
     case AF_EV_EXEC_END:
         if (ev->error == NULL) {
@@ -531,7 +531,7 @@ static void engine_event(void *ud, const af_event_t *ev) {
     if (op) {
         op->text = strdup(line);
         op->text2 = ev->step ? strdup(ev->step) : NULL;
-        snprintf(op->status, sizeof op->status, "%s", ev->error ? "error" : "info");
+        af_strlcpy(op->status, ev->error ? "error" : "info", sizeof op->status);
         op->at = af_wall_ms();
     }
     submit(w, op, write_log, NULL);
@@ -577,14 +577,14 @@ static void end_item(af_worker_t *w, item_t *it, const char *status, json_t *res
         json_decref(result);
         return;
     }
-    snprintf(op->status, sizeof op->status, "%s", status);
+    af_strlcpy(op->status, status, sizeof op->status);
     op->json = result;
     op->text = error ? strdup(error) : NULL;
     op->at = af_wall_ms();
     af_outcome_t *o = it->outcome;
     if (o) {
         af_execution_t *e = &o->execution;
-        snprintf(e->status, sizeof e->status, "%s", status);
+        af_strlcpy(e->status, status, sizeof e->status);
         e->result = result ? json_incref(result) : NULL;
         e->error = error ? strdup(error) : NULL;
         e->completed_at = op->at;
@@ -912,9 +912,9 @@ static af_outcome_t *outcome_of(item_t *it, json_t *input, int64_t created_at, i
     af_outcome_t *o = af_outcome_new();
     if (o) {
         af_execution_t *e = &o->execution;
-        snprintf(e->id, sizeof e->id, "%s", it->id);
-        snprintf(e->workflow_id, sizeof e->workflow_id, "%s", it->workflow_id);
-        snprintf(e->status, sizeof e->status, "%s", started ? "running" : "queued");
+        af_strlcpy(e->id, it->id, sizeof e->id);
+        af_strlcpy(e->workflow_id, it->workflow_id, sizeof e->workflow_id);
+        af_strlcpy(e->status, started ? "running" : "queued", sizeof e->status);
         e->version = it->version;
         e->input = json_incref(input);
         e->attempt = started; /* an attempt is counted when it starts */
@@ -1006,7 +1006,7 @@ int af_worker_load(af_worker_t *w, af_error_t *err) {
             af_execution_clear(&e);
         }
         if (n > 0) {
-            snprintf(after, sizeof after, "%s", jobs[n - 1].id);
+            af_strlcpy(after, jobs[n - 1].id, sizeof after);
         }
         af_jobs_free(jobs, n);
         if (n < 1000) {
@@ -1148,7 +1148,7 @@ af_worker_t *af_worker_new(const af_worker_opts_t *opts, af_error_t *err) {
     w->o.heartbeat_ms = opts->heartbeat_ms > 0 ? opts->heartbeat_ms : 10000;
     w->o.park_after_ms = opts->park_after_ms > 0 ? opts->park_after_ms : 2000;
     if (opts->worker_id) {
-        snprintf(w->worker_id, sizeof w->worker_id, "%s", opts->worker_id);
+        af_strlcpy(w->worker_id, opts->worker_id, sizeof w->worker_id);
     } else {
         af_uuid_v4(w->worker_id);
     }

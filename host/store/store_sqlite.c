@@ -576,7 +576,7 @@ static int migrate(af__sqlite_t *c, const char *path, af_error_t *err) {
             }
             if (rc != 0 && err) {
                 char msg[sizeof err->msg];
-                snprintf(msg, sizeof msg, "%s", err->msg);
+                af_strlcpy(msg, err->msg, sizeof msg);
                 af_error_set(err, rc, "migration %d (%s): %s", MIGRATIONS[i].version,
                              MIGRATIONS[i].name, msg);
             }
@@ -1154,7 +1154,7 @@ static int sqlite_execution_insert(af_store_t *s, af_execution_t *e, af_error_t 
     if (rc == 0) {
         memcpy(e->id, id, sizeof id);
         if (status != e->status) {
-            snprintf(e->status, sizeof e->status, "%s", status);
+            af_strlcpy(e->status, status, sizeof e->status);
         }
         e->created_at = now;
         e->started_at = strcmp(status, "running") == 0 ? now : 0;

@@ -13,6 +13,20 @@
 
 #include "core/core.h"
 
+static void test_strlcpy(void **state) {
+    (void)state;
+    char buf[6];
+    memset(buf, 'x', sizeof buf);
+    assert_int_equal(af_strlcpy(buf, "abc", sizeof buf), 3);
+    assert_string_equal(buf, "abc");
+    assert_int_equal(af_strlcpy(buf, "abcdefgh", sizeof buf), 8); /* cut short, terminated */
+    assert_string_equal(buf, "abcde");
+    assert_int_equal(af_strlcpy(buf, "", sizeof buf), 0);
+    assert_string_equal(buf, "");
+    assert_int_equal(af_strlcpy(buf, "abc", 1), 3);
+    assert_string_equal(buf, "");
+}
+
 static void test_duration_parse(void **state) {
     (void)state;
     static const struct {
@@ -237,11 +251,16 @@ static void test_time(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_duration_parse), cmocka_unit_test(test_duration_format),
-        cmocka_unit_test(test_bytes_parse),    cmocka_unit_test(test_utf8_valid),
+        cmocka_unit_test(test_strlcpy),
+        cmocka_unit_test(test_duration_parse),
+        cmocka_unit_test(test_duration_format),
+        cmocka_unit_test(test_bytes_parse),
+        cmocka_unit_test(test_utf8_valid),
         cmocka_unit_test(test_uuid_v4),
-        cmocka_unit_test(test_uuid_v7_sorts_by_time),        cmocka_unit_test(test_error_text),
-        cmocka_unit_test(test_strerror),       cmocka_unit_test(test_buf),
+        cmocka_unit_test(test_uuid_v7_sorts_by_time),
+        cmocka_unit_test(test_error_text),
+        cmocka_unit_test(test_strerror),
+        cmocka_unit_test(test_buf),
         cmocka_unit_test(test_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
