@@ -43,8 +43,9 @@ typedef struct af_store_options_s {
     int64_t (*clock)(void *clock_ud); /* wall-clock ms; default af_wall_ms (tests inject one) */
     void *clock_ud;
     /* 1: the caller runs af_store_checkpoint_wal often from another connection (so commits
-     * seldom wait for a checkpoint); a commit still checkpoints itself once the log holds ~8 MB,
-     * since under writes that never pause only the writer can let the log start over. */
+     * seldom wait for a checkpoint); a commit still checkpoints itself once the log holds ~8 MB
+     * (right after such a copy) or ~16 MB, since under writes that never pause only the writer
+     * can let the log start over. */
     int manual_wal_checkpoints;
 } af_store_options_t;
 

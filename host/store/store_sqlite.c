@@ -3,6 +3,7 @@
  * checkpoints, logs and retention. Triggers and webhooks are in store_sqlite_triggers.c. */
 #include <limits.h>
 #include <stdio.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -601,10 +602,36 @@ static void sqlite_close(af_store_t *base) {
 
 static const af_store_vt_t SQLITE_VT;
 
+/* ---- write-ahead log ------------------------------------------------------------------------
+ * With manual checkpoints another connection copies the log often (af_store_checkpoint_wal). The
+ * log only starts over when a checkpoint finishes with no newer frame, which under writes that
+ * never pause only the writer's own checkpoint achieves: it runs one once the log passes
+ * WAL_RESTART frames, right after a background copy (little left to copy and sync, so a short
+ * stall), or at WAL_LIMIT frames whatever happens. */
+#define WAL_RESTART 2000
+#define WAL_LIMIT   4000
+static _Atomic int64_t last_copy_us; /* when a background copy ended (monotonic us) */
+
+static int wal_hook(void *ud, sqlite3 *db, const char *name, int frames) {
+    (void)ud;
+    if (frames < WAL_RESTART) {
+        return SQLITE_OK;
+    }
+    int64_t since_us = (int64_t)(af_mono_ms() * 1000) - atomic_load(&last_copy_us);
+    if (frames < WAL_LIMIT && since_us > 5000) {
+        return SQLITE_OK;
+    }
+    sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    return SQLITE_OK;
+}
+
 int af__store_sqlite_checkpoint_wal(af_store_t *s, int64_t *frames, af_error_t *err) {
     int log = 0, done = 0;
     af__sqlite_t *c = CONN(s);
     int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+    if (rc == SQLITE_OK) {
+        atomic_store(&last_copy_us, (int64_t)(af_mono_ms() * 1000));
+    }
     if (frames) {
         *frames = done;
     }
@@ -667,12 +694,16 @@ int af__store_sqlite_open(const char *path, const af_store_options_t *opts, af_s
         rc = af__sqlite_exec(&s->c, "PRAGMA temp_store = MEMORY", err);
     }
     if (rc == 0) { /* up to 8 MB of pages (64 MB for the server's writer, grown only as used);
-                    * the log is checkpointed by the commit that takes it past ~16 MB (~8 MB) */
+                    * the log is checkpointed by the commit that takes it past ~16 MB, or see
+                    * wal_hook */
         rc = af__sqlite_exec(&s->c,
                              o.manual_wal_checkpoints
-                                 ? "PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 2000"
+                                 ? "PRAGMA cache_size = -65536"
                                  : "PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = 4000",
                              err);
+    }
+    if (rc == 0 && o.manual_wal_checkpoints) {
+        sqlite3_wal_hook(s->c.db, wal_hook, NULL);
     }
     if (rc == 0) {
         rc = migrate(&s->c, path, err);
