@@ -228,20 +228,45 @@ int af_bytes_parse(const char *text, size_t *bytes) {
 
 /* ---- ids ---- */
 
+/* 16 random bytes, from a per-thread pool refilled by getrandom (one call per 16 ids). */
+static void random16(unsigned char b[16]) {
+    static _Thread_local unsigned char pool[256];
+    static _Thread_local size_t left;
+    if (left < 16) {
+        if (getrandom(pool, sizeof pool, 0) != (ssize_t)sizeof pool) {
+            uint64_t seed = (uint64_t)(af_mono_ms() * 1000) ^ (uint64_t)af_wall_ms();
+            for (size_t i = 0; i < sizeof pool; i++) { /* no entropy source: unique per process */
+                seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+                pool[i] = (unsigned char)(seed >> 56);
+            }
+        }
+        left = sizeof pool;
+    }
+    left -= 16;
+    memcpy(b, pool + left, 16);
+    memset(pool + left, 0, 16); /* used bytes do not stay behind */
+}
+
+/* The 16 bytes as 8-4-4-4-12 lowercase hex with its NUL (37 bytes). */
+static void uuid_format(const unsigned char b[16], char *buf) {
+    static const char HEX[] = "0123456789abcdef";
+    char *o = buf;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) {
+            *o++ = '-';
+        }
+        *o++ = HEX[b[i] >> 4];
+        *o++ = HEX[b[i] & 0xf];
+    }
+    *o = '\0';
+}
+
 const char *af_uuid_v4(char *buf) {
     unsigned char b[16];
-    if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b) {
-        uint64_t seed = (uint64_t)(af_mono_ms() * 1000) ^ (uint64_t)af_wall_ms();
-        for (size_t i = 0; i < sizeof b; i++) { /* no entropy source: still unique per process */
-            seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
-            b[i] = (unsigned char)(seed >> 56);
-        }
-    }
+    random16(b);
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    snprintf(buf, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
-             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-             b[14], b[15]);
+    uuid_format(b, buf);
     return buf;
 }
 
@@ -251,8 +276,6 @@ const char *af_uuid_v7(char *buf) {
      * grow with time keep B-tree inserts at the right edge of the index. */
     static _Thread_local int64_t last_ms;
     static _Thread_local unsigned seq;
-    char random_part[37];
-    af_uuid_v4(random_part); /* the random bits, already formatted */
     int64_t ms = af_wall_ms();
     if (ms <= last_ms) {
         ms = last_ms;
@@ -264,8 +287,15 @@ const char *af_uuid_v7(char *buf) {
         last_ms = ms;
         seq = 0;
     }
-    snprintf(buf, 37, "%08x-%04x-7%03x-%s", (unsigned)((uint64_t)ms >> 16),
-             (unsigned)((uint64_t)ms & 0xffff), seq & 0xfff, random_part + 19);
+    unsigned char b[16];
+    random16(b);
+    for (int i = 0; i < 6; i++) {
+        b[i] = (unsigned char)((uint64_t)ms >> (40 - 8 * i));
+    }
+    b[6] = (unsigned char)(0x70 | ((seq >> 8) & 0x0f));
+    b[7] = (unsigned char)(seq & 0xff);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    uuid_format(b, buf);
     return buf;
 }
 

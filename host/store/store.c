@@ -473,13 +473,13 @@ int af_store_group_submit(af_store_group_t *g, af_store_op_fn op, af_store_done_
         free(o);
         return AF_ESTATE;
     }
-    if (g->tail) {
+    if (g->tail) { /* the thread waits only on an empty list: no wake-up needed */
         g->tail->next = o;
     } else {
         g->head = o;
+        pthread_cond_signal(&g->cv);
     }
     g->tail = o;
-    pthread_cond_signal(&g->cv);
     pthread_mutex_unlock(&g->mu);
     return 0;
 }

@@ -168,6 +168,13 @@ static void test_uuid_v4(void **state) {
     assert_int_equal(a[14], '4');
     assert_non_null(strchr("89ab", a[19]));
     assert_string_not_equal(a, b);
+    static char many[100][37]; /* across several refills of the random pool: all different */
+    for (int i = 0; i < 100; i++) {
+        af_uuid_v4(many[i]);
+        for (int j = 0; j < i; j++) {
+            assert_string_not_equal(many[i], many[j]);
+        }
+    }
 }
 
 static void test_error_text(void **state) {
