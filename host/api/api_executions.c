@@ -75,7 +75,7 @@ static int write_create(af_store_t *s, void *ud) {
             .version = c->version, .input = c->inputs[i], .created_at = c->created_at};
         af_strlcpy(e.id, c->ids[i], sizeof e.id);
         af_strlcpy(e.workflow_id, c->workflow_id, sizeof e.workflow_id);
-        af_strlcpy(e.status, i < c->nstarted ? "running" : "queued", sizeof e.status);
+        af_strlcpy(e.status, AF__CREATED_STATUS(c, i), sizeof e.status);
         /* this process's worker holds the job from the start: no claim later */
         af_job_t job = {.lease_until = lease_until};
         af_strlcpy(job.id, c->ids[i], sizeof job.id);
@@ -229,7 +229,7 @@ static void executed(af_create_t *c, int rc) {
     } else if (ex->wait_ms > 0) {
         af__api_wait(c->api, ex->res, c->ids[0], ex->wait_ms, answer_execution, NULL);
     } else {
-        json_t *out = json_pack("{s:s, s:s}", "id", c->ids[0], "status", "queued");
+        json_t *out = json_pack("{s:s, s:s}", "id", c->ids[0], "status", AF__CREATED_STATUS(c, 0));
         af_http_res_send_json(ex->res, 202, out);
         json_decref(out);
     }

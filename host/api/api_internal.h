@@ -52,9 +52,10 @@ struct af_create_s {
     json_t **inputs;              /* n inputs, owned */
     char (*ids)[AF_STORE_ID_MAX]; /* n ids, made before the write */
     size_t nstarted;              /* the first nstarted got a worker slot: created running */
-    int64_t created_at;           /* the rows' creation time */
-    int waited;                   /* someone waits for the end: the worker keeps what it writes */
-    char *seen_scope, *seen_id;   /* optional */
+#define AF__CREATED_STATUS(c, i) ((i) < (c)->nstarted ? "running" : "queued")
+    int64_t created_at;         /* the rows' creation time */
+    int waited;                 /* someone waits for the end: the worker keeps what it writes */
+    char *seen_scope, *seen_id; /* optional */
     int duplicate;
     char first_id[AF_STORE_ID_MAX];
     void (*done)(af_create_t *c, int rc); /* on the loop, after the commit; then c is freed */

@@ -244,7 +244,8 @@ static void hook_created(af_create_t *c, int rc) {
         af__api_wait(h->api, h->res, c->ids[0], h->wait_ms, answer_webhook, h);
         return;
     } else {
-        json_t *out = json_pack("{s:s, s:s}", "execution_id", c->ids[0], "status", "queued");
+        json_t *out =
+            json_pack("{s:s, s:s}", "execution_id", c->ids[0], "status", AF__CREATED_STATUS(c, 0));
         af_http_res_send_json(h->res, 202, out);
         json_decref(out);
     }
