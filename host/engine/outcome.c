@@ -42,6 +42,9 @@ static af_checkpoint_t *slot_for(af_outcome_t *o, const char *step) {
 }
 
 int af_outcome_step(af_outcome_t *o, const af_checkpoint_t *c) {
+    if (c->step == NULL) {
+        return AF_ENOMEM; /* its name could not be copied either */
+    }
     af_checkpoint_t copy = *c;
     copy.step = strdup(c->step);
     copy.output = c->output ? json_incref(c->output) : NULL;

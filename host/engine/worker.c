@@ -31,6 +31,7 @@ typedef struct item_s {
                             * input and checkpoints are read from the store when it starts */
     int leased;            /* its job was leased to this worker when it was created */
     af_outcome_t *outcome; /* what it wrote, when it ran here from its creation; else NULL */
+    int leaf_lost;         /* writer thread only: checkpoints of leaf steps that failed */
     int64_t run_at;
     item_state_t state;
     int heap_index; /* -1 when not in the heap */
@@ -333,6 +334,8 @@ typedef struct op_s {
     json_t *json;
     int attempts;
     int leased; /* write_start: the job was leased to this worker when it was created */
+    int *lost;  /* a leaf step's checkpoint: its item's leaf_lost (counted while failed) */
+    int counted;
     int64_t at, wake_at;
 } op_t;
 
@@ -405,10 +408,26 @@ static void checkpoint_of(const op_t *op, af_checkpoint_t *c) {
 }
 
 static int write_checkpoint(af_store_t *s, void *ud) {
+    op_t *op = ud;
     af_checkpoint_t c;
-    checkpoint_of(ud, &c);
+    checkpoint_of(op, &c);
     af_error_t err;
-    return af_store_checkpoint_save(s, &c, &err);
+    int rc = af_store_checkpoint_save(s, &c, &err);
+    if (op->lost && (rc != 0) != op->counted) { /* a batch may run twice: count once */
+        op->counted = rc != 0;
+        *op->lost += op->counted ? 1 : -1;
+    }
+    return rc;
+}
+
+/* A write for the execution failed: what this process kept of it no longer says what is stored,
+ * so its waiters read the store. */
+static void outcome_drop(af_worker_t *w, const char *id) {
+    item_t *it = item_find(w, id);
+    if (it && it->outcome) {
+        af_outcome_free(it->outcome);
+        it->outcome = NULL;
+    }
 }
 
 /* Keeps what an op writes in the outcome of an execution that has one. */
@@ -426,17 +445,22 @@ static void record(af_worker_t *w, const op_t *op) {
 
 static void checkpoint_written(void *ud, int rc) {
     op_t *op = ud;
+    if (rc != 0) {
+        outcome_drop(op->w, op->id);
+    }
     af_exec_checkpoint_done(op->x, op->step, rc);
     op_free(op);
 }
 
 /* A checkpoint nothing waits for (the step has no dependents) is not waited for either: the
- * writer commits in submission order, so it is durable no later than the execution's end. */
+ * writer commits in submission order, so it is durable no later than the execution's end. If it
+ * fails, the end (written after it, on the same thread) records the execution as failed. */
 static void leaf_checkpoint_written(void *ud, int rc) {
     op_t *op = ud;
     if (rc != 0) {
         af_log(AF_LEVEL_ERROR, "worker: could not checkpoint step '%s' of execution %s: %s",
                op->text, op->id, af_strerror(rc));
+        outcome_drop(op->w, op->id);
     }
     op_free(op);
 }
@@ -462,9 +486,12 @@ static int engine_checkpoint(void *ud, const af_exec_t *x, int step, const json_
     op->attempts = af_exec_step_attempts(x, step);
     op->at = af_wall_ms();
     record(w, op);
-    int leaf = af_exec_graph(x)->steps[step].ndependents == 0;
+    item_t *it = item_find(w, op->id);
+    int leaf = it && af_exec_graph(x)->steps[step].ndependents == 0;
+    op->lost = leaf ? &it->leaf_lost : NULL;
     if (af_store_async_submit(w->o.writer, write_checkpoint,
                               leaf ? leaf_checkpoint_written : checkpoint_written, op) != 0) {
+        outcome_drop(w, op->id);
         op_free(op);
         return AF_ESTATE;
     }
@@ -547,6 +574,11 @@ static void slot_free(af_worker_t *w, item_t *it) {
 static int write_end(af_store_t *s, void *ud) {
     op_t *op = ud;
     af_error_t err;
+    if (op->item->leaf_lost > 0 && strcmp(op->status, "succeeded") == 0) {
+        af_strlcpy(op->status, "failed", sizeof op->status); /* its result is not all stored */
+        free(op->text);
+        op->text = strdup("CHECKPOINT: a step's checkpoint could not be written");
+    }
     int rc =
         af_store_execution_set_status(s, op->id, op->status, op->json, op->text, 0, op->at, &err);
     if (rc == 0) { /* the job is done: ours to complete, or (a cancelled queued one) removed */
@@ -563,6 +595,7 @@ static void end_written(void *ud, int rc) {
     if (rc != 0) {
         af_log(AF_LEVEL_ERROR, "worker: could not record the end of execution %s: %s", op->id,
                af_strerror(rc));
+        outcome_drop(op->w, op->id);
     }
     item_remove(op->w, op->item, op->status);
     op_free(op);
@@ -717,9 +750,12 @@ static int write_fail(af_store_t *s, void *ud) {
 
 static void fail_written(void *ud, int rc) {
     op_t *op = ud;
+    af_worker_t *w = op->w;
     (void)rc;
-    item_remove(op->w, op->item, "failed");
+    item_remove(w, op->item, "failed");
     op_free(op);
+    dispatch(w); /* its slot is free */
+    maybe_stopped(w);
 }
 
 /* The checkpoints of a stored execution as the engine's resume object (new; NULL if none). */
@@ -784,6 +820,14 @@ static void run_item(af_worker_t *w, item_t *it) {
     it->wf->limit_known = 1;
 }
 
+static void start_written(void *ud, int rc) {
+    op_t *op = ud;
+    if (rc != 0) {
+        outcome_drop(op->w, op->id);
+    }
+    op_free(op);
+}
+
 /* A due item takes a slot, is recorded as running (its job claimed unless it was leased to this
  * worker at creation) and runs. */
 static void start_item(af_worker_t *w, item_t *it) {
@@ -799,7 +843,7 @@ static void start_item(af_worker_t *w, item_t *it) {
         }
     }
     it->leased = 0;
-    submit(w, start, write_start, NULL);
+    submit(w, start, write_start, start_written);
     run_item(w, it);
 }
 
@@ -905,6 +949,7 @@ void af_worker_unreserve(af_worker_t *w, const char *workflow_id) {
         wf->running--;
     }
     dispatch(w);
+    maybe_stopped(w);
 }
 
 /* What a new execution's row says when it was created (the outcome its run goes on filling). */
@@ -927,6 +972,9 @@ static af_outcome_t *outcome_of(item_t *it, json_t *input, int64_t created_at, i
 void af_worker_enqueue(af_worker_t *w, const char *execution_id, const char *workflow_id,
                        int version, json_t *input, int64_t run_at, int how, int64_t created_at) {
     if (item_find(w, execution_id)) {
+        if (how == AF_WORKER_STARTED) {
+            af_worker_unreserve(w, workflow_id);
+        }
         return;
     }
     item_t *it = item_add(w, execution_id, workflow_id, version);
@@ -1199,6 +1247,7 @@ void af_worker_free(af_worker_t *w) {
             }
             notify(it, NULL);
             json_decref(it->input);
+            af_outcome_free(it->outcome);
             free(it);
         }
     }
