@@ -25,6 +25,7 @@
 #include "plugin/plugin.h"
 #include "cli/execute.h"
 #include "cli/input.h"
+#include "triggers/schedule.h"
 
 #include <luajit.h>
 
@@ -382,6 +383,40 @@ static int cmd_run(run_opts_t *o) {
 
 /* ---- check ---- */
 
+/* When each schedule fires next (three times, from now): after the graph in text, as
+ * "next_runs" in each schedule trigger's JSON. */
+static void check_next_runs(const af_graph_t *g, json_t *triggers_json) {
+    int64_t now = af_wall_ms();
+    int header = 0;
+    for (int i = 0; i < g->ntriggers; i++) {
+        const af_trigger_t *t = &g->triggers[i];
+        if (strcmp(t->type, "schedule") != 0 || !json_object_get(t->config, "cron")) {
+            continue; /* an `every` schedule's next run depends on its last one */
+        }
+        af_error_t err = {0};
+        json_t *runs = af_schedule_next_runs_json(t->config, now, 3, &err);
+        if (runs == NULL) {
+            continue; /* the definition check has said what is wrong */
+        }
+        if (triggers_json) {
+            json_object_set_new(json_array_get(triggers_json, (size_t)i), "next_runs", runs);
+            continue;
+        }
+        if (!header) {
+            printf("next runs:\n");
+            header = 1;
+        }
+        printf("  schedule (%s):", t->where ? t->where : "");
+        size_t k;
+        json_t *v;
+        json_array_foreach(runs, k, v) {
+            printf("%s %s", k ? "," : "", json_string_value(v));
+        }
+        printf("\n");
+        json_decref(runs);
+    }
+}
+
 static int cmd_check(const char *file, const char *format) {
     af_error_t err = {0};
     uv_loop_t loop;
@@ -397,6 +432,7 @@ static int cmd_check(const char *file, const char *format) {
     if (rc == 0) {
         if (strcmp(format, "json") == 0) {
             json_t *j = af_graph_to_json(g);
+            check_next_runs(g, json_object_get(j, "triggers"));
             char *text = af_json_dumps(j, AF_JSON_PRETTY);
             printf("%s\n", text);
             free(text);
@@ -405,6 +441,7 @@ static int cmd_check(const char *file, const char *format) {
             af_graph_print_dot(g, stdout);
         } else {
             af_graph_print_text(g, stdout);
+            check_next_runs(g, NULL);
         }
     }
     af_graph_free(g);

@@ -5,7 +5,8 @@ set -euo pipefail
 mode=${1:-build}
 # the full build (binary, plugins, C tests, test servers, benchmarks)
 pkgs=(cmake make gcc pkg-config libluajit2-5.1-dev libuv1-dev libjansson-dev
-      libcurl4-openssl-dev libssl-dev libsqlite3-dev libcmocka-dev libhttp-parser-dev)
+      libcurl4-openssl-dev libssl-dev libsqlite3-dev libcmocka-dev libhttp-parser-dev
+      tzdata) # tzdata: the zoneinfo files schedules read their time zones from
 if [ "$mode" = test ]; then
     pkgs+=(luajit2 lua-busted lua-dkjson graphviz curl openssl valgrind) # runners and tools
 fi

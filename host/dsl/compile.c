@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 
 #include "core/lua_json.h"
+#include "core/tz.h"
+#include "triggers/cron.h"
 
 /* Splits a Lua message "file:12: text" into where and text. */
 static int error_from_lua(af_error_t *err, int code, const char *msg) {
@@ -120,28 +122,38 @@ static int retry_of(json_t *r, af_retry_t *out, const char *what, const char *wh
     return 0;
 }
 
+/* A schedule's cron expression and time zone load as the scheduler will load them. */
+static int check_schedule(json_t *c, const char *where, af_error_t *err) {
+    int64_t ms;
+    const char *cron = jstr(c, "cron");
+    af_error_t e = {0};
+    if (cron) {
+        af_cron_t parsed;
+        if (af_cron_parse(cron, &parsed, &e) != 0) {
+            return af_error_at(err, AF_EDEFINITION, where, "af.schedule: %s", e.msg);
+        }
+    }
+    json_t *zone = json_object_get(c, "timezone");
+    if (zone && !json_is_string(zone)) {
+        return af_error_at(err, AF_EDEFINITION, where,
+                           "af.schedule: timezone is an IANA zone name such as \"Europe/Berlin\"");
+    }
+    if (zone) {
+        af_tz_t *tz = af_tz_load(json_string_value(zone), &e);
+        if (tz == NULL) {
+            return af_error_at(err, AF_EDEFINITION, where, "af.schedule: timezone: %s", e.msg);
+        }
+        af_tz_free(tz);
+    }
+    return duration_of(json_object_get(c, "every"), "af.schedule: every", where, &ms, err);
+}
+
 static int check_trigger(json_t *t, af_error_t *err) {
     const char *type = jstr(t, "type"), *where = jstr(t, "where");
     json_t *c = json_object_get(t, "config");
     int64_t ms;
     if (strcmp(type, "schedule") == 0) {
-        const char *cron = jstr(c, "cron");
-        if (cron) {
-            int fields = 0, in = 0;
-            for (const char *p = cron; *p; p++) {
-                if (!isspace((unsigned char)*p) && !in) {
-                    fields++;
-                }
-                in = !isspace((unsigned char)*p);
-            }
-            if (cron[0] != '@' && fields != 5 && fields != 6) {
-                return af_error_at(err, AF_EDEFINITION, where,
-                                   "af.schedule: cron '%s' has %d fields; expected 5 (or 6 with "
-                                   "seconds)",
-                                   cron, fields);
-            }
-        }
-        return duration_of(json_object_get(c, "every"), "af.schedule: every", where, &ms, err);
+        return check_schedule(c, where, err);
     }
     if (strcmp(type, "poll") == 0) {
         return duration_of(json_object_get(c, "interval"), "af.poll: interval", where, &ms, err);

@@ -46,6 +46,8 @@ local CASES = {
   { "not_a_function.lua", "not_a_function.lua:3:", "expected a function or a node" },
   { "sandbox_io.lua", "sandbox_io.lua:3:", "global 'io'" },
   { "sandbox_require.lua", "sandbox_require.lua:2:", "module 'ffi' is not available" },
+  { "bad_cron.lua", "bad_cron.lua:3:", "af.schedule: cron '0 25 * * MON-FRI': hour '25' is out of range 0-23" },
+  { "bad_zone.lua", "bad_zone.lua:3:", "af.schedule: timezone:" },
 }
 
 describe("a broken workflow", function()

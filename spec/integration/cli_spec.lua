@@ -231,6 +231,27 @@ describe("agentflow", function()
       same_every_time({ "run", example("support-triage.lua"), "--quiet" })
     end)
 
+    it("of check shows when each cron schedule fires next", function()
+      local r = run({ "check", fixture("schedules.lua"), "--format", "json" })
+      ok_run(r)
+      local year = tonumber(os.date("!%Y"))
+      assert.are.same({ ("%d-01-01T00:00:00.000Z"):format(year + 1),
+                        ("%d-01-01T00:00:00.000Z"):format(year + 2),
+                        ("%d-01-01T00:00:00.000Z"):format(year + 3) }, r.json.triggers[1].next_runs)
+      local noon = r.json.triggers[2].next_runs -- 12:00 in Tokyo is 03:00 UTC, daily
+      assert.are.equal(3, #noon)
+      for i, at in ipairs(noon) do
+        assert.truthy(at:match("T03:00:00%.000Z$"), at)
+        assert.truthy(i == 1 or at > noon[i - 1])
+      end
+      assert.truthy(noon[1] > os.date("!%Y-%m-%dT%H:%M:%S"))
+      assert.is_nil(r.json.triggers[3].next_runs) -- `every` runs from its last run
+      local text = run({ "check", fixture("schedules.lua") })
+      ok_run(text)
+      assert.truthy(text.stdout:find("next runs:\n  schedule (" .. fixture("schedules.lua") .. ":4): "
+                                     .. r.json.triggers[1].next_runs[1], 1, true), text.stdout)
+    end)
+
     it("of check is the same bytes every time", function()
       same_every_time({ "check", example("triggers.lua"), "--format", "json" })
       same_every_time({ "check", example("triggers.lua") })
