@@ -9,8 +9,7 @@
 #include <sys/stat.h>
 
 #include "core/lua_json.h"
-#include "core/tz.h"
-#include "triggers/cron.h"
+#include "triggers/schedule.h"
 
 /* Splits a Lua message "file:12: text" into where and text. */
 static int error_from_lua(af_error_t *err, int code, const char *msg) {
@@ -122,30 +121,15 @@ static int retry_of(json_t *r, af_retry_t *out, const char *what, const char *wh
     return 0;
 }
 
-/* A schedule's cron expression and time zone load as the scheduler will load them. */
+/* A schedule's config loads as the scheduler will load it (cron, time zone, window). */
 static int check_schedule(json_t *c, const char *where, af_error_t *err) {
     int64_t ms;
-    const char *cron = jstr(c, "cron");
+    int rc = duration_of(json_object_get(c, "every"), "af.schedule: every", where, &ms, err);
     af_error_t e = {0};
-    if (cron) {
-        af_cron_t parsed;
-        if (af_cron_parse(cron, &parsed, &e) != 0) {
-            return af_error_at(err, AF_EDEFINITION, where, "af.schedule: %s", e.msg);
-        }
+    if (rc == 0 && af_schedule_check(c, &e) != 0) {
+        rc = af_error_at(err, AF_EDEFINITION, where, "af.schedule: %s", e.msg);
     }
-    json_t *zone = json_object_get(c, "timezone");
-    if (zone && !json_is_string(zone)) {
-        return af_error_at(err, AF_EDEFINITION, where,
-                           "af.schedule: timezone is an IANA zone name such as \"Europe/Berlin\"");
-    }
-    if (zone) {
-        af_tz_t *tz = af_tz_load(json_string_value(zone), &e);
-        if (tz == NULL) {
-            return af_error_at(err, AF_EDEFINITION, where, "af.schedule: timezone: %s", e.msg);
-        }
-        af_tz_free(tz);
-    }
-    return duration_of(json_object_get(c, "every"), "af.schedule: every", where, &ms, err);
+    return rc;
 }
 
 static int check_trigger(json_t *t, af_error_t *err) {

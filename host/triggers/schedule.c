@@ -1,42 +1,96 @@
-/* schedule.c -- fire times of a schedule trigger's config. */
+/* schedule.c -- fire times of a schedule trigger's config: its cron expression or interval in
+ * its time zone, kept to its window. */
 #include "triggers/schedule.h"
+
+#include <string.h>
 
 #include "core/tz.h"
 #include "triggers/cron.h"
+#include "triggers/window.h"
 
-static int every_runs(const json_t *every, int64_t after_ms, int64_t *out, int n, af_error_t *err) {
-    int64_t ms = 0;
-    if (!json_is_string(every) || af_duration_parse(json_string_value(every), &ms) != 0 ||
-        ms <= 0) {
-        return af_error_set(err, AF_EINVAL, "every: a positive duration such as \"15m\"");
+#define WINDOW_TRIES 100000 /* candidates looked at for one fire time inside the window */
+
+typedef struct {
+    af_cron_t cron;
+    int has_cron;
+    int64_t every_ms;
+    af_tz_t *tz;
+    af_window_t window;
+} plan_t;
+
+static void plan_clear(plan_t *p) {
+    af_tz_free(p->tz);
+    af_window_clear(&p->window);
+}
+
+static int plan_of(const json_t *config, plan_t *p, af_error_t *err) {
+    memset(p, 0, sizeof *p);
+    const char *expr = json_string_value(json_object_get(config, "cron"));
+    int rc = 0;
+    if (expr) {
+        p->has_cron = 1;
+        rc = af_cron_parse(expr, &p->cron, err);
+    } else {
+        const json_t *every = json_object_get(config, "every");
+        if (!json_is_string(every) || af_duration_parse(json_string_value(every), &p->every_ms) ||
+            p->every_ms <= 0) {
+            rc = af_error_set(err, AF_EINVAL, "every: a positive duration such as \"15m\"");
+        }
     }
-    for (int i = 0; i < n; i++) {
-        out[i] = after_ms + (int64_t)(i + 1) * ms;
+    const char *zone = json_string_value(json_object_get(config, "timezone"));
+    if (rc == 0 && zone && (p->tz = af_tz_load(zone, err)) == NULL) {
+        rc = err ? err->code : AF_EINVAL;
     }
-    return n;
+    if (rc == 0) {
+        rc = af_window_parse(json_object_get(config, "window"), &p->window, err);
+    }
+    if (rc != 0) {
+        plan_clear(p);
+    }
+    return rc;
+}
+
+/* The first fire time after after_ms inside the window; 0, or -1 when there is none. */
+static int plan_next(const plan_t *p, int64_t after_ms, int64_t *next) {
+    for (int i = 0; i < WINDOW_TRIES; i++) {
+        if (p->has_cron) {
+            if (af_cron_next(&p->cron, p->tz, after_ms, next) != 0) {
+                return -1;
+            }
+        } else {
+            *next = after_ms + p->every_ms;
+        }
+        af_civil_t local;
+        af_tz_to_civil(p->tz, *next / 1000, &local);
+        if (af_window_allows(&p->window, &local)) {
+            return 0;
+        }
+        after_ms = *next;
+    }
+    return -1;
+}
+
+int af_schedule_check(const json_t *config, af_error_t *err) {
+    plan_t p;
+    int rc = plan_of(config, &p, err);
+    if (rc == 0) {
+        plan_clear(&p);
+    }
+    return rc;
 }
 
 int af_schedule_next_runs(const json_t *config, int64_t after_ms, int64_t *out, int n,
                           af_error_t *err) {
-    const char *expr = json_string_value(json_object_get(config, "cron"));
-    if (expr == NULL) {
-        return every_runs(json_object_get(config, "every"), after_ms, out, n, err);
-    }
-    af_cron_t cron;
-    int rc = af_cron_parse(expr, &cron, err);
+    plan_t p;
+    int rc = plan_of(config, &p, err);
     if (rc != 0) {
         return rc;
     }
-    const char *zone = json_string_value(json_object_get(config, "timezone"));
-    af_tz_t *tz = zone ? af_tz_load(zone, err) : NULL;
-    if (zone && tz == NULL) {
-        return err ? err->code : AF_EINVAL;
-    }
     int found = 0;
-    while (found < n && af_cron_next(&cron, tz, after_ms, &out[found]) == 0) {
+    while (found < n && plan_next(&p, after_ms, &out[found]) == 0) {
         after_ms = out[found++];
     }
-    af_tz_free(tz);
+    plan_clear(&p);
     return found;
 }
 

@@ -7,9 +7,14 @@
 #include <stdint.h>
 #include "core/core.h"
 
+/* Validates a schedule's config as the scheduler reads it: cron or every, timezone, window.
+ * Returns 0 or a negative code with err. */
+int af_schedule_check(const json_t *config, af_error_t *err);
+
 /* The next n fire times after after_ms (Unix ms) into out: the cron expression in its zone, or
- * after_ms + k * every. Returns how many it found (fewer when the expression stops firing), or
- * a negative code with err (an invalid expression or zone). */
+ * after_ms + k * every, skipping those outside its window (window.h). Returns how many it found
+ * (fewer when none is left: an expression that never fires, a window past its last date), or a
+ * negative code with err (an invalid expression, zone, interval or window). */
 int af_schedule_next_runs(const json_t *config, int64_t after_ms, int64_t *out, int n,
                           af_error_t *err);
 

@@ -12,6 +12,7 @@
 
 #include "triggers/cron.h"
 #include "triggers/schedule.h"
+#include "triggers/window.h"
 
 /* Unix ms of a UTC civil time. */
 static int64_t utc(int y, int mo, int d, int h, int mi, int s) {
@@ -217,13 +218,83 @@ static void test_schedule_config(void **state) {
     json_decref(c);
 }
 
+static void expect_window_error(const char *json, const char *needle) {
+    json_t *c = json_loads(json, 0, NULL);
+    assert_non_null(c);
+    af_window_t w;
+    af_error_t err = {0};
+    assert_int_equal(af_window_parse(c, &w, &err), AF_EINVAL);
+    if (strstr(err.msg, needle) == NULL) {
+        fail_msg("%s: '%s' does not say '%s'", json, err.msg, needle);
+    }
+    json_decref(c);
+}
+
+static void test_window(void **state) {
+    (void)state;
+    af_window_t w;
+    af_error_t err = {0};
+    json_t *c = json_pack("{s:s, s:s, s:s, s:[s, s]}", "from", "22:00", "to", "06:00", "days",
+                          "MON-FRI", "dates", "2026-12-01..2026-12-23", "2026-12-31");
+    assert_int_equal(af_window_parse(c, &w, &err), 0);
+    json_decref(c);
+    af_civil_t t = {2026, 12, 1, 23, 30, 0}; /* a Tuesday night: in */
+    assert_true(af_window_allows(&w, &t));
+    t.hour = 5; /* past midnight: still in (the window wraps) */
+    assert_true(af_window_allows(&w, &t));
+    t.hour = 6; /* the end is exclusive */
+    assert_false(af_window_allows(&w, &t));
+    t = (af_civil_t){2026, 12, 5, 23, 0, 0}; /* a Saturday */
+    assert_false(af_window_allows(&w, &t));
+    t = (af_civil_t){2026, 12, 24, 23, 0, 0}; /* a Thursday outside the dates */
+    assert_false(af_window_allows(&w, &t));
+    t = (af_civil_t){2026, 12, 31, 23, 0, 0}; /* a Thursday on a listed date */
+    assert_true(af_window_allows(&w, &t));
+    af_window_clear(&w);
+    assert_int_equal(af_window_parse(NULL, &w, &err), 0); /* none: always */
+    assert_true(af_window_allows(&w, &t));
+    expect_window_error("{\"from\": \"08:00\"}", "window.from and window.to");
+    expect_window_error("{\"from\": \"8:00\", \"to\": \"09:00\"}", "HH:MM");
+    expect_window_error("{\"from\": \"08:00\", \"to\": \"08:00\"}", "two different times");
+    expect_window_error("{\"days\": \"MON-FUN\"}", "window.days 'MON-FUN'");
+    expect_window_error("{\"dates\": [\"2026-02-30\"]}", "window.dates '2026-02-30'");
+    expect_window_error("{\"dates\": [\"2026-12-31..2026-12-01\"]}", "first day first");
+    expect_window_error("{\"dates\": []}", "window.dates is a list");
+    expect_window_error("{\"hours\": 3}", "unknown field 'hours'");
+    expect_window_error("[1]", "window is a table");
+}
+
+/* Fire times outside the window are skipped, in the schedule's zone. */
+static void test_schedule_window(void **state) {
+    (void)state;
+    af_error_t err = {0};
+    int64_t at[4];
+    json_t *c =
+        json_pack("{s:s, s:s, s:{s:s, s:s, s:s}}", "cron", "0 * * * *", "timezone", "Europe/Berlin",
+                  "window", "from", "09:00", "to", "11:00", "days", "MON-FRI");
+    /* Friday 2026-11-27 10:30 Berlin (09:30 UTC): 11:00 is out; next Monday 09:00, 10:00 */
+    assert_int_equal(af_schedule_next_runs(c, utc(2026, 11, 27, 9, 30, 0), at, 3, &err), 3);
+    assert_int_equal(at[0], utc(2026, 11, 30, 8, 0, 0));
+    assert_int_equal(at[1], utc(2026, 11, 30, 9, 0, 0));
+    assert_int_equal(at[2], utc(2026, 12, 1, 8, 0, 0));
+    json_decref(c);
+    c = json_pack("{s:s, s:{s:[s]}}", "every", "1h", "window", "dates", "2026-01-01");
+    assert_int_equal(af_schedule_next_runs(c, utc(2026, 1, 1, 22, 30, 0), at, 3, &err), 1);
+    assert_int_equal(at[0], utc(2026, 1, 1, 23, 30, 0)); /* then the window is over for good */
+    json_decref(c);
+    c = json_pack("{s:s, s:{s:s}}", "cron", "* * * * *", "window", "from", "nine");
+    assert_int_equal(af_schedule_check(c, &err), AF_EINVAL);
+    json_decref(c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fields),          cmocka_unit_test(test_errors_name_the_field),
         cmocka_unit_test(test_next_utc),        cmocka_unit_test(test_day_or_rule),
         cmocka_unit_test(test_never_fires),     cmocka_unit_test(test_dst_berlin),
         cmocka_unit_test(test_dst_new_york),    cmocka_unit_test(test_zone_without_dst_and_utc),
-        cmocka_unit_test(test_schedule_config),
+        cmocka_unit_test(test_schedule_config), cmocka_unit_test(test_window),
+        cmocka_unit_test(test_schedule_window),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,157 @@
+/* window.c -- execution windows of schedules. */
+#include "triggers/window.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "triggers/cron.h"
+
+/* "HH:MM" -> minutes after midnight, or -1. */
+static int parse_hhmm(const char *s) {
+    int h, m, n = 0;
+    if (s == NULL || sscanf(s, "%2d:%2d%n", &h, &m, &n) != 2 || s[n] != '\0' || strlen(s) != 5 ||
+        h < 0 || h > 23 || m < 0 || m > 59) {
+        return -1;
+    }
+    return h * 60 + m;
+}
+
+/* "YYYY-MM-DD" at s (exactly 10 characters) -> days since 1970-01-01; 0 or -1. */
+static int parse_date(const char *s, int64_t *days) {
+    int y, mo, d, n = 0;
+    if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10 || mo < 1 || mo > 12 || d < 1 ||
+        d > af_days_in_month(y, mo)) {
+        return -1;
+    }
+    af_civil_t c = {y, mo, d, 0, 0, 0};
+    *days = af_civil_to_unix(&c) / 86400;
+    return 0;
+}
+
+/* "YYYY-MM-DD" or "YYYY-MM-DD..YYYY-MM-DD" -> first and last day; 0 or -1. */
+static int parse_day_or_range(const char *s, int64_t *first, int64_t *last) {
+    size_t len = s ? strlen(s) : 0;
+    if (len == 10 && parse_date(s, first) == 0) {
+        *last = *first;
+        return 0;
+    }
+    if (len == 22 && strncmp(s + 10, "..", 2) == 0 && parse_date(s, first) == 0 &&
+        parse_date(s + 12, last) == 0 && *first <= *last) {
+        return 0;
+    }
+    return -1;
+}
+
+static int parse_days(const json_t *v, af_window_t *w, af_error_t *err) {
+    char expr[160];
+    af_cron_t c;
+    af_error_t e = {0};
+    const char *days = json_string_value(v);
+    if (days == NULL || strlen(days) > 100 ||
+        (snprintf(expr, sizeof expr, "* * * * %s", days), af_cron_parse(expr, &c, &e) != 0)) {
+        return af_error_set(err, AF_EINVAL,
+                            "window.days '%s' is not a list of days such as \"MON-FRI\" or "
+                            "\"SAT,SUN\"",
+                            days ? days : "(not a string)");
+    }
+    w->days = c.dow;
+    return 0;
+}
+
+static int parse_dates(const json_t *v, af_window_t *w, af_error_t *err) {
+    size_t n = json_array_size(v);
+    if (!json_is_array(v) || n == 0) {
+        return af_error_set(err, AF_EINVAL,
+                            "window.dates is a list of \"YYYY-MM-DD\" days or "
+                            "\"YYYY-MM-DD..YYYY-MM-DD\" ranges");
+    }
+    w->dates = calloc(n, sizeof *w->dates);
+    if (w->dates == NULL) {
+        return af_error_set(err, AF_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *s = json_string_value(json_array_get(v, i));
+        if (parse_day_or_range(s, &w->dates[i].first, &w->dates[i].last) != 0) {
+            return af_error_set(err, AF_EINVAL,
+                                "window.dates '%s' is not a day \"YYYY-MM-DD\" or a range "
+                                "\"YYYY-MM-DD..YYYY-MM-DD\" (first day first)",
+                                s ? s : "(not a string)");
+        }
+        w->ndates++;
+    }
+    return 0;
+}
+
+int af_window_parse(const json_t *config, af_window_t *w, af_error_t *err) {
+    memset(w, 0, sizeof *w);
+    w->from_min = w->to_min = -1;
+    w->days = 0x7f;
+    if (config == NULL || json_is_null(config)) {
+        return 0;
+    }
+    if (!json_is_object(config)) {
+        return af_error_set(err, AF_EINVAL, "window is a table { from, to, days, dates }");
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)config, key, v) {
+        if (strcmp(key, "from") != 0 && strcmp(key, "to") != 0 && strcmp(key, "days") != 0 &&
+            strcmp(key, "dates") != 0) {
+            return af_error_set(err, AF_EINVAL,
+                                "window: unknown field '%s' (from, to, days, dates)", key);
+        }
+    }
+    const json_t *from = json_object_get(config, "from"), *to = json_object_get(config, "to");
+    if (from || to) {
+        w->from_min = parse_hhmm(json_string_value(from));
+        w->to_min = parse_hhmm(json_string_value(to));
+        if (w->from_min < 0 || w->to_min < 0 || w->from_min == w->to_min) {
+            af_window_clear(w);
+            return af_error_set(err, AF_EINVAL,
+                                "window.from and window.to are two different times HH:MM");
+        }
+    }
+    int rc = 0;
+    if (json_object_get(config, "days")) {
+        rc = parse_days(json_object_get(config, "days"), w, err);
+    }
+    if (rc == 0 && json_object_get(config, "dates")) {
+        rc = parse_dates(json_object_get(config, "dates"), w, err);
+    }
+    if (rc != 0) {
+        af_window_clear(w);
+    }
+    return rc;
+}
+
+void af_window_clear(af_window_t *w) {
+    free(w->dates);
+    w->dates = NULL;
+    w->ndates = 0;
+}
+
+int af_window_allows(const af_window_t *w, const af_civil_t *t) {
+    if (!((w->days >> af_civil_weekday(t->year, t->month, t->day)) & 1)) {
+        return 0;
+    }
+    if (w->from_min >= 0) {
+        int m = t->hour * 60 + t->minute;
+        int in = w->from_min < w->to_min ? m >= w->from_min && m < w->to_min
+                                         : m >= w->from_min || m < w->to_min;
+        if (!in) {
+            return 0;
+        }
+    }
+    if (w->ndates == 0) {
+        return 1;
+    }
+    af_civil_t day = {t->year, t->month, t->day, 0, 0, 0};
+    int64_t d = af_civil_to_unix(&day) / 86400;
+    for (size_t i = 0; i < w->ndates; i++) {
+        if (d >= w->dates[i].first && d <= w->dates[i].last) {
+            return 1;
+        }
+    }
+    return 0;
+}
