@@ -2,6 +2,7 @@
  * its time zone, kept to its window. */
 #include "triggers/schedule.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/tz.h"
@@ -70,13 +71,83 @@ static int plan_next(const plan_t *p, int64_t after_ms, int64_t *next) {
     return -1;
 }
 
+#define MAX_CATCHUP       10000
+#define MISSED_HORIZON_MS (366LL * 86400 * 1000)
+#define MISSED_SCAN       1000000
+
+/* The missed policy: 0 skip, 1 run_once, 2 run_all; *keep: how many run_all keeps. */
+static int missed_policy(const json_t *config, int *policy, int *keep, af_error_t *err) {
+    const char *missed = json_string_value(json_object_get(config, "missed"));
+    const json_t *max = json_object_get(config, "max_catchup");
+    *policy = missed == NULL || strcmp(missed, "skip") == 0 ? 0
+              : strcmp(missed, "run_once") == 0             ? 1
+              : strcmp(missed, "run_all") == 0              ? 2
+                                                            : -1;
+    if (*policy < 0 || (json_object_get(config, "missed") && missed == NULL)) {
+        return af_error_set(err, AF_EINVAL, "missed is \"skip\", \"run_once\" or \"run_all\"");
+    }
+    *keep = 100;
+    if (max && (!json_is_integer(max) || json_integer_value(max) < 1 ||
+                json_integer_value(max) > MAX_CATCHUP)) {
+        return af_error_set(err, AF_EINVAL, "max_catchup is a whole number from 1 to %d",
+                            MAX_CATCHUP);
+    }
+    if (max) {
+        *keep = (int)json_integer_value(max);
+    }
+    return 0;
+}
+
 int af_schedule_check(const json_t *config, af_error_t *err) {
     plan_t p;
+    int policy, keep;
     int rc = plan_of(config, &p, err);
     if (rc == 0) {
         plan_clear(&p);
+        rc = missed_policy(config, &policy, &keep, err);
     }
     return rc;
+}
+
+int af_schedule_missed(const json_t *config, int64_t last_ms, int64_t now_ms, int64_t *out, int max,
+                       int *n, af_error_t *err) {
+    int policy, keep;
+    plan_t p;
+    *n = 0;
+    int rc = missed_policy(config, &policy, &keep, err);
+    if (rc != 0 || (rc = plan_of(config, &p, err)) != 0) {
+        return rc;
+    }
+    keep = policy == 0 ? 0 : policy == 1 ? 1 : keep;
+    keep = keep < max ? keep : max;
+    /* a ring of the latest `keep` due times, looking back a year at most and at no more than
+     * MISSED_SCAN of them (a schedule every second, down for weeks) */
+    if (last_ms < now_ms - MISSED_HORIZON_MS) {
+        last_ms = now_ms - MISSED_HORIZON_MS;
+    }
+    int64_t at;
+    int64_t count = 0;
+    while (keep > 0 && count < MISSED_SCAN && plan_next(&p, last_ms, &at) == 0 && at <= now_ms) {
+        out[count % keep] = at;
+        count++;
+        last_ms = at;
+    }
+    plan_clear(&p);
+    int got = count < keep ? (int)count : keep;
+    if (count > keep) { /* rotate the ring so the oldest kept comes first */
+        int start = (int)(count % keep);
+        int64_t *copy = malloc((size_t)got * sizeof *copy);
+        if (copy == NULL) {
+            return af_error_set(err, AF_ENOMEM, "out of memory");
+        }
+        for (int i = 0; i < got; i++) {
+            copy[i] = out[(start + i) % keep];
+        }
+        memcpy(out, copy, (size_t)got * sizeof *copy);
+        free(copy);
+    }
+    *n = got;
+    return 0;
 }
 
 int af_schedule_next_runs(const json_t *config, int64_t after_ms, int64_t *out, int n,

@@ -18,6 +18,15 @@ int af_schedule_check(const json_t *config, af_error_t *err);
 int af_schedule_next_runs(const json_t *config, int64_t after_ms, int64_t *out, int n,
                           af_error_t *err);
 
+/* What a schedule does about fire times it missed (the server was down, the workflow paused):
+ * the due times in (last_ms, now_ms] of config, chosen by its `missed` policy — "skip" (the
+ * default: none), "run_once" (the latest one) or "run_all" (all, or the latest `max_catchup`
+ * of them, default 100) — oldest first into out (at most max). It looks back a year at most,
+ * and at the first million due times in that year at most. Sets *n. Returns 0 or a negative
+ * code with err (an invalid config). */
+int af_schedule_missed(const json_t *config, int64_t last_ms, int64_t now_ms, int64_t *out, int max,
+                       int *n, af_error_t *err);
+
 /* The same as a JSON array of ISO-8601 UTC times (new reference), or NULL with err. */
 json_t *af_schedule_next_runs_json(const json_t *config, int64_t after_ms, int n, af_error_t *err);
 

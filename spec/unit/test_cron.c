@@ -287,6 +287,48 @@ static void test_schedule_window(void **state) {
     json_decref(c);
 }
 
+/* Missed fire times (the server was down from last to now): skip, run_once, run_all with its
+ * bound; an invalid policy is refused. */
+static void test_missed(void **state) {
+    (void)state;
+    af_error_t err = {0};
+    int64_t at[8];
+    int n = -1;
+    int64_t last = utc(2026, 11, 26, 9, 59, 0), now = utc(2026, 11, 26, 15, 30, 0);
+    json_t *c = json_pack("{s:s}", "cron", "0 * * * *"); /* due 10:00 .. 15:00: six missed */
+    assert_int_equal(af_schedule_missed(c, last, now, at, 8, &n, &err), 0);
+    assert_int_equal(n, 0); /* skip by default */
+    json_object_set_new(c, "missed", json_string("run_once"));
+    assert_int_equal(af_schedule_missed(c, last, now, at, 8, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(at[0], utc(2026, 11, 26, 15, 0, 0)); /* the latest */
+    json_object_set_new(c, "missed", json_string("run_all"));
+    assert_int_equal(af_schedule_missed(c, last, now, at, 8, &n, &err), 0);
+    assert_int_equal(n, 6);
+    assert_int_equal(at[0], utc(2026, 11, 26, 10, 0, 0));
+    assert_int_equal(at[5], utc(2026, 11, 26, 15, 0, 0));
+    json_object_set_new(c, "max_catchup", json_integer(4));
+    assert_int_equal(af_schedule_missed(c, last, now, at, 8, &n, &err), 0);
+    assert_int_equal(n, 4); /* the latest four, oldest first */
+    assert_int_equal(at[0], utc(2026, 11, 26, 12, 0, 0));
+    assert_int_equal(at[3], utc(2026, 11, 26, 15, 0, 0));
+    assert_int_equal(af_schedule_missed(c, now, now, at, 8, &n, &err), 0);
+    assert_int_equal(n, 0); /* nothing missed */
+    json_object_set_new(c, "max_catchup", json_integer(0));
+    assert_int_equal(af_schedule_missed(c, last, now, at, 8, &n, &err), AF_EINVAL);
+    assert_true(strstr(err.msg, "max_catchup") != NULL);
+    json_object_set_new(c, "max_catchup", json_integer(4));
+    json_object_set_new(c, "missed", json_string("sometimes"));
+    assert_int_equal(af_schedule_check(c, &err), AF_EINVAL);
+    json_decref(c);
+    /* every second, down for two years: bounded work, the latest kept */
+    c = json_pack("{s:s, s:s, s:i}", "cron", "* * * * * *", "missed", "run_all", "max_catchup", 3);
+    assert_int_equal(af_schedule_missed(c, 0, utc(2026, 11, 26, 0, 0, 0), at, 8, &n, &err), 0);
+    assert_int_equal(n, 3);
+    assert_true(at[0] < at[1] && at[1] < at[2]);
+    json_decref(c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fields),          cmocka_unit_test(test_errors_name_the_field),
@@ -294,7 +336,7 @@ int main(void) {
         cmocka_unit_test(test_never_fires),     cmocka_unit_test(test_dst_berlin),
         cmocka_unit_test(test_dst_new_york),    cmocka_unit_test(test_zone_without_dst_and_utc),
         cmocka_unit_test(test_schedule_config), cmocka_unit_test(test_window),
-        cmocka_unit_test(test_schedule_window),
+        cmocka_unit_test(test_schedule_window), cmocka_unit_test(test_missed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
