@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "triggers/schedule.h"
 #include "triggers/webhook_verify.h"
 
 static json_t *workflow_json(const af_workflow_t *w) {
@@ -194,6 +195,13 @@ static json_t *trigger_json(const af_trigger_rec_t *t) {
     if (t->position >= 0) {
         json_object_set_new(out, "position", json_integer(t->position));
     }
+    if (strcmp(t->type, "schedule") == 0 && json_object_get(t->config, "cron")) {
+        af_error_t err; /* when it would fire next from now; `every` runs from its last run */
+        json_t *next = af_schedule_next_runs_json(t->config, af_wall_ms(), 1, &err);
+        json_object_set(out, "next_run_at",
+                        next && json_array_size(next) ? json_array_get(next, 0) : json_null());
+        json_decref(next);
+    }
     const char *path = json_string_value(json_object_get(t->config, "path"));
     if (strcmp(t->type, "webhook") == 0 && path) {
         char url[1200];
@@ -274,6 +282,10 @@ static int trigger_body(json_t *body, af_trigger_rec_t *t, int creating, af_erro
     }
     if (active) {
         t->is_active = json_is_true(active);
+    }
+    af_error_t e = {0};
+    if (strcmp(t->type, "schedule") == 0 && af_schedule_check(t->config, &e) != 0) {
+        return af_error_set(err, AF_EDEFINITION, "config: %s", e.msg);
     }
     return 0;
 }

@@ -210,4 +210,39 @@ describe("agentflow serve webhooks", function()
     assert.are.equal(404, (srv.call("DELETE", "/api/triggers/" .. t.id)))
     assert.are.equal(404, (srv.call("GET", "/api/workflows/00000000-0000-4000-8000-000000000000/triggers")))
   end)
+
+  it("validates schedule triggers and shows when they fire next", function()
+    local base = "/api/workflows/" .. wf.id .. "/triggers"
+    local status, t = srv.call("POST", base, json.encode({ type = "schedule",
+                               config = { cron = "@yearly", timezone = "UTC" } }), "application/json")
+    assert.are.equal(201, status, json.encode(t))
+    local year = tonumber(os.date("!%Y"))
+    assert.are.equal(("%d-01-01T00:00:00.000Z"):format(year + 1), t.next_run_at)
+    local _, list = srv.call("GET", base)
+    local listed
+    for _, item in ipairs(list.items) do
+      if item.id == t.id then listed = item end
+    end
+    assert.are.equal(t.next_run_at, listed.next_run_at)
+    for _, bad in ipairs({
+      { { cron = "0 25 * * *" }, "hour '25' is out of range 0-23" },
+      { { cron = "0 9 * * *", timezone = "Atlantis/Capital" }, "Atlantis/Capital" },
+      { { cron = "0 9 * * *", window = { from = "09:00" } }, "window.from and window.to" },
+      { { cron = "0 9 * * *", missed = "often" }, "missed is" },
+      { { timezone = "UTC" }, "every: a positive duration" },
+    }) do
+      local code, refused = srv.call("POST", base, json.encode({ type = "schedule", config = bad[1] }),
+                                     "application/json")
+      assert.are.equal(422, code)
+      assert.truthy(refused.error.message:find(bad[2], 1, true), refused.error.message)
+    end
+    local code = srv.call("PUT", "/api/triggers/" .. t.id, json.encode({ config = { cron = "* * *" } }),
+                          "application/json")
+    assert.are.equal(422, code)
+    local _, still = srv.call("GET", base)
+    for _, item in ipairs(still.items) do
+      if item.id == t.id then assert.are.equal("@yearly", item.config.cron) end -- unchanged
+    end
+    assert.are.equal(204, (srv.call("DELETE", "/api/triggers/" .. t.id)))
+  end)
 end)
