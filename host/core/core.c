@@ -13,6 +13,14 @@
 
 /* ---- errors ---- */
 
+size_t af_hash_str(const char *s) {
+    uint64_t h = 14695981039346656037u; /* the FNV offset basis */
+    while (*s) {
+        h = (h ^ (unsigned char)*s++) * 1099511628211u;
+    }
+    return (size_t)h;
+}
+
 size_t af_strlcpy(char *dst, const char *src, size_t size) {
     size_t n = strlen(src);
     size_t m = n < size ? n : size - 1;

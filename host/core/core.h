@@ -33,6 +33,9 @@ typedef enum {
 #undef AF__ERR_ENUM
 } af_errno_t;
 
+/* FNV-1a hash of a NUL-terminated string, for in-memory hash tables. */
+size_t af_hash_str(const char *s);
+
 /* Copies src into dst of size bytes (size > 0), cut short if need be, always terminated; returns
  * strlen(src). For fixed-size id and name fields on hot paths, where snprintf costs more. */
 size_t af_strlcpy(char *dst, const char *src, size_t size);

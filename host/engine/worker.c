@@ -82,16 +82,8 @@ static void dispatch(af_worker_t *w);
 
 /* ---- tables ---- */
 
-static size_t hash_text(const char *s) {
-    size_t h = 1469598103934665603u;
-    while (*s) {
-        h = (h ^ (unsigned char)*s++) * 1099511628211u;
-    }
-    return h;
-}
-
 static item_t *item_find(af_worker_t *w, const char *id) {
-    for (item_t *it = w->items[hash_text(id) & (w->cap - 1)]; it; it = it->hash_next) {
+    for (item_t *it = w->items[af_hash_str(id) & (w->cap - 1)]; it; it = it->hash_next) {
         if (strcmp(it->id, id) == 0) {
             return it;
         }
@@ -108,7 +100,7 @@ static int items_grow(af_worker_t *w) {
     for (size_t i = 0; i < w->cap; i++) {
         for (item_t *it = w->items[i], *next; it; it = next) {
             next = it->hash_next;
-            size_t b = hash_text(it->id) & (cap - 1);
+            size_t b = af_hash_str(it->id) & (cap - 1);
             it->hash_next = t[b];
             t[b] = it;
         }
@@ -120,7 +112,7 @@ static int items_grow(af_worker_t *w) {
 }
 
 static wfstate_t *wf_get(af_worker_t *w, const char *workflow_id) {
-    size_t b = hash_text(workflow_id) & (w->wfcap - 1);
+    size_t b = af_hash_str(workflow_id) & (w->wfcap - 1);
     for (wfstate_t *s = w->wfs[b]; s; s = s->hash_next) {
         if (strcmp(s->workflow_id, workflow_id) == 0) {
             return s;
@@ -151,7 +143,7 @@ static item_t *item_add(af_worker_t *w, const char *id, const char *workflow_id,
     it->version = version;
     it->heap_index = -1;
     it->wf = wf;
-    size_t b = hash_text(id) & (w->cap - 1);
+    size_t b = af_hash_str(id) & (w->cap - 1);
     it->hash_next = w->items[b];
     w->items[b] = it;
     w->nitems++;
@@ -174,7 +166,7 @@ static void notify(item_t *it, const char *status) {
 }
 
 static void item_remove(af_worker_t *w, item_t *it, const char *status) {
-    item_t **pp = &w->items[hash_text(it->id) & (w->cap - 1)];
+    item_t **pp = &w->items[af_hash_str(it->id) & (w->cap - 1)];
     while (*pp && *pp != it) {
         pp = &(*pp)->hash_next;
     }
@@ -896,7 +888,7 @@ const char *af_worker_id(const af_worker_t *w) {
 
 int af_worker_version_file(af_worker_t *w, const char *workflow_id, int version, char *path,
                            size_t size, af_error_t *err) {
-    size_t slot = (hash_text(workflow_id) + (size_t)version) & 63;
+    size_t slot = (af_hash_str(workflow_id) + (size_t)version) & 63;
     snprintf(path, size, "%s/versions/%s-v%d.lua", w->data_dir, workflow_id, version);
     if (w->written[slot].version == version &&
         strcmp(w->written[slot].workflow_id, workflow_id) == 0) {

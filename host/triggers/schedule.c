@@ -109,17 +109,41 @@ int af_schedule_check(const json_t *config, af_error_t *err) {
     return rc;
 }
 
-int af_schedule_missed(const json_t *config, int64_t last_ms, int64_t now_ms, int64_t *out, int max,
-                       int *n, af_error_t *err) {
-    int policy, keep;
-    plan_t p;
-    *n = 0;
-    int rc = missed_policy(config, &policy, &keep, err);
-    if (rc != 0 || (rc = plan_of(config, &p, err)) != 0) {
-        return rc;
+struct af_schedule_s {
+    plan_t plan;
+    int keep; /* missed runs caught up: 0 skip, 1 run_once, n run_all */
+};
+
+af_schedule_t *af_schedule_new(const json_t *config, af_error_t *err) {
+    af_schedule_t *s = calloc(1, sizeof *s);
+    int policy;
+    if (s == NULL) {
+        af_error_set(err, AF_ENOMEM, "out of memory");
+        return NULL;
     }
-    keep = policy == 0 ? 0 : policy == 1 ? 1 : keep;
-    keep = keep < max ? keep : max;
+    if (missed_policy(config, &policy, &s->keep, err) != 0 || plan_of(config, &s->plan, err) != 0) {
+        free(s);
+        return NULL;
+    }
+    s->keep = policy == 0 ? 0 : policy == 1 ? 1 : s->keep;
+    return s;
+}
+
+void af_schedule_free(af_schedule_t *s) {
+    if (s) {
+        plan_clear(&s->plan);
+        free(s);
+    }
+}
+
+int af_schedule_next(const af_schedule_t *s, int64_t after_ms, int64_t *next_ms) {
+    return plan_next(&s->plan, after_ms, next_ms) == 0 ? 0 : AF_ENOTFOUND;
+}
+
+int af_schedule_catchup(const af_schedule_t *s, int64_t last_ms, int64_t now_ms, int64_t *out,
+                        int max, int *n) {
+    int keep = s->keep < max ? s->keep : max;
+    *n = 0;
     /* a ring of the latest `keep` due times, looking back a year at most and at no more than
      * MISSED_SCAN of them (a schedule every second, down for weeks) */
     if (last_ms < now_ms - MISSED_HORIZON_MS) {
@@ -127,18 +151,18 @@ int af_schedule_missed(const json_t *config, int64_t last_ms, int64_t now_ms, in
     }
     int64_t at;
     int64_t count = 0;
-    while (keep > 0 && count < MISSED_SCAN && plan_next(&p, last_ms, &at) == 0 && at <= now_ms) {
+    while (keep > 0 && count < MISSED_SCAN && plan_next(&s->plan, last_ms, &at) == 0 &&
+           at <= now_ms) {
         out[count % keep] = at;
         count++;
         last_ms = at;
     }
-    plan_clear(&p);
     int got = count < keep ? (int)count : keep;
     if (count > keep) { /* rotate the ring so the oldest kept comes first */
         int start = (int)(count % keep);
         int64_t *copy = malloc((size_t)got * sizeof *copy);
         if (copy == NULL) {
-            return af_error_set(err, AF_ENOMEM, "out of memory");
+            return AF_ENOMEM;
         }
         for (int i = 0; i < got; i++) {
             copy[i] = out[(start + i) % keep];
@@ -148,6 +172,18 @@ int af_schedule_missed(const json_t *config, int64_t last_ms, int64_t now_ms, in
     }
     *n = got;
     return 0;
+}
+
+int af_schedule_missed(const json_t *config, int64_t last_ms, int64_t now_ms, int64_t *out, int max,
+                       int *n, af_error_t *err) {
+    *n = 0;
+    af_schedule_t *s = af_schedule_new(config, err);
+    if (s == NULL) {
+        return err ? err->code : AF_EINVAL;
+    }
+    int rc = af_schedule_catchup(s, last_ms, now_ms, out, max, n);
+    af_schedule_free(s);
+    return rc == 0 ? 0 : af_error_set(err, rc, "out of memory");
 }
 
 int af_schedule_next_runs(const json_t *config, int64_t after_ms, int64_t *out, int n,

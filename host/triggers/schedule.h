@@ -7,6 +7,18 @@
 #include <stdint.h>
 #include "core/core.h"
 
+/* A schedule compiled from its config: expression or interval, zone, window, missed policy. */
+typedef struct af_schedule_s af_schedule_t;
+/* NULL with err when the config is invalid (as af_schedule_check says). */
+af_schedule_t *af_schedule_new(const json_t *config, af_error_t *err);
+void af_schedule_free(af_schedule_t *s);
+/* The first fire time after after_ms inside the window: 0, or AF_ENOTFOUND when none is left. */
+int af_schedule_next(const af_schedule_t *s, int64_t after_ms, int64_t *next_ms);
+/* The missed fire times in (last_ms, now_ms] to run now by the missed policy (see
+ * af_schedule_missed), oldest first, at most max. Returns 0 or AF_ENOMEM. */
+int af_schedule_catchup(const af_schedule_t *s, int64_t last_ms, int64_t now_ms, int64_t *out,
+                        int max, int *n);
+
 /* Validates a schedule's config as the scheduler reads it: cron or every, timezone, window.
  * Returns 0 or a negative code with err. */
 int af_schedule_check(const json_t *config, af_error_t *err);

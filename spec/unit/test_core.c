@@ -13,6 +13,15 @@
 
 #include "core/core.h"
 
+static void test_hash_str(void **state) {
+    (void)state;
+    if (sizeof(size_t) == 8) { /* the published FNV-1a 64 values */
+        assert_true(af_hash_str("") == (size_t)0xcbf29ce484222325ULL);
+        assert_true(af_hash_str("a") == (size_t)0xaf63dc4c8601ec8cULL);
+    }
+    assert_true(af_hash_str("t1") != af_hash_str("t2"));
+}
+
 static void test_strlcpy(void **state) {
     (void)state;
     char buf[6];
@@ -259,6 +268,7 @@ static void test_time(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_strlcpy),
+        cmocka_unit_test(test_hash_str),
         cmocka_unit_test(test_duration_parse),
         cmocka_unit_test(test_duration_format),
         cmocka_unit_test(test_bytes_parse),
