@@ -55,6 +55,7 @@ bench: build
 	bench/engine/run.sh $(BUILD)/agentflow
 	$(BUILD)/bench/bench_agents $(BUILD)
 	bench/webhook/run.sh $(BUILD)
+	$(BUILD)/bench/bench_scheduler 100000 30
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
