@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "core/lua_json.h"
+#include "bus/pattern.h"
 #include "triggers/schedule.h"
 
 /* Splits a Lua message "file:12: text" into where and text. */
@@ -141,6 +142,10 @@ static int check_trigger(json_t *t, af_error_t *err) {
     }
     if (strcmp(type, "poll") == 0) {
         return duration_of(json_object_get(c, "interval"), "af.poll: interval", where, &ms, err);
+    }
+    af_error_t e = {0};
+    if (strcmp(type, "event") == 0 && af_event_type_check(jstr(c, "type"), 1, &e) != 0) {
+        return af_error_at(err, AF_EDEFINITION, where, "af.event: %s", e.msg);
     }
     return 0;
 }

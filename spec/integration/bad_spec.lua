@@ -48,6 +48,7 @@ local CASES = {
   { "sandbox_require.lua", "sandbox_require.lua:2:", "module 'ffi' is not available" },
   { "bad_cron.lua", "bad_cron.lua:3:", "af.schedule: cron '0 25 * * MON-FRI': hour '25' is out of range 0-23" },
   { "bad_zone.lua", "bad_zone.lua:3:", 'af.schedule: time zone "Mars/Olympus_Mons": no such zone' },
+  { "bad_event_type.lua", "bad_event_type.lua:3:", "af.event: event type pattern 'order..created' has an empty segment" },
   { "bad_window.lua", "bad_window.lua:3:", "af.schedule: window.from and window.to are two different times HH:MM" },
 }
 
