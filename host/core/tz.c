@@ -696,15 +696,14 @@ static int read_zone_file(const char *name, unsigned char **out, size_t *out_len
     snprintf(path, path_len, "%s/%s", dir, name);
     FILE *f = fopen(path, "rb");
     if (f == NULL) {
-        int rc = af_error_set(err, AF_ENOTFOUND, "time zone \"%s\": no such zone (%s: %s)", name,
-                              path, strerror(errno));
+        int rc = af_error_set(err, AF_ENOTFOUND, "time zone \"%s\": no such zone in %s", name,
+                              dir); /* the directory, not the host's full path or errno text */
         free(path);
         return rc;
     }
     int rc = read_stream(f, out, out_len);
     if (rc == AF_ENOTFOUND) {
-        af_error_set(err, rc, "time zone \"%s\": no such zone (%s: %s)", name, path,
-                     strerror(errno));
+        af_error_set(err, rc, "time zone \"%s\": no such zone in %s", name, dir);
     } else if (rc == AF_EINVAL) {
         af_error_set(err, rc, "time zone \"%s\": %s is too large for a TZif file", name, path);
     } else if (rc != 0) {
