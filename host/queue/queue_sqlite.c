@@ -379,11 +379,24 @@ static int q_dead_retry(af_queue_t *q, const char *job_id, af_error_t *err) {
         " last_error, created_at, updated_at) SELECT id, queue, priority, payload, ?2, 0,"
         " max_attempts, 'ready', last_error, created_at, ?2 FROM dead_letters WHERE id = ?1";
     static const char DROP[] = "DELETE FROM dead_letters WHERE id = ?1";
-    int rc = af__sqlite_begin(c, err);
+    static const char FIND[] = "SELECT 1 FROM dead_letters WHERE id = ?1";
+    sqlite3_stmt *st;
+    /* Not a dead letter is the common answer (a retry of a failed execution): say so before any
+     * savepoint, so a group commit need not undo one and run its batch again. */
+    int rc = af__sqlite_prep(c, FIND, &st, err);
     if (rc != 0) {
         return rc;
     }
-    sqlite3_stmt *st;
+    af__sqlite_bind_text(st, 1, job_id);
+    int step = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (step == SQLITE_DONE) {
+        return af_error_set(err, AF_ENOTFOUND, "no dead letter %s", job_id);
+    }
+    rc = af__sqlite_begin(c, err);
+    if (rc != 0) {
+        return rc;
+    }
     if ((rc = af__sqlite_prep(c, BACK, &st, err)) == 0) {
         af__sqlite_bind_text(st, 1, job_id);
         sqlite3_bind_int64(st, 2, af__sqlite_now(c));
