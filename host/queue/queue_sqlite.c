@@ -105,55 +105,50 @@ static int one_job(af__sqlite_t *c, sqlite3_stmt *st, af_job_t *job, int *found,
     *found = rc == 0;
     return rc == AF_ENOTFOUND ? 0 : rc;
 }
+/* Runs a claiming statement (?1 its subject, ?2 worker, ?3 now, ?4 lease) that returns the
+ * claimed job, if any. */
+static int claim_by(af_queue_t *q, const char *sql, const char *subject, const char *worker,
+                    int64_t lease_ms, af_job_t *job, int *found, const char *what,
+                    af_error_t *err) {
+    af__sqlite_t *c = CONN(q);
+    sqlite3_stmt *st;
+    int rc = af__sqlite_prep(c, sql, &st, err);
+    if (rc != 0) {
+        return rc;
+    }
+    af__sqlite_bind_text(st, 1, subject);
+    af__sqlite_bind_text(st, 2, worker);
+    sqlite3_bind_int64(st, 3, af__sqlite_now(c));
+    sqlite3_bind_int64(st, 4, lease_ms);
+    return one_job(c, st, job, found, what, err);
+}
+
 /* One statement: SQLite takes the write lock before it reads, so the choice and the claim are
  * atomic against every other connection (they wait on the busy timeout, then see the claim). */
 static int q_dequeue(af_queue_t *q, const char *queue, const char *worker, int64_t lease_ms,
                      af_job_t *job, af_error_t *err) {
-    af__sqlite_t *c = CONN(q);
     static const char SQL[] =
         "UPDATE jobs SET status = 'leased', lease_owner = ?2, lease_until = ?3 + ?4,"
         " attempts = attempts + 1, updated_at = ?3"
         " WHERE id = (SELECT id FROM jobs WHERE queue = ?1 AND status = 'ready' AND run_at <= ?3"
         "             ORDER BY priority DESC, run_at, rowid LIMIT 1)"
         " RETURNING " JOB_COLS;
-    sqlite3_stmt *st;
-    int rc = af__sqlite_prep(c, SQL, &st, err);
-    if (rc != 0) {
-        return rc;
-    }
-    af__sqlite_bind_text(st, 1, queue);
-    af__sqlite_bind_text(st, 2, worker);
-    sqlite3_bind_int64(st, 3, af__sqlite_now(c));
-    sqlite3_bind_int64(st, 4, lease_ms);
     int found = 0;
-    if ((rc = one_job(c, st, job, &found, "dequeue", err)) == 0 && !found) {
-        rc = af_error_set(err, AF_ENOTFOUND, "no job due in queue %s", queue);
-    }
-    return rc;
+    int rc = claim_by(q, SQL, queue, worker, lease_ms, job, &found, "dequeue", err);
+    return rc == 0 && !found ? af_error_set(err, AF_ENOTFOUND, "no job due in queue %s", queue)
+                             : rc;
 }
 
 /* Like q_dequeue for one given job, due or not. */
 static int q_claim(af_queue_t *q, const char *job_id, const char *worker, int64_t lease_ms,
                    af_job_t *job, af_error_t *err) {
-    af__sqlite_t *c = CONN(q);
     static const char SQL[] =
         "UPDATE jobs SET status = 'leased', lease_owner = ?2, lease_until = ?3 + ?4,"
         " attempts = attempts + 1, updated_at = ?3 WHERE id = ?1 AND status = 'ready'"
         " RETURNING " JOB_COLS;
-    sqlite3_stmt *st;
-    int rc = af__sqlite_prep(c, SQL, &st, err);
-    if (rc != 0) {
-        return rc;
-    }
-    af__sqlite_bind_text(st, 1, job_id);
-    af__sqlite_bind_text(st, 2, worker);
-    sqlite3_bind_int64(st, 3, af__sqlite_now(c));
-    sqlite3_bind_int64(st, 4, lease_ms);
     int found = 0;
-    if ((rc = one_job(c, st, job, &found, "claim", err)) == 0 && !found) {
-        rc = af_error_set(err, AF_ENOTFOUND, "no ready job %s", job_id);
-    }
-    return rc;
+    int rc = claim_by(q, SQL, job_id, worker, lease_ms, job, &found, "claim", err);
+    return rc == 0 && !found ? af_error_set(err, AF_ENOTFOUND, "no ready job %s", job_id) : rc;
 }
 
 static int q_get(af_queue_t *q, const char *job_id, af_job_t *job, af_error_t *err) {
