@@ -89,6 +89,10 @@ int af__sqlite_word_in(const char *s, const char *const *words);
  * (may be NULL) to the rows it changed. */
 int af__sqlite_exec_id(af__sqlite_t *c, const char *sql, const char *id, int *changes,
                        af_error_t *err);
+/* In one transaction: sql[0] deletes the `what` row id (none: AF_ENOTFOUND, nothing done), then
+ * the rest of the NULL-terminated statements delete what belongs to it. */
+int af__sqlite_delete_cascade(af__sqlite_t *c, const char *what, const char *id,
+                              const char *const *sql, af_error_t *err);
 
 /* The queue over c (queue_sqlite.c): new, freed with af__queue_sqlite_free. */
 af_queue_t *af__queue_sqlite_new(af__sqlite_t *c);

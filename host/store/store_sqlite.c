@@ -968,31 +968,32 @@ int af__sqlite_exec_id(af__sqlite_t *c, const char *sql, const char *id, int *ch
     return rc;
 }
 
-static int sqlite_workflow_delete(af_store_t *s, const char *id, af_error_t *err) {
-    af__sqlite_t *c = CONN(s);
-    static const char DEL_W[] = "DELETE FROM workflows WHERE id = ?1";
-    static const char DEL_V[] = "DELETE FROM workflow_versions WHERE workflow_id = ?1";
-    static const char DEL_T[] = "DELETE FROM triggers WHERE workflow_id = ?1";
-    static const char DEL_H[] = "DELETE FROM webhook_registrations WHERE workflow_id = ?1";
+int af__sqlite_delete_cascade(af__sqlite_t *c, const char *what, const char *id,
+                              const char *const *sql, af_error_t *err) {
     int rc = af__sqlite_begin(c, err);
     if (rc != 0) {
         return rc;
     }
     int changes = 0;
-    rc = af__sqlite_exec_id(c, DEL_W, id, &changes, err);
+    rc = af__sqlite_exec_id(c, sql[0], id, &changes, err);
     if (rc == 0 && changes == 0) {
-        rc = af_error_set(err, AF_ENOTFOUND, "no workflow %s", id);
+        rc = af_error_set(err, AF_ENOTFOUND, "no %s %s", what, id);
     }
-    if (rc == 0) {
-        rc = af__sqlite_exec_id(c, DEL_V, id, NULL, err);
-    }
-    if (rc == 0) {
-        rc = af__sqlite_exec_id(c, DEL_T, id, NULL, err);
-    }
-    if (rc == 0) {
-        rc = af__sqlite_exec_id(c, DEL_H, id, NULL, err);
+    for (size_t i = 1; rc == 0 && sql[i]; i++) {
+        rc = af__sqlite_exec_id(c, sql[i], id, NULL, err);
     }
     return af__sqlite_end(c, rc, err);
+}
+
+static int sqlite_workflow_delete(af_store_t *s, const char *id, af_error_t *err) {
+    static const char *const SQL[] = {
+        "DELETE FROM workflows WHERE id = ?1",
+        "DELETE FROM workflow_versions WHERE workflow_id = ?1",
+        "DELETE FROM triggers WHERE workflow_id = ?1",
+        "DELETE FROM webhook_registrations WHERE workflow_id = ?1",
+        NULL,
+    };
+    return af__sqlite_delete_cascade(CONN(s), "workflow", id, SQL, err);
 }
 
 static int sqlite_version_add(af_store_t *s, const char *workflow_id, const char *lua_source,

@@ -155,22 +155,12 @@ int af__sqlite_trigger_update(af_store_t *s, const af_trigger_rec_t *t, af_error
 }
 
 int af__sqlite_trigger_delete(af_store_t *s, const char *id, af_error_t *err) {
-    af__sqlite_t *c = CONN(s);
-    static const char DEL_T[] = "DELETE FROM triggers WHERE id = ?1";
-    static const char DEL_H[] = "DELETE FROM webhook_registrations WHERE trigger_id = ?1";
-    int rc = af__sqlite_begin(c, err);
-    if (rc != 0) {
-        return rc;
-    }
-    int changes = 0;
-    rc = af__sqlite_exec_id(c, DEL_T, id, &changes, err);
-    if (rc == 0 && changes == 0) {
-        rc = af_error_set(err, AF_ENOTFOUND, "no trigger %s", id);
-    }
-    if (rc == 0) {
-        rc = af__sqlite_exec_id(c, DEL_H, id, NULL, err);
-    }
-    return af__sqlite_end(c, rc, err);
+    static const char *const SQL[] = {
+        "DELETE FROM triggers WHERE id = ?1",
+        "DELETE FROM webhook_registrations WHERE trigger_id = ?1",
+        NULL,
+    };
+    return af__sqlite_delete_cascade(CONN(s), "trigger", id, SQL, err);
 }
 
 int af__sqlite_trigger_delete_source(af_store_t *s, const char *workflow_id, const char *source,
