@@ -423,8 +423,7 @@ static void outcome_drop(af_worker_t *w, const char *id) {
 }
 
 /* Keeps what an op writes in the outcome of an execution that has one. */
-static void record(af_worker_t *w, const op_t *op) {
-    item_t *it = item_find(w, op->id);
+static void record(item_t *it, const op_t *op) {
     if (it && it->outcome) {
         af_checkpoint_t c;
         checkpoint_of(op, &c);
@@ -477,8 +476,8 @@ static int engine_checkpoint(void *ud, const af_exec_t *x, int step, const json_
     op->json = output ? json_incref((json_t *)output) : NULL;
     op->attempts = af_exec_step_attempts(x, step);
     op->at = af_wall_ms();
-    record(w, op);
-    item_t *it = item_find(w, op->id);
+    item_t *it = item_find(w, op->id); /* once: the outcome and a leaf's lost count */
+    record(it, op);
     int leaf = it && af_exec_graph(x)->steps[step].ndependents == 0;
     op->lost = leaf ? &it->leaf_lost : NULL;
     if (af_store_async_submit(w->o.writer, write_checkpoint,
@@ -499,7 +498,7 @@ static void engine_wait(void *ud, const af_exec_t *x, int step, int64_t wake_at)
         op->attempts = af_exec_step_attempts(x, step);
         op->wake_at = wake_at;
         op->at = af_wall_ms();
-        record(w, op);
+        record(item_find(w, op->id), op);
     }
     submit(w, op, write_checkpoint, NULL);
 }

@@ -275,12 +275,8 @@ static void advance(af_civil_t *t, int unit) {
 }
 
 static void next_month(af_civil_t *t) {
-    t->second = t->minute = t->hour = 0;
-    t->day = 1;
-    if (++t->month > 12) {
-        t->month = 1;
-        t->year++;
-    }
+    t->day = af_days_in_month(t->year, t->month); /* its last day: the next day is the 1st */
+    advance(t, 0);
 }
 
 /* The first civil time at or after *t that matches every field; 0, or -1 past the year limit. */

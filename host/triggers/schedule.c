@@ -98,35 +98,40 @@ static int missed_policy(const json_t *config, int *policy, int *keep, af_error_
     return 0;
 }
 
-int af_schedule_check(const json_t *config, af_error_t *err) {
-    plan_t p;
-    int policy, keep;
-    int rc = plan_of(config, &p, err);
-    if (rc == 0) {
-        plan_clear(&p);
-        rc = missed_policy(config, &policy, &keep, err);
-    }
-    return rc;
-}
-
 struct af_schedule_s {
     plan_t plan;
     int keep; /* missed runs caught up: 0 skip, 1 run_once, n run_all */
 };
 
-af_schedule_t *af_schedule_new(const json_t *config, af_error_t *err) {
+/* The compiled schedule of config into *out; 0 or the error's code. */
+static int schedule_open(const json_t *config, af_schedule_t **out, af_error_t *err) {
     af_schedule_t *s = calloc(1, sizeof *s);
-    int policy;
+    int policy, rc;
+    *out = NULL;
     if (s == NULL) {
-        af_error_set(err, AF_ENOMEM, "out of memory");
-        return NULL;
+        return af_error_set(err, AF_ENOMEM, "out of memory");
     }
-    if (missed_policy(config, &policy, &s->keep, err) != 0 || plan_of(config, &s->plan, err) != 0) {
+    if ((rc = missed_policy(config, &policy, &s->keep, err)) != 0 ||
+        (rc = plan_of(config, &s->plan, err)) != 0) {
         free(s);
-        return NULL;
+        return rc;
     }
     s->keep = policy == 0 ? 0 : policy == 1 ? 1 : s->keep;
+    *out = s;
+    return 0;
+}
+
+af_schedule_t *af_schedule_new(const json_t *config, af_error_t *err) {
+    af_schedule_t *s;
+    schedule_open(config, &s, err);
     return s;
+}
+
+int af_schedule_check(const json_t *config, af_error_t *err) {
+    af_schedule_t *s;
+    int rc = schedule_open(config, &s, err);
+    af_schedule_free(s);
+    return rc;
 }
 
 void af_schedule_free(af_schedule_t *s) {
@@ -176,28 +181,28 @@ int af_schedule_catchup(const af_schedule_t *s, int64_t last_ms, int64_t now_ms,
 
 int af_schedule_missed(const json_t *config, int64_t last_ms, int64_t now_ms, int64_t *out, int max,
                        int *n, af_error_t *err) {
+    af_schedule_t *s;
     *n = 0;
-    af_schedule_t *s = af_schedule_new(config, err);
-    if (s == NULL) {
-        return err ? err->code : AF_EINVAL;
+    int rc = schedule_open(config, &s, err);
+    if (rc == 0 && (rc = af_schedule_catchup(s, last_ms, now_ms, out, max, n)) != 0) {
+        af_error_set(err, rc, "out of memory");
     }
-    int rc = af_schedule_catchup(s, last_ms, now_ms, out, max, n);
     af_schedule_free(s);
-    return rc == 0 ? 0 : af_error_set(err, rc, "out of memory");
+    return rc;
 }
 
 int af_schedule_next_runs(const json_t *config, int64_t after_ms, int64_t *out, int n,
                           af_error_t *err) {
-    plan_t p;
-    int rc = plan_of(config, &p, err);
+    af_schedule_t *s;
+    int rc = schedule_open(config, &s, err);
     if (rc != 0) {
         return rc;
     }
     int found = 0;
-    while (found < n && plan_next(&p, after_ms, &out[found]) == 0) {
+    while (found < n && af_schedule_next(s, after_ms, &out[found]) == 0) {
         after_ms = out[found++];
     }
-    plan_clear(&p);
+    af_schedule_free(s);
     return found;
 }
 
