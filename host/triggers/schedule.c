@@ -145,8 +145,17 @@ int af_schedule_next(const af_schedule_t *s, int64_t after_ms, int64_t *next_ms)
     return plan_next(&s->plan, after_ms, next_ms) == 0 ? 0 : AF_ENOTFOUND;
 }
 
-int af_schedule_catchup(const af_schedule_t *s, int64_t last_ms, int64_t now_ms, int64_t *out,
-                        int max, int *n) {
+/* Reverses a[from..to). */
+static void reverse(int64_t *a, int from, int to) {
+    for (to--; from < to; from++, to--) {
+        int64_t t = a[from];
+        a[from] = a[to];
+        a[to] = t;
+    }
+}
+
+void af_schedule_catchup(const af_schedule_t *s, int64_t last_ms, int64_t now_ms, int64_t *out,
+                         int max, int *n) {
     int keep = s->keep < max ? s->keep : max;
     *n = 0;
     /* a ring of the latest `keep` due times, looking back a year at most and at no more than
@@ -163,20 +172,13 @@ int af_schedule_catchup(const af_schedule_t *s, int64_t last_ms, int64_t now_ms,
         last_ms = at;
     }
     int got = count < keep ? (int)count : keep;
-    if (count > keep) { /* rotate the ring so the oldest kept comes first */
+    if (count > keep) { /* rotate the ring in place so the oldest kept comes first */
         int start = (int)(count % keep);
-        int64_t *copy = malloc((size_t)got * sizeof *copy);
-        if (copy == NULL) {
-            return AF_ENOMEM;
-        }
-        for (int i = 0; i < got; i++) {
-            copy[i] = out[(start + i) % keep];
-        }
-        memcpy(out, copy, (size_t)got * sizeof *copy);
-        free(copy);
+        reverse(out, 0, start);
+        reverse(out, start, keep);
+        reverse(out, 0, keep);
     }
     *n = got;
-    return 0;
 }
 
 int af_schedule_missed(const json_t *config, int64_t last_ms, int64_t now_ms, int64_t *out, int max,
@@ -184,8 +186,8 @@ int af_schedule_missed(const json_t *config, int64_t last_ms, int64_t now_ms, in
     af_schedule_t *s;
     *n = 0;
     int rc = schedule_open(config, &s, err);
-    if (rc == 0 && (rc = af_schedule_catchup(s, last_ms, now_ms, out, max, n)) != 0) {
-        af_error_set(err, rc, "out of memory");
+    if (rc == 0) {
+        af_schedule_catchup(s, last_ms, now_ms, out, max, n);
     }
     af_schedule_free(s);
     return rc;

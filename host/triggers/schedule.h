@@ -15,9 +15,9 @@ void af_schedule_free(af_schedule_t *s);
 /* The first fire time after after_ms inside the window: 0, or AF_ENOTFOUND when none is left. */
 int af_schedule_next(const af_schedule_t *s, int64_t after_ms, int64_t *next_ms);
 /* The missed fire times in (last_ms, now_ms] to run now by the missed policy (see
- * af_schedule_missed), oldest first, at most max. Returns 0 or AF_ENOMEM. */
-int af_schedule_catchup(const af_schedule_t *s, int64_t last_ms, int64_t now_ms, int64_t *out,
-                        int max, int *n);
+ * af_schedule_missed), oldest first, at most max, into out; *n gets how many. */
+void af_schedule_catchup(const af_schedule_t *s, int64_t last_ms, int64_t now_ms, int64_t *out,
+                         int max, int *n);
 
 /* Validates a schedule's config as the scheduler reads it: cron or every, timezone, window.
  * Returns 0 or a negative code with err. */

@@ -154,13 +154,15 @@ static entry_t *entry_new(const char *id, const json_t *config, int64_t last_ms,
         free(e);
         return NULL;
     }
-    if (last_ms > 0 && last_ms < now_ms) {
-        int64_t buf[CATCHUP_MAX];
-        int n = 0;
-        if (af_schedule_catchup(e->schedule, last_ms, now_ms, buf, CATCHUP_MAX, &n) == 0 && n > 0 &&
-            (e->catchup = malloc((size_t)n * sizeof *buf)) != NULL) {
-            memcpy(e->catchup, buf, (size_t)n * sizeof *buf);
-            e->ncatchup = n;
+    if (last_ms > 0 && last_ms < now_ms &&
+        (e->catchup = malloc(CATCHUP_MAX * sizeof *e->catchup)) != NULL) {
+        af_schedule_catchup(e->schedule, last_ms, now_ms, e->catchup, CATCHUP_MAX, &e->ncatchup);
+        if (e->ncatchup == 0) {
+            free(e->catchup);
+            e->catchup = NULL;
+        } else { /* keep only what it needs; a failed shrink keeps the larger block */
+            int64_t *fit = realloc(e->catchup, (size_t)e->ncatchup * sizeof *fit);
+            e->catchup = fit ? fit : e->catchup;
         }
     }
     if (af_schedule_next(e->schedule, now_ms, &e->due) != 0) {
