@@ -19,6 +19,7 @@
 #include "api/api.h"
 #include "net/http.h"
 #include "net/http_server.h"
+#include "core/clock.h"
 #include "core/config.h"
 #include "engine/worker.h"
 #include "store/store_async.h"
@@ -219,8 +220,13 @@ static void http_cancel(void *ud, af_http_t *handle) {
     af_http_client_cancel(handle);
 }
 
+static af_api_t *serve_api; /* serve: events go to the bus; run: to the log */
+
 static int emit_event(void *ud, af_node_call_t *call, const char *type, json_t *data) {
     (void)ud;
+    if (serve_api) {
+        return af_api_emit(serve_api, call ? call->root_execution_id : NULL, type, data);
+    }
     char *text = af_json_dumps(data, 0);
     if (call && call->log) {
         char line[1200];
@@ -513,6 +519,7 @@ typedef struct serve_s {
     af_http_server_t *server;
     af_store_async_t *writer;
     af_worker_t *worker;
+    af_api_t *api;
     int stopping;
 } serve_t;
 
@@ -539,6 +546,10 @@ static void maint_work(uv_work_t *req) {
     }
     af_store_webhook_seen_prune(sv->maintenance, af_wall_ms() - sv->cfg.webhooks.seen_ttl_ms, NULL,
                                 &err);
+    if (af_store_event_prune(sv->maintenance, af_wall_ms() - sv->cfg.events.retention_ms, NULL,
+                             &err) != 0) {
+        af_log(AF_LEVEL_ERROR, "event retention: %s", err.msg);
+    }
 }
 
 static int maint_start(serve_t *sv, maint_job_t job);
@@ -605,6 +616,7 @@ static void on_signal(uv_signal_t *h, int signum) {
         fprintf(stderr, "agentflow: %s: stopping\n", signum == SIGTERM ? "SIGTERM" : "SIGINT");
         uv_timer_stop(&sv->retention);
         uv_timer_stop(&sv->wal);
+        af_api_stop_triggers(sv->api); /* nothing fires from now on */
         af_http_server_stop(sv->server, server_stopped, sv);
     }
 }
@@ -701,8 +713,15 @@ static int serve_run(serve_t *sv) {
                         .max_wait_ms = cfg->webhooks.max_wait_ms,
                         .seen_ttl_ms = cfg->webhooks.seen_ttl_ms,
                         .tolerance_ms = cfg->webhooks.tolerance_ms,
-                        .secret = env_secret};
+                        .secret = env_secret,
+                        .event_max_depth = cfg->events.max_depth,
+                        .poll_max_per_host = cfg->polls.max_per_host,
+                        .poll_host_period_ms = cfg->polls.host_period_ms,
+                        .http_request = http_request,
+                        .http_cancel = http_cancel,
+                        .http_ud = &sv->loop};
     af_api_t *api = sv->worker ? af_api_new(&ao, &err) : NULL;
+    sv->api = serve_api = api;
     af_http_server_config_t hc = {.max_body_bytes = cfg->http.max_body,
                                   .max_header_bytes = cfg->http.max_header,
                                   .max_headers = (uint32_t)cfg->http.max_headers,
@@ -711,7 +730,7 @@ static int serve_run(serve_t *sv) {
     sv->server = api ? af_http_server_new(&sv->loop, &hc, af_http_router_handle, router) : NULL;
     if (rc == 0 &&
         (sv->server == NULL || af_http_server_listen(sv->server, host, port, &err) != 0 ||
-         af_worker_load(sv->worker, &err) != 0)) {
+         af_worker_load(sv->worker, &err) != 0 || af_api_start_triggers(api, &err) != 0)) {
         rc = print_error(&err);
     }
     if (rc == 0) {
@@ -734,6 +753,7 @@ static int serve_run(serve_t *sv) {
     af_http_server_free(sv->server);
     uv_run(&sv->loop, UV_RUN_DEFAULT); /* the handles closed above */
     af_store_async_free(sv->writer);
+    serve_api = NULL;
     af_api_free(api);
     af_http_router_free(router);
     unload_plugins(&sv->loop);
@@ -796,6 +816,10 @@ static int main_serve(int argc, char **argv) {
     }
     if (rc == 0) {
         rc = af_config_check(&sv->cfg, &err);
+    }
+    int64_t clock_start = 0;
+    if (rc == 0 && af_config_clock_start(&sv->cfg, &clock_start) > 0 && !print) {
+        af_clock_set_manual(clock_start); /* tests: time moves by POST /api/clock */
     }
     if (rc != 0) {
         free(sv);

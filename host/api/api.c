@@ -1,12 +1,13 @@
 /* api.c -- the REST API's set-up and what its handler files share: errors, pagination limits,
  * JSON bodies, compiling scripts, execution records; /healthz, /readyz, /api/openapi.json. */
-#include "api/api_internal.h"
+#include "api/api_live.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "api/openapi.h"
+#include "core/clock.h"
 #include "dsl/dsl.h"
 
 json_t *af__api_iso(int64_t ms) {
@@ -178,6 +179,63 @@ int af__api_route(af_api_t *api, const char *method, const char *pattern, af_htt
     return rc == 0 ? 0 : af_error_set(err, rc, "cannot add route %s %s", method, pattern);
 }
 
+/* ---- the manual clock (serve --clock manual, for tests) ---- */
+
+static json_t *clock_json(void) {
+    return json_pack("{s:o, s:I}", "now", af__api_iso(af_wall_ms()), "now_ms",
+                     (json_int_t)af_wall_ms());
+}
+
+static void clock_get(af_http_req_t *req, af_http_res_t *res, void *ud) {
+    (void)req;
+    (void)ud;
+    json_t *out = clock_json();
+    af_http_res_send_json(res, 200, out);
+    json_decref(out);
+}
+
+/* {"advance": "90s" | ms} or {"to": epoch ms}: moves the clock forward; what became due fires
+ * on the next loop turns, before the answer (which comes after them). */
+static void clock_closed(uv_handle_t *h) {
+    free(h);
+}
+
+static void clock_answer(uv_timer_t *t) {
+    af_http_res_t *res = t->data;
+    json_t *out = clock_json();
+    af_http_res_send_json(res, 200, out);
+    json_decref(out);
+    uv_close((uv_handle_t *)t, clock_closed);
+}
+
+static void clock_post(af_http_req_t *req, af_http_res_t *res, void *ud) {
+    af_api_t *api = ud;
+    json_t *body = af__api_json_body(req, res);
+    if (body == NULL) {
+        return;
+    }
+    json_t *adv = json_object_get(body, "advance"), *to = json_object_get(body, "to");
+    int64_t ms = -1;
+    if (json_is_integer(adv)) {
+        ms = json_integer_value(adv);
+    } else if (json_is_string(adv) && af_duration_parse(json_string_value(adv), &ms) != 0) {
+        ms = -1;
+    } else if (adv == NULL && json_is_integer(to)) {
+        ms = json_integer_value(to) - af_wall_ms();
+    }
+    json_decref(body);
+    uv_timer_t *t = ms >= 0 ? malloc(sizeof *t) : NULL;
+    if (t == NULL) {
+        af_http_res_send_error(res, 400,
+                               "send {\"advance\": \"90s\"} or {\"to\": EPOCH_MS}, not backwards");
+        return;
+    }
+    af_clock_advance(ms);
+    uv_timer_init(api->o.loop, t);
+    t->data = res;
+    uv_timer_start(t, clock_answer, 1, 0); /* the due timers (started at 0) run first */
+}
+
 af_api_t *af_api_new(const af_api_opts_t *opts, af_error_t *err) {
     af_api_t *api = calloc(1, sizeof *api);
     if (api == NULL) {
@@ -188,11 +246,17 @@ af_api_t *af_api_new(const af_api_opts_t *opts, af_error_t *err) {
     api->o.max_wait_ms = opts->max_wait_ms > 0 ? opts->max_wait_ms : 30000;
     api->o.seen_ttl_ms = opts->seen_ttl_ms > 0 ? opts->seen_ttl_ms : 24 * 3600 * 1000;
     api->o.tolerance_ms = opts->tolerance_ms > 0 ? opts->tolerance_ms : 300000;
+    api->o.event_max_depth = opts->event_max_depth > 0 ? opts->event_max_depth : 8;
+    api->o.poll_max_per_host = opts->poll_max_per_host > 0 ? opts->poll_max_per_host : 60;
+    api->o.poll_host_period_ms = opts->poll_host_period_ms > 0 ? opts->poll_host_period_ms : 60000;
     if (af__api_route(api, "GET", "/healthz", healthz, err) != 0 ||
         af__api_route(api, "GET", "/readyz", readyz, err) != 0 ||
         af__api_route(api, "GET", "/api/openapi.json", openapi, err) != 0 ||
         af__api_routes_workflows(api, err) != 0 || af__api_routes_executions(api, err) != 0 ||
-        af__api_routes_webhooks(api, err) != 0) {
+        af__api_routes_webhooks(api, err) != 0 || af__api_routes_events(api, err) != 0 ||
+        (af_clock_is_manual() &&
+         (af__api_route(api, "GET", "/api/clock", clock_get, err) != 0 ||
+          af__api_route(api, "POST", "/api/clock", clock_post, err) != 0))) {
         free(api);
         return NULL;
     }
@@ -201,10 +265,24 @@ af_api_t *af_api_new(const af_api_opts_t *opts, af_error_t *err) {
 
 void af__api_changed(af_api_t *api) {
     api->generation++;
+    af__api_live_changed(api);
+}
+
+int af_api_start_triggers(af_api_t *api, af_error_t *err) {
+    int rc = api->lives ? 0 : af__api_live_new(api, err);
+    if (rc == 0) {
+        af__api_live_refresh(api);
+    }
+    return rc;
+}
+
+void af_api_stop_triggers(af_api_t *api) {
+    af__api_live_free(api);
 }
 
 void af_api_free(af_api_t *api) {
     if (api) {
+        af__api_live_free(api);
         af__api_hooks_free(api);
         free(api);
     }

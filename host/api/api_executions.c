@@ -54,11 +54,15 @@ static void create_free(af_create_t *c) {
     free(c->ids);
     free(c->seen_scope);
     free(c->seen_id);
+    json_decref(c->state.state);
     free(c);
 }
 
 static int write_create(af_store_t *s, void *ud) {
-    af_create_t *c = ud;
+    return af__api_create_write(s, ud);
+}
+
+int af__api_create_write(af_store_t *s, af_create_t *c) {
     af_error_t err;
     int rc;
     if (c->seen_id) {
@@ -71,8 +75,10 @@ static int write_create(af_store_t *s, void *ud) {
     af_worker_t *w = c->api->o.worker;
     int64_t lease_until = af_wall_ms() + af_worker_lease_ms(w);
     for (size_t i = 0; i < c->n; i++) {
-        af_execution_t e = {
-            .version = c->version, .input = c->inputs[i], .created_at = c->created_at};
+        af_execution_t e = {.version = c->version,
+                            .input = c->inputs[i],
+                            .created_at = c->created_at,
+                            .event_depth = c->event_depth};
         af_strlcpy(e.id, c->ids[i], sizeof e.id);
         af_strlcpy(e.workflow_id, c->workflow_id, sizeof e.workflow_id);
         af_strlcpy(e.status, AF__CREATED_STATUS(c, i), sizeof e.status);
@@ -85,11 +91,21 @@ static int write_create(af_store_t *s, void *ud) {
             return rc;
         }
     }
+    if (c->state_trigger[0]) {
+        if (c->n > 0) {
+            af_strlcpy(c->state.last_execution_id, c->ids[c->n - 1],
+                       sizeof c->state.last_execution_id);
+        }
+        return af_store_trigger_state_put(s, c->state_trigger, &c->state, &err);
+    }
     return 0;
 }
 
 static void create_written(void *ud, int rc) {
-    af_create_t *c = ud;
+    af__api_create_written(ud, rc);
+}
+
+void af__api_create_written(af_create_t *c, int rc) {
     af_worker_t *w = c->api->o.worker;
     for (size_t i = 0; i < c->n; i++) {
         int started = i < c->nstarted;
@@ -103,17 +119,23 @@ static void create_written(void *ud, int rc) {
                           started ? AF_WORKER_STARTED : AF_WORKER_LEASED,
                           c->waited ? c->created_at : 0);
     }
-    c->done(c, rc);
+    if (c->done) {
+        c->done(c, rc);
+    }
     create_free(c);
 }
 
 /* Executions that can start at once are created running, in slots reserved now: no second write
  * to record their start. */
-void af__api_create_submit(af_create_t *c) {
+void af__api_create_reserve(af_create_t *c) {
     c->created_at = af_wall_ms();
     while (c->nstarted < c->n && af_worker_reserve(c->api->o.worker, c->workflow_id)) {
         c->nstarted++;
     }
+}
+
+void af__api_create_submit(af_create_t *c) {
+    af__api_create_reserve(c);
     int rc = af_store_async_submit(c->api->o.writer, write_create, create_written, c);
     if (rc != 0) {
         create_written(c, rc);

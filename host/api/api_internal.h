@@ -8,11 +8,15 @@
 #include "graph/graph.h"
 
 typedef struct af__hook_cache_s af__hook_cache_t;
+typedef struct af__lives_s af__lives_t;
+typedef struct af__events_s af__events_t;
 
 struct af_api_s {
     af_api_opts_t o;
     uint64_t generation;     /* bumped by every definition change: cached lookups are stale */
     af__hook_cache_t *hooks; /* webhook lookups by path (api_webhooks.c) */
+    af__lives_t *lives;      /* schedules, subscriptions and polls running (api_live.c) */
+    af__events_t *events;    /* the bus and event bookkeeping (api_events.c) */
 };
 
 /* Definitions (workflows, versions, triggers) changed: forget what was cached about them. */
@@ -55,7 +59,12 @@ struct af_create_s {
 #define AF__CREATED_STATUS(c, i) ((i) < (c)->nstarted ? "running" : "queued")
     int64_t created_at;         /* the rows' creation time */
     int waited;                 /* someone waits for the end: the worker keeps what it writes */
+    int event_depth;            /* started by an event of this depth */
     char *seen_scope, *seen_id; /* optional */
+    /* optional: the state of this trigger is written in the same transaction, its
+     * last_execution_id set to the last execution created */
+    char state_trigger[AF_STORE_ID_MAX];
+    af_trigger_state_t state; /* owned */
     int duplicate;
     char first_id[AF_STORE_ID_MAX];
     void (*done)(af_create_t *c, int rc); /* on the loop, after the commit; then c is freed */
@@ -68,6 +77,13 @@ af_create_t *af__api_create_new(af_api_t *api, const char *workflow_id, int vers
 af_create_t *af__api_create_one(af_api_t *api, const char *workflow_id, int version, json_t *input);
 /* Submits it; done follows (also on failure to submit). */
 void af__api_create_submit(af_create_t *c);
+/* What a submission runs on the writer (the rows, jobs, seen id and state) and, on the loop after
+ * the commit, hands over and finishes (done, then free): for callers that write several
+ * creations, or more, in one operation of their own. Reserve slots with af__api_create_reserve
+ * before the submission. */
+int af__api_create_write(af_store_t *s, af_create_t *c);
+void af__api_create_written(af_create_t *c, int rc);
+void af__api_create_reserve(af_create_t *c);
 
 /* The current version of a workflow and its script file; sends 404/500 and returns -1. */
 int af__api_current(af_api_t *api, af_http_res_t *res, const char *workflow_id, int *version,
@@ -88,6 +104,15 @@ int af__api_sync_triggers(af_api_t *api, const char *workflow_id, const af_graph
 int af__api_routes_workflows(af_api_t *api, af_error_t *err);
 int af__api_routes_executions(af_api_t *api, af_error_t *err);
 int af__api_routes_webhooks(af_api_t *api, af_error_t *err);
+/* Live triggers: started once the worker has loaded, rebuilt after definition changes. */
+int af__api_live_new(af_api_t *api, af_error_t *err);
+void af__api_live_refresh(af_api_t *api);
+/* Definitions changed: the live triggers are rebuilt on the next loop turn. */
+void af__api_live_changed(af_api_t *api);
+/* When schedule trigger id fires next (0: never); *live = 0 when it is not running (paused,
+ * inactive, not a schedule) and then 0 is returned. */
+int64_t af__api_live_next_run(af_api_t *api, const char *id, int *live);
+void af__api_live_free(af_api_t *api);
 int af__api_route(af_api_t *api, const char *method, const char *pattern, af_http_handler_fn fn,
                   af_error_t *err);
 

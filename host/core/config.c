@@ -20,7 +20,7 @@ extern char **environ;
 #define AF_CONFIG_MAP(X)                                                                           \
     X("listen", "AGENTFLOW_LISTEN", AF_CONFIG_STRING, listen, "127.0.0.1:8080", NULL, 0, 0,        \
       "address to listen on, HOST:PORT (port 0 picks a free one)")                                 \
-    X("data", "AGENTFLOW_DATA", AF_CONFIG_STRING, data, "agentflow-data", NULL, 0, 0,                           \
+    X("data", "AGENTFLOW_DATA", AF_CONFIG_STRING, data, "agentflow-data", NULL, 0, 0,              \
       "data directory (the store is DATA/agentflow.db)")                                           \
     X("durability", "AGENTFLOW_DURABILITY", AF_CONFIG_ENUM, durability, "normal", "normal|strict", \
       0, 0, "normal survives process crashes, strict also power loss")                             \
@@ -59,7 +59,17 @@ extern char **environ;
       webhooks.tolerance_ms, "5m", NULL, 1, INT64_MAX,                                             \
       "accepted clock skew of signed webhook timestamps")                                          \
     X("store.batch", "AGENTFLOW_STORE_BATCH", AF_CONFIG_INT, store.batch, "1024", NULL, 1,         \
-      INT_MAX, "operations per group commit")
+      INT_MAX, "operations per group commit")                                                      \
+    X("events.retention", "AGENTFLOW_EVENTS_RETENTION", AF_CONFIG_DURATION, events.retention_ms,   \
+      "7d", NULL, 1, INT64_MAX, "stored events (for replay) older than this are deleted")          \
+    X("events.max_depth", "AGENTFLOW_EVENTS_MAX_DEPTH", AF_CONFIG_INT, events.max_depth, "8",      \
+      NULL, 1, 1000, "events a chain of workflows may emit in a row (loops stop there)")           \
+    X("polls.max_per_host", "AGENTFLOW_POLLS_MAX_PER_HOST", AF_CONFIG_INT, polls.max_per_host,     \
+      "60", NULL, 1, 1000, "polls of one target host per polls.host_period, all workflows")        \
+    X("polls.host_period", "AGENTFLOW_POLLS_HOST_PERIOD", AF_CONFIG_DURATION,                      \
+      polls.host_period_ms, "1m", NULL, 1, INT64_MAX, "the period of polls.max_per_host")          \
+    X("clock", "AGENTFLOW_CLOCK", AF_CONFIG_STRING, clock, "system", NULL, 0, 0,                   \
+      "system, or manual[@EPOCH_MS] for tests: time moves by POST /api/clock only")
 
 static const af_config_setting_t SETTINGS[] = {
 #define AF__SETTING(key, env, type, field, def, choices, min, max, doc)                            \
@@ -624,7 +634,36 @@ int af_config_check(const af_config_t *cfg, af_error_t *err) {
                             af_duration_format((double)cfg->worker.lease_ms, l, sizeof l),
                             cfg->af__origin[il].source);
     }
+    if (af_config_clock_start(cfg, NULL) < 0) {
+        int ic = find_setting("clock", 5);
+        return af_error_set(err, AF_EINVAL,
+                            "clock (%s): '%s' is not system, manual or manual@EPOCH_MS",
+                            cfg->af__origin[ic].source, cfg->clock);
+    }
     return 0;
+}
+
+int64_t af_config_clock_start(const af_config_t *cfg, int64_t *start_ms) {
+    const char *c = cfg->clock;
+    char *end;
+    int64_t at = 0;
+    if (strcmp(c, "system") == 0) {
+        at = 0;
+    } else if (strcmp(c, "manual") == 0) {
+        at = af_wall_ms();
+    } else if (strncmp(c, "manual@", 7) == 0) {
+        long long v = strtoll(c + 7, &end, 10);
+        if (*end != '\0' || end == c + 7 || v <= 0) {
+            return -1;
+        }
+        at = v;
+    } else {
+        return -1;
+    }
+    if (start_ms) {
+        *start_ms = at;
+    }
+    return at;
 }
 
 /* Milliseconds in the largest unit that writes them exactly: "30s", "1m", "1500ms". */

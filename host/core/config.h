@@ -12,7 +12,7 @@
 #include "core/core.h"
 
 /* How many settings there are (the length of af_config_settings()). */
-#define AF_CONFIG_SETTINGS 19
+#define AF_CONFIG_SETTINGS 24
 
 /* Where a value came from. A value only replaces one from the same or a lower rank, so flags win
  * over the environment, the environment over the file, the file over the defaults, whatever the
@@ -80,6 +80,15 @@ typedef struct af_config_s {
     struct {
         int batch; /* operations per group commit */
     } store;
+    struct {
+        int64_t retention_ms; /* stored events older than this are deleted */
+        int max_depth;        /* events a chain of workflows may emit in a row */
+    } events;
+    struct {
+        int max_per_host;       /* polls of one host per period */
+        int64_t host_period_ms; /* that period */
+    } polls;
+    char clock[64]; /* "system", or "manual[@EPOCH_MS]" */
     /* private: where each value came from, by setting index */
     struct {
         int rank;
@@ -87,6 +96,11 @@ typedef struct af_config_s {
         char text[32]; /* durations and sizes as written, when short enough ("" otherwise) */
     } af__origin[AF_CONFIG_SETTINGS];
 } af_config_t;
+
+/* The start of a manual clock the `clock` setting asks for (epoch ms; "manual" alone: now) into
+ * *start_ms (may be NULL), 0 for the system's clock. Returns that, or -1 when the setting is not
+ * system, manual or manual@EPOCH_MS. */
+int64_t af_config_clock_start(const af_config_t *cfg, int64_t *start_ms);
 
 /* The table of settings (AF_CONFIG_SETTINGS entries, in file order), for help texts and docs.
  * Borrowed, static. *n (may be NULL) receives the count. */

@@ -123,7 +123,13 @@ double af_mono_ms(void) {
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+int64_t af__clock_manual_now(void); /* clock.c */
+
 int64_t af_wall_ms(void) {
+    int64_t manual = af__clock_manual_now();
+    if (manual != 0) {
+        return manual;
+    }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;

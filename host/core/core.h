@@ -79,7 +79,7 @@ void af_log(af_log_level_t level, const char *fmt, ...) __attribute__((format(pr
 /* ---- time ----------------------------------------------------------------------------------- */
 /* Monotonic milliseconds (fractional), for measuring. */
 double af_mono_ms(void);
-/* Wall-clock milliseconds since the Unix epoch. */
+/* Wall-clock milliseconds since the Unix epoch: the system's, or the manual clock's (clock.h). */
 int64_t af_wall_ms(void);
 /* Formats wall-clock milliseconds as RFC 3339 UTC with milliseconds into buf (>= 32 bytes). */
 const char *af_time_iso(int64_t wall_ms, char *buf, size_t size);

@@ -10,6 +10,7 @@
 
 #include "core/lua_json.h"
 #include "bus/pattern.h"
+#include "bus/predicate.h"
 #include "triggers/schedule.h"
 
 /* Splits a Lua message "file:12: text" into where and text. */
@@ -133,20 +134,50 @@ static int check_schedule(json_t *c, const char *where, af_error_t *err) {
     return rc;
 }
 
+/* A poll's interval, jitter and limits are durations and counts the poller can use. */
+static int check_poll(json_t *c, const char *where, af_error_t *err) {
+    int64_t ms;
+    json_t *max = json_object_get(c, "max_per");
+    int rc = duration_of(json_object_get(c, "interval"), "af.poll: interval", where, &ms, err);
+    if (rc == 0 && ms < 1000) {
+        rc = af_error_at(err, AF_EDEFINITION, where, "af.poll: interval is at least 1s");
+    }
+    if (rc == 0 && json_object_get(c, "jitter")) {
+        rc = duration_of(json_object_get(c, "jitter"), "af.poll: jitter", where, &ms, err);
+    }
+    if (rc == 0 && max &&
+        (!json_is_object(max) || json_integer_value(json_object_get(max, "polls")) < 1 ||
+         json_integer_value(json_object_get(max, "polls")) > 1000 ||
+         duration_of(json_object_get(max, "period"), "af.poll: max_per.period", where, &ms, err))) {
+        rc = af_error_at(err, AF_EDEFINITION, where,
+                         "af.poll: max_per is { polls = 1..1000, period = DURATION }");
+    }
+    const char *key = jstr(c, "key");
+    if (rc == 0 && json_object_get(c, "key") && (key == NULL || *key == '\0')) {
+        rc = af_error_at(err, AF_EDEFINITION, where, "af.poll: key is the name of an item field");
+    }
+    return rc;
+}
+
 static int check_trigger(json_t *t, af_error_t *err) {
     const char *type = jstr(t, "type"), *where = jstr(t, "where");
     json_t *c = json_object_get(t, "config");
-    int64_t ms;
     if (strcmp(type, "schedule") == 0) {
         return check_schedule(c, where, err);
     }
     if (strcmp(type, "poll") == 0) {
-        return duration_of(json_object_get(c, "interval"), "af.poll: interval", where, &ms, err);
+        return check_poll(c, where, err);
     }
     af_error_t e = {0};
     if (strcmp(type, "event") == 0 && af_event_type_check(jstr(c, "type"), 1, &e) != 0) {
         return af_error_at(err, AF_EDEFINITION, where, "af.event: %s", e.msg);
     }
+    af_predicate_t *p = NULL;
+    if (strcmp(type, "event") == 0 &&
+        af_predicate_compile(json_object_get(c, "where"), &p, &e) != 0) {
+        return af_error_at(err, AF_EDEFINITION, where, "af.event: %s", e.msg);
+    }
+    af_predicate_free(p);
     return 0;
 }
 

@@ -290,6 +290,15 @@ static int host_emit(lua_State *L) {
     json_t *data = arg_json(L, 2, "af.emit");
     int rc = af_event_emit(&call, type, data);
     json_decref(data);
+    if (rc == AF_ELIMIT) {
+        return luaL_error(L,
+                          "af.emit: '%s' not published: the chain of events that started this "
+                          "execution is at the depth limit (events.max_depth)",
+                          type);
+    }
+    if (rc == AF_EINVAL) {
+        return luaL_error(L, "af.emit: '%s' is not an event type (dot-separated names)", type);
+    }
     lua_pushboolean(L, rc == 0);
     return 1;
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "core/clock.h"
 #include "dsl/dsl.h"
 
 #define MAX_SECRETS 256
@@ -272,7 +273,7 @@ static uv_timer_t *timer_new(af_exec_t *x, void *data) {
 
 static void timer_drop(uv_timer_t **t) {
     if (*t) {
-        uv_timer_stop(*t);
+        af_clock_timer_stop(*t);
         uv_close((uv_handle_t *)*t, timer_closed);
         *t = NULL;
     }
@@ -443,7 +444,7 @@ static void attempt_failed(af_exec_t *x, int i, const af_fault_t *f) {
             ev.error = masked;
             emit(x, &ev);
             free(masked);
-            uv_timer_start(r->timer, on_retry_timer, (uint64_t)wait, 0);
+            af_clock_timer_start(r->timer, on_retry_timer, af_wall_ms() + wait);
             return;
         }
     }
@@ -486,8 +487,8 @@ static void step_settled(af_exec_t *x, int i) {
 static void save_step(af_exec_t *x, int i) {
     step_run_t *r = &x->runs[i];
     af_engine_t *e = x->e;
-    int rc = x->depth == 0 && e->opts.checkpoint ? e->opts.checkpoint(e->opts.ud, x, i, r->output)
-                                                 : 0;
+    int rc =
+        x->depth == 0 && e->opts.checkpoint ? e->opts.checkpoint(e->opts.ud, x, i, r->output) : 0;
     if (rc == AF_CHECKPOINT_PENDING) {
         r->saving = 1;
         x->saving++;
@@ -615,6 +616,7 @@ static void prepare_call(void *ud, af_node_call_t *call) {
     call->get_secret = call_secret;
     call->log = call_log;
     call->execution_id = x->id;
+    call->root_execution_id = x->parent_call ? x->parent_call->root_execution_id : x->id;
     call->workflow = x->g->name;
     call->engine = x;
     call->run_child = run_child;
@@ -670,7 +672,8 @@ static int restore_step(af_exec_t *x, int i) {
                 r->output = json_null();
             }
         }
-        af_event_t ev = {.kind = AF_EV_LOG, .step = s->name, .text = "restored from its checkpoint"};
+        af_event_t ev = {
+            .kind = AF_EV_LOG, .step = s->name, .text = "restored from its checkpoint"};
         emit(x, &ev);
         step_settled(x, i);
         return 1;
@@ -690,9 +693,8 @@ static int restore_step(af_exec_t *x, int i) {
     r->status = AF_STEP_WAITING;
     r->in_flight = 1;
     x->in_flight++;
-    int64_t left = wake_at - af_wall_ms();
     wait_begin(x, r, wake_at);
-    uv_timer_start(r->timer, on_retry_timer, (uint64_t)(left > 0 ? left : 0), 0);
+    af_clock_timer_start(r->timer, on_retry_timer, wake_at);
     return 1;
 }
 

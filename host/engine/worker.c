@@ -3,6 +3,7 @@
  * engine's storage seam (checkpoints, durable waits, logs, results) written by group commit. */
 #include "engine/worker.h"
 
+#include "core/clock.h"
 #include "engine/outcome.h"
 
 #include <stdlib.h>
@@ -305,11 +306,10 @@ static void on_due(uv_timer_t *t) {
 
 static void arm_due_timer(af_worker_t *w) {
     if (w->nheap == 0) {
-        uv_timer_stop(w->due_timer);
+        af_clock_timer_stop(w->due_timer);
         return;
     }
-    int64_t left = w->heap[0]->run_at - af_wall_ms();
-    uv_timer_start(w->due_timer, on_due, (uint64_t)(left > 0 ? left : 0), 0);
+    af_clock_timer_start(w->due_timer, on_due, w->heap[0]->run_at);
 }
 
 /* ---- writes ---- */
@@ -1141,7 +1141,7 @@ void af_worker_stop(af_worker_t *w, int64_t grace_ms, void (*cb)(void *ud), void
     w->stopping = 1;
     w->stop_cb = cb;
     w->stop_ud = ud;
-    uv_timer_stop(w->due_timer);
+    af_clock_timer_stop(w->due_timer);
     uv_timer_stop(w->beat_timer);
     for (size_t i = 0; i < w->cap; i++) { /* quiet ones are parked now, whatever their wait */
         for (item_t *it = w->items[i]; it; it = it->hash_next) {
@@ -1226,7 +1226,7 @@ void af_worker_free(af_worker_t *w) {
     uv_timer_t *timers[] = {w->due_timer, w->beat_timer, w->park_timer, w->stop_timer};
     for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++) {
         if (timers[i]) {
-            uv_timer_stop(timers[i]);
+            af_clock_timer_stop(timers[i]);
             uv_close((uv_handle_t *)timers[i], handle_closed);
         }
     }

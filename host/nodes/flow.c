@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "nodes/nodes_internal.h"
 
 typedef struct delay_s {
@@ -52,7 +53,7 @@ static int delay_execute(af_node_call_t *call) {
     if (call->waiting) {
         call->waiting(call, wake);
     }
-    uv_timer_start(&d->timer, delay_fired, (uint64_t)(wake > now ? wake - now : 0), 0);
+    af_clock_timer_start(&d->timer, delay_fired, wake);
     call->node_data = d;
     return AF_NODE_PENDING;
 }
@@ -60,7 +61,7 @@ static int delay_execute(af_node_call_t *call) {
 static void delay_cancel(af_node_call_t *call) {
     delay_t *d = call->node_data;
     if (d) {
-        uv_timer_stop(&d->timer);
+        af_clock_timer_stop(&d->timer);
         uv_close((uv_handle_t *)&d->timer, delay_closed);
         call->node_data = NULL;
     }

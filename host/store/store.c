@@ -305,6 +305,56 @@ int af_store_webhook_seen_prune(af_store_t *s, int64_t older_than_ms, int64_t *r
     return s->vt->webhook_seen_prune(s, older_than_ms, removed, err);
 }
 
+/* ---- trigger state, events ------------------------------------------------------------------- */
+
+int af_store_trigger_state_get(af_store_t *s, const char *trigger_id, af_trigger_state_t *out,
+                               af_error_t *err) {
+    CHECK(s != NULL && trigger_id != NULL && out != NULL);
+    memset(out, 0, sizeof *out);
+    return s->vt->trigger_state_get(s, trigger_id, out, err);
+}
+
+int af_store_trigger_state_put(af_store_t *s, const char *trigger_id, const af_trigger_state_t *st,
+                               af_error_t *err) {
+    CHECK(s != NULL && trigger_id != NULL && st != NULL);
+    return s->vt->trigger_state_put(s, trigger_id, st, err);
+}
+
+void af_event_rec_clear(af_event_rec_t *e) {
+    if (e) {
+        json_decref(e->data);
+        json_decref(e->meta);
+        memset(e, 0, sizeof *e);
+    }
+}
+
+void af_event_recs_free(af_event_rec_t *es, size_t n) {
+    for (size_t i = 0; es && i < n; i++) {
+        af_event_rec_clear(&es[i]);
+    }
+    free(es);
+}
+
+int af_store_event_put(af_store_t *s, const af_event_rec_t *e, int *duplicate, af_error_t *err) {
+    CHECK(s != NULL && e != NULL && e->id[0] && e->type[0] && duplicate != NULL);
+    return s->vt->event_put(s, e, duplicate, err);
+}
+
+int af_store_event_list(af_store_t *s, int64_t from_ms, int64_t to_ms, const char *cursor,
+                        int limit, af_event_rec_t **out, size_t *n, char *next_cursor,
+                        af_error_t *err) {
+    CHECK(s != NULL && out != NULL && n != NULL && next_cursor != NULL);
+    *out = NULL;
+    *n = 0; /* next_cursor may be the cursor's buffer: the backend clears it after reading */
+    return s->vt->event_list(s, from_ms, to_ms, cursor, limit <= 0 ? 100 : limit, out, n,
+                             next_cursor, err);
+}
+
+int af_store_event_prune(af_store_t *s, int64_t older_than_ms, int64_t *removed, af_error_t *err) {
+    CHECK(s != NULL);
+    return s->vt->event_prune(s, older_than_ms, removed, err);
+}
+
 /* ---- retention ------------------------------------------------------------------------------ */
 
 int af_store_prune(af_store_t *s, int64_t max_age_ms, int64_t max_count, int64_t *removed,

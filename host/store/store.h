@@ -26,7 +26,7 @@
 /* The newest schema version this build knows; a database with a newer one is refused.
  * 1: initial schema. 2: checkpoint port and wake_at, trigger source and position, webhook
  * trigger_id and methods, seen webhook ids, execution list indexes. */
-#define AF_STORE_SCHEMA_VERSION 2
+#define AF_STORE_SCHEMA_VERSION 3
 
 typedef struct af_store_s af_store_t;
 
@@ -199,6 +199,7 @@ typedef struct af_execution_s {
     char *error;                      /* may be NULL */
     int attempt;
     int64_t created_at, started_at, completed_at, wake_at; /* 0 = not set */
+    int event_depth; /* started by an event: that event's depth (0 for outside events) */
 } af_execution_t;
 
 void af_execution_clear(af_execution_t *e);
@@ -346,10 +347,56 @@ int af_store_webhook_list(af_store_t *s, const char *cursor, int limit, af_webho
 int af_store_webhook_seen(af_store_t *s, const char *scope, const char *msg_id,
                           const char *execution_id, int *duplicate, char *first_execution_id,
                           af_error_t *err);
-/* Forgets message ids seen before older_than_ms (absolute epoch ms). Sets *removed (may be
+/* Forgets message ids seen before older_than_ms (absolute epoch ms), except event deliveries
+ * (scopes "event:..."), which go with their events (af_store_event_prune). Sets *removed (may be
  * NULL). */
 int af_store_webhook_seen_prune(af_store_t *s, int64_t older_than_ms, int64_t *removed,
                                 af_error_t *err);
+
+/* ---- trigger state --------------------------------------------------------------------------
+ * What a running trigger remembers across restarts: a schedule its last fire and the execution
+ * it started, a poll the items it has seen. Deleted with its trigger. */
+typedef struct af_trigger_state_s {
+    int64_t last_fire_at;                    /* a schedule's last due time fired; 0: never */
+    char last_execution_id[AF_STORE_ID_MAX]; /* "" for none */
+    json_t *state;                           /* anything else (a poll's known items); may be NULL */
+    int64_t updated_at;
+} af_trigger_state_t;
+
+/* Fills *out (caller releases out->state) with the state of a trigger; AF_ENOTFOUND when none
+ * was ever put. */
+int af_store_trigger_state_get(af_store_t *s, const char *trigger_id, af_trigger_state_t *out,
+                               af_error_t *err);
+/* Writes (creates or replaces) the state of a trigger (st borrowed); joins an open transaction,
+ * so it commits with the executions it started. Returns 0 or AF_ENOTFOUND (no such trigger). */
+int af_store_trigger_state_put(af_store_t *s, const char *trigger_id, const af_trigger_state_t *st,
+                               af_error_t *err);
+
+/* ---- events ---------------------------------------------------------------------------------
+ * Every event published is stored (for replay) until retention removes it. */
+typedef struct af_event_rec_s {
+    char id[AF_STORE_ID_MAX];
+    char type[256];
+    json_t *data; /* may be NULL */
+    json_t *meta; /* {"depth", "source", ...}; may be NULL */
+    int64_t created_at;
+} af_event_rec_t;
+
+void af_event_rec_clear(af_event_rec_t *e);
+void af_event_recs_free(af_event_rec_t *es, size_t n);
+
+/* Stores an event (borrowed; created_at 0: now). *duplicate = 1 when its id is stored already
+ * (nothing changes). Joins an open transaction. */
+int af_store_event_put(af_store_t *s, const af_event_rec_t *e, int *duplicate, af_error_t *err);
+/* Events created in [from_ms, to_ms], oldest first, after the cursor (opaque; NULL or "" from
+ * the first), at most limit (<= 0: 100). next_cursor (AF_STORE_CURSOR_MAX bytes) is "" after the
+ * last page. *out is a new array of *n (af_event_recs_free). Returns 0 or AF_EINVAL (cursor). */
+int af_store_event_list(af_store_t *s, int64_t from_ms, int64_t to_ms, const char *cursor,
+                        int limit, af_event_rec_t **out, size_t *n, char *next_cursor,
+                        af_error_t *err);
+/* Deletes events created before older_than_ms, and the records of their deliveries (seen ids of
+ * scopes "event:..."). Sets *removed (may be NULL) to the events deleted. */
+int af_store_event_prune(af_store_t *s, int64_t older_than_ms, int64_t *removed, af_error_t *err);
 
 /* ---- logs ----------------------------------------------------------------------------------- */
 typedef struct af_log_entry_s {

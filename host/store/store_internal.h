@@ -71,6 +71,14 @@ typedef struct af_store_vt_s {
                         af_error_t *err);
     int (*webhook_seen_prune)(af_store_t *s, int64_t older_than_ms, int64_t *removed,
                               af_error_t *err);
+    int (*trigger_state_get)(af_store_t *s, const char *trigger_id, af_trigger_state_t *out,
+                             af_error_t *err);
+    int (*trigger_state_put)(af_store_t *s, const char *trigger_id, const af_trigger_state_t *st,
+                             af_error_t *err);
+    int (*event_put)(af_store_t *s, const af_event_rec_t *e, int *duplicate, af_error_t *err);
+    int (*event_list)(af_store_t *s, int64_t from_ms, int64_t to_ms, const char *cursor, int limit,
+                      af_event_rec_t **out, size_t *n, char *next_cursor, af_error_t *err);
+    int (*event_prune)(af_store_t *s, int64_t older_than_ms, int64_t *removed, af_error_t *err);
     int (*prune)(af_store_t *s, int64_t max_age_ms, int64_t max_count, int64_t *removed,
                  af_error_t *err);
     int (*compact)(af_store_t *s, af_error_t *err);

@@ -149,6 +149,21 @@ static const char MIGRATION_2[] =
     "CREATE INDEX executions_workflow_status ON workflow_executions(workflow_id, status,"
     "  created_at, id);";
 
+/* What schedules and polls remember across restarts; events carry metadata (the depth of the
+ * chain that emitted them, their source) and are listed for replay in (created_at, id) order;
+ * an execution an event started knows that event's depth, so what it emits is one deeper. */
+static const char MIGRATION_3[] =
+    "CREATE TABLE trigger_state ("
+    "  trigger_id TEXT PRIMARY KEY,"
+    "  last_fire_at INTEGER,"
+    "  last_execution_id TEXT,"
+    "  state TEXT,"
+    "  updated_at INTEGER NOT NULL) WITHOUT ROWID;"
+    "ALTER TABLE events ADD COLUMN meta TEXT;"
+    "ALTER TABLE workflow_executions ADD COLUMN event_depth INTEGER NOT NULL DEFAULT 0;"
+    "DROP INDEX events_created;"
+    "CREATE INDEX events_created ON events(created_at, id);";
+
 static const struct {
     int version;
     const char *name;
@@ -156,6 +171,7 @@ static const struct {
 } MIGRATIONS[] = {
     {1, "initial schema", MIGRATION_1},
     {2, "triggers, webhooks, checkpoint ports, execution lists", MIGRATION_2},
+    {3, "trigger state, event metadata", MIGRATION_3},
 };
 #define NMIGRATIONS ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
 
@@ -864,7 +880,8 @@ static int sqlite_workflow_find(af_store_t *s, const char *name, af_workflow_t *
 }
 
 /* Cursors are "<created_at>:<id>" of the last row of the previous page. */
-static int parse_cursor(const char *cursor, int64_t *at, char *id, size_t size, af_error_t *err) {
+int af__sqlite_parse_cursor(const char *cursor, int64_t *at, char *id, size_t size,
+                            af_error_t *err) {
     const char *colon = strchr(cursor, ':');
     char *end;
     long long v = strtoll(cursor, &end, 10);
@@ -893,7 +910,7 @@ static int sqlite_workflow_list(af_store_t *s, const char *project_id, const cha
         limit = 50;
     }
     int paged = cursor && cursor[0];
-    if (paged && parse_cursor(cursor, &at, cid, sizeof cid, err) != 0) {
+    if (paged && af__sqlite_parse_cursor(cursor, &at, cid, sizeof cid, err) != 0) {
         return AF_EINVAL;
     }
     next_cursor[0] = '\0'; /* after reading cursor: they may be one buffer */
@@ -989,6 +1006,8 @@ static int sqlite_workflow_delete(af_store_t *s, const char *id, af_error_t *err
     static const char *const SQL[] = {
         "DELETE FROM workflows WHERE id = ?1",
         "DELETE FROM workflow_versions WHERE workflow_id = ?1",
+        "DELETE FROM trigger_state WHERE trigger_id IN"
+        " (SELECT id FROM triggers WHERE workflow_id = ?1)",
         "DELETE FROM triggers WHERE workflow_id = ?1",
         "DELETE FROM webhook_registrations WHERE workflow_id = ?1",
         NULL,
@@ -1131,7 +1150,7 @@ static int sqlite_version_list(af_store_t *s, const char *workflow_id, af_workfl
 
 #define EXEC_COLS                                                                                  \
     "id, workflow_id, version, status, input, result, error, attempt, created_at, started_at,"     \
-    " completed_at, wake_at"
+    " completed_at, wake_at, event_depth"
 
 static int row_execution(sqlite3_stmt *st, void *record) {
     af_execution_t *e = record;
@@ -1149,6 +1168,7 @@ static int row_execution(sqlite3_stmt *st, void *record) {
     e->started_at = col_i64(st, 9);
     e->completed_at = col_i64(st, 10);
     e->wake_at = col_i64(st, 11);
+    e->event_depth = sqlite3_column_int(st, 12);
     if (oom) {
         af_execution_clear(e);
         return AF_ENOMEM;
@@ -1160,8 +1180,8 @@ static int sqlite_execution_insert(af_store_t *s, af_execution_t *e, af_error_t 
     af__sqlite_t *c = CONN(s);
     static const char SQL[] =
         "INSERT INTO workflow_executions (id, workflow_id, version, status, input, attempt,"
-        " created_at, started_at) VALUES (?1, ?2, ?3, ?4, ?5, ?4 = 'running', ?6,"
-        " IIF(?4 = 'running', ?6, NULL))";
+        " created_at, started_at, event_depth) VALUES (?1, ?2, ?3, ?4, ?5, ?4 = 'running', ?6,"
+        " IIF(?4 = 'running', ?6, NULL), ?7)";
     char id[AF_STORE_ID_MAX];
     const char *status = e->status[0] ? e->status : "queued";
     if (!af__sqlite_word_in(status, EXEC_STATUSES) || e->workflow_id[0] == '\0') {
@@ -1182,6 +1202,7 @@ static int sqlite_execution_insert(af_store_t *s, af_execution_t *e, af_error_t 
         return af_error_set(err, rc, "out of memory");
     }
     sqlite3_bind_int64(st, 6, now);
+    sqlite3_bind_int(st, 7, e->event_depth);
     rc = af__sqlite_run(c, st, "create execution", err);
     if (rc == 0) {
         memcpy(e->id, id, sizeof id);
@@ -1283,7 +1304,7 @@ static int sqlite_execution_list(af_store_t *s, const char *workflow_id, const c
     if (limit <= 0) {
         limit = 50;
     }
-    if (cursor && cursor[0] && parse_cursor(cursor, &at, cid, sizeof cid, err) != 0) {
+    if (cursor && cursor[0] && af__sqlite_parse_cursor(cursor, &at, cid, sizeof cid, err) != 0) {
         return AF_EINVAL;
     }
     next_cursor[0] = '\0'; /* after reading cursor: they may be one buffer */
@@ -1604,6 +1625,11 @@ static const af_store_vt_t SQLITE_VT = {
     .webhook_list = af__sqlite_webhook_list,
     .webhook_seen = af__sqlite_webhook_seen,
     .webhook_seen_prune = af__sqlite_webhook_seen_prune,
+    .trigger_state_get = af__sqlite_trigger_state_get,
+    .trigger_state_put = af__sqlite_trigger_state_put,
+    .event_put = af__sqlite_event_put,
+    .event_list = af__sqlite_event_list,
+    .event_prune = af__sqlite_event_prune,
     .prune = sqlite_prune,
     .compact = sqlite_compact,
 };

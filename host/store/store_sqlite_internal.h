@@ -36,4 +36,17 @@ int af__sqlite_webhook_seen(af_store_t *s, const char *scope, const char *msg_id
 int af__sqlite_webhook_seen_prune(af_store_t *s, int64_t older_than_ms, int64_t *removed,
                                   af_error_t *err);
 
+int af__sqlite_trigger_state_get(af_store_t *s, const char *trigger_id, af_trigger_state_t *out,
+                                 af_error_t *err);
+int af__sqlite_trigger_state_put(af_store_t *s, const char *trigger_id,
+                                 const af_trigger_state_t *st, af_error_t *err);
+int af__sqlite_event_put(af_store_t *s, const af_event_rec_t *e, int *duplicate, af_error_t *err);
+int af__sqlite_event_list(af_store_t *s, int64_t from_ms, int64_t to_ms, const char *cursor,
+                          int limit, af_event_rec_t **out, size_t *n, char *next_cursor,
+                          af_error_t *err);
+int af__sqlite_event_prune(af_store_t *s, int64_t older_than_ms, int64_t *removed, af_error_t *err);
+/* Parses a list cursor "created_at:id" (AF_EINVAL "malformed cursor"). */
+int af__sqlite_parse_cursor(const char *cursor, int64_t *at, char *id, size_t size,
+                            af_error_t *err);
+
 #endif

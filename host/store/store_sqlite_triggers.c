@@ -158,6 +158,7 @@ int af__sqlite_trigger_delete(af_store_t *s, const char *id, af_error_t *err) {
     static const char *const SQL[] = {
         "DELETE FROM triggers WHERE id = ?1",
         "DELETE FROM webhook_registrations WHERE trigger_id = ?1",
+        "DELETE FROM trigger_state WHERE trigger_id = ?1",
         NULL,
     };
     return af__sqlite_delete_cascade(CONN(s), "trigger", id, SQL, err);
@@ -438,7 +439,8 @@ int af__sqlite_webhook_seen(af_store_t *s, const char *scope, const char *msg_id
 int af__sqlite_webhook_seen_prune(af_store_t *s, int64_t older_than_ms, int64_t *removed,
                                   af_error_t *err) {
     af__sqlite_t *c = CONN(s);
-    static const char SQL[] = "DELETE FROM webhook_seen WHERE seen_at < ?1";
+    static const char SQL[] = "DELETE FROM webhook_seen WHERE seen_at < ?1"
+                              " AND NOT (scope >= 'event:' AND scope < 'event;')";
     sqlite3_stmt *st;
     int rc = af__sqlite_prep(c, SQL, &st, err);
     if (rc != 0) {

@@ -95,7 +95,22 @@ static int missed_policy(const json_t *config, int *policy, int *keep, af_error_
     if (max) {
         *keep = (int)json_integer_value(max);
     }
-    return 0;
+    return af_schedule_overlap(config, err) < 0 ? AF_EINVAL : 0;
+}
+
+int af_schedule_overlap(const json_t *config, af_error_t *err) {
+    const json_t *v = json_object_get(config, "overlap");
+    const char *o = json_string_value(v);
+    if (v == NULL || (o && strcmp(o, "allow") == 0)) {
+        return AF_OVERLAP_ALLOW;
+    }
+    if (o && strcmp(o, "skip") == 0) {
+        return AF_OVERLAP_SKIP;
+    }
+    if (o && strcmp(o, "queue") == 0) {
+        return AF_OVERLAP_QUEUE;
+    }
+    return af_error_set(err, AF_EINVAL, "overlap is \"allow\", \"skip\" or \"queue\"");
 }
 
 struct af_schedule_s {

@@ -39,6 +39,12 @@ int af_schedule_next_runs(const json_t *config, int64_t after_ms, int64_t *out, 
 int af_schedule_missed(const json_t *config, int64_t last_ms, int64_t now_ms, int64_t *out, int max,
                        int *n, af_error_t *err);
 
+/* What a fire does while the trigger's previous execution still runs (`overlap`): start anyway
+ * ("allow", the default), drop the fire ("skip") or start it when the previous one ends
+ * ("queue"). Returns the policy, or AF_EINVAL with err. */
+enum { AF_OVERLAP_ALLOW = 0, AF_OVERLAP_SKIP = 1, AF_OVERLAP_QUEUE = 2 };
+int af_schedule_overlap(const json_t *config, af_error_t *err);
+
 /* The same as a JSON array of ISO-8601 UTC times (new reference), or NULL with err. */
 json_t *af_schedule_next_runs_json(const json_t *config, int64_t after_ms, int n, af_error_t *err);
 

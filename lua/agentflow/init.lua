@@ -281,11 +281,15 @@ local TRIGGER_CHECKS = {
   event = function(t)
     if type(t.type) ~= "string" or t.type == "" then return "'type' (an event type pattern) is required" end
     if t.filter ~= nil and type(t.filter) ~= "function" then return "'filter' must be a function" end
+    if t.where ~= nil and type(t.where) ~= "table" then return "'where' must be a table of field predicates" end
   end,
   poll = function(t)
     if not is_duration(t.interval) then return "'interval' (a duration) is required" end
-    if type(t.fn) ~= "function" and type(t.node) ~= "string" then
-      return "'fn' (a function returning items) or 'node' (a trigger type) is required"
+    if t.request ~= nil and (type(t.request) ~= "table" or type(t.request.url) ~= "string") then
+      return "'request' is a table with a 'url' string"
+    end
+    if type(t.fn) ~= "function" and t.request == nil then
+      return "'request' (an HTTP request whose response is the items) or 'fn' (a function returning items) is required"
     end
   end,
   manual = function() end,
@@ -296,8 +300,8 @@ local TRIGGER_FIELDS = {
               input = 1, description = 1, max_body = 1 },
   schedule = { cron = 1, every = 1, timezone = 1, missed = 1, max_catchup = 1, window = 1,
                overlap = 1, input = 1, description = 1 },
-  event = { type = 1, filter = 1, input = 1, description = 1 },
-  poll = { interval = 1, jitter = 1, fn = 1, node = 1, config = 1, key = 1, hash = 1,
+  event = { type = 1, where = 1, filter = 1, input = 1, description = 1 },
+  poll = { interval = 1, jitter = 1, fn = 1, request = 1, key = 1, hash = 1,
            baseline = 1, max_per = 1, input = 1, description = 1 },
   manual = { input_schema = 1, description = 1 },
 }

@@ -100,8 +100,8 @@ static void test_migrations(void **state) {
     assert_string_equal(info.journal_mode, "wal");
     assert_int_equal(info.auto_vacuum, 2); /* INCREMENTAL */
     assert_int_equal(info.synchronous, 1); /* NORMAL */
-    assert_int_equal(info.schema_version, 2);
-    assert_int_equal(raw_int(f->db, "SELECT COUNT(*) FROM schema_migrations"), 2);
+    assert_int_equal(info.schema_version, 3);
+    assert_int_equal(raw_int(f->db, "SELECT COUNT(*) FROM schema_migrations"), 3);
     assert_int_equal(raw_int(f->db, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'"
                                     " AND name IN ('workflows', 'workflow_versions',"
                                     " 'workflow_executions', 'step_checkpoints', 'execution_logs',"
@@ -117,7 +117,7 @@ static void test_migrations(void **state) {
     assert_int_equal(af_store_info(f->s, &info), 0);
     assert_int_equal(info.schema_version, AF_STORE_SCHEMA_VERSION);
     assert_int_equal(info.commits, 0);
-    assert_int_equal(raw_int(f->db, "SELECT COUNT(*) FROM schema_migrations"), 2);
+    assert_int_equal(raw_int(f->db, "SELECT COUNT(*) FROM schema_migrations"), 3);
     af_workflow_t w;
     assert_int_equal(af_store_workflow_get(f->s, id, &w, NULL), 0);
     assert_string_equal(w.name, "keep");
@@ -538,8 +538,8 @@ static void test_retention_bounds_file(void **state) {
 
 /* ---- migration 2 ---------------------------------------------------------------------------- */
 
-/* A database as a version-1 build left it: the fresh one with migration 2 undone by hand, then
- * rows written the way version 1 wrote them. Re-opening applies migration 2 and keeps them. */
+/* A database as a version-1 build left it: the fresh one with migrations 3 and 2 undone by hand,
+ * then rows written the way version 1 wrote them. Re-opening applies both and keeps them. */
 static void test_migration_from_v1(void **state) {
     fx_t *f = *state;
     af_error_t err = {0};
@@ -548,6 +548,12 @@ static void test_migration_from_v1(void **state) {
     af_store_close(f->s);
     f->s = NULL;
     raw_exec(f->db,
+             "DROP TABLE trigger_state;"
+             "ALTER TABLE events DROP COLUMN meta;"
+             "DROP INDEX events_created;"
+             "CREATE INDEX events_created ON events(created_at);"
+             "ALTER TABLE workflow_executions DROP COLUMN event_depth;"
+             "DELETE FROM schema_migrations WHERE version = 3;"
              "DROP TABLE webhook_seen;"
              "DROP INDEX webhooks_trigger;"
              "DROP INDEX workflows_name;"
@@ -584,11 +590,17 @@ static void test_migration_from_v1(void **state) {
     f->s = open_store(f, AF_STORE_DURABLE_DEFAULT);
     af_store_info_t info;
     assert_int_equal(af_store_info(f->s, &info), 0);
-    assert_int_equal(info.schema_version, 2);
-    assert_int_equal(raw_int(f->db, "SELECT COUNT(*) FROM schema_migrations"), 2);
+    assert_int_equal(info.schema_version, 3);
+    assert_int_equal(raw_int(f->db, "SELECT COUNT(*) FROM schema_migrations"), 3);
     assert_int_equal(raw_int(f->db, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index'"
                                     " AND name IN ('executions_workflow', 'executions_status')"),
                      0);
+    af_execution_t old = {0};
+    assert_int_equal(af_store_execution_get(f->s, "ex-old", &old, &err), 0);
+    assert_int_equal(old.event_depth, 0);
+    af_execution_clear(&old);
+    af_trigger_state_t ts = {.last_fire_at = 60000};
+    assert_int_equal(af_store_trigger_state_put(f->s, "t-old", &ts, &err), 0);
 
     af_checkpoint_t *cs = NULL;
     size_t n = 0;
@@ -1223,6 +1235,112 @@ static void test_webhook_list(void **state) {
 
 /* ---- seen webhook message ids --------------------------------------------------------------- */
 
+/* A trigger's state: absent, written (joining a transaction), replaced, gone with its trigger;
+ * a workflow's delete takes its triggers' state too. */
+static void test_trigger_state(void **state) {
+    fx_t *f = *state;
+    af_error_t err = {0};
+    char wf[AF_STORE_ID_MAX];
+    make_workflow(f->s, "stateful", NULL, wf);
+    af_trigger_rec_t t = {.is_active = 1, .config = json_pack("{s:s}", "cron", "* * * * *")};
+    snprintf(t.workflow_id, sizeof t.workflow_id, "%s", wf);
+    snprintf(t.type, sizeof t.type, "schedule");
+    assert_int_equal(af_store_trigger_create(f->s, &t, t.id, &err), 0);
+    json_decref(t.config);
+    af_trigger_state_t st = {0};
+    assert_int_equal(af_store_trigger_state_get(f->s, t.id, &st, &err), AF_ENOTFOUND);
+
+    af_trigger_state_t put = {.last_fire_at = 120000, .state = json_pack("{s:[i]}", "queued", 7)};
+    snprintf(put.last_execution_id, sizeof put.last_execution_id, "ex-1");
+    assert_int_equal(af_store_begin(f->s, &err), 0);
+    assert_int_equal(af_store_trigger_state_put(f->s, t.id, &put, &err), 0);
+    af_store_rollback(f->s); /* it joins the transaction: nothing stays */
+    assert_int_equal(af_store_trigger_state_get(f->s, t.id, &st, &err), AF_ENOTFOUND);
+    assert_int_equal(af_store_trigger_state_put(f->s, t.id, &put, &err), 0);
+    assert_int_equal(af_store_trigger_state_get(f->s, t.id, &st, &err), 0);
+    assert_int_equal(st.last_fire_at, 120000);
+    assert_string_equal(st.last_execution_id, "ex-1");
+    assert_true(json_equal(st.state, put.state));
+    json_decref(st.state);
+    json_decref(put.state);
+
+    af_trigger_state_t next = {.last_fire_at = 180000}; /* replaces all of it */
+    assert_int_equal(af_store_trigger_state_put(f->s, t.id, &next, &err), 0);
+    assert_int_equal(af_store_trigger_state_get(f->s, t.id, &st, &err), 0);
+    assert_int_equal(st.last_fire_at, 180000);
+    assert_string_equal(st.last_execution_id, "");
+    assert_null(st.state);
+    assert_int_equal(af_store_trigger_state_put(f->s, "no-such-trigger", &next, &err),
+                     AF_ENOTFOUND);
+
+    assert_int_equal(af_store_trigger_delete(f->s, t.id, &err), 0);
+    assert_int_equal(af_store_trigger_state_get(f->s, t.id, &st, &err), AF_ENOTFOUND);
+    t.id[0] = '\0';
+    t.config = NULL;
+    assert_int_equal(af_store_trigger_create(f->s, &t, t.id, &err), 0);
+    assert_int_equal(af_store_trigger_state_put(f->s, t.id, &next, &err), 0);
+    assert_int_equal(af_store_workflow_delete(f->s, wf, &err), 0);
+    assert_int_equal(raw_int(f->db, "SELECT COUNT(*) FROM trigger_state"), 0);
+}
+
+/* Events: stored once per id, listed in (created_at, id) order by range and page, pruned by
+ * age with the records of their deliveries (and only those: webhook ids stay). */
+static void test_events(void **state) {
+    fx_t *f = *state;
+    af_error_t err = {0};
+    int dup = -1;
+    for (int i = 0; i < 5; i++) {
+        af_event_rec_t e = {.created_at = 1000 + i * 100, .data = json_pack("{s:i}", "n", i)};
+        snprintf(e.id, sizeof e.id, "ev-%d", i);
+        snprintf(e.type, sizeof e.type, i % 2 ? "order.created" : "order.paid");
+        e.meta = i == 4 ? json_pack("{s:i}", "depth", 2) : NULL;
+        assert_int_equal(af_store_event_put(f->s, &e, &dup, &err), 0);
+        assert_int_equal(dup, 0);
+        af_event_rec_clear(&e);
+    }
+    af_event_rec_t again = {.created_at = 5000};
+    snprintf(again.id, sizeof again.id, "ev-1");
+    snprintf(again.type, sizeof again.type, "other.type");
+    assert_int_equal(af_store_event_put(f->s, &again, &dup, &err), 0);
+    assert_int_equal(dup, 1);
+
+    af_event_rec_t *es = NULL;
+    size_t n = 0;
+    char cursor[AF_STORE_CURSOR_MAX] = "";
+    assert_int_equal(af_store_event_list(f->s, 1100, 1400, NULL, 2, &es, &n, cursor, &err), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(es[0].id, "ev-1");
+    assert_string_equal(es[0].type, "order.created"); /* the first put stands */
+    assert_int_equal(json_integer_value(json_object_get(es[1].data, "n")), 2);
+    assert_string_not_equal(cursor, "");
+    af_event_recs_free(es, n);
+    assert_int_equal(af_store_event_list(f->s, 1100, 1400, cursor, 2, &es, &n, cursor, &err), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(es[0].id, "ev-3");
+    assert_int_equal(json_integer_value(json_object_get(es[1].meta, "depth")), 2);
+    af_event_recs_free(es, n);
+    assert_int_equal(af_store_event_list(f->s, 1100, 1400, cursor, 2, &es, &n, cursor, &err), 0);
+    assert_int_equal(n, 0);
+    assert_string_equal(cursor, "");
+    assert_int_equal(af_store_event_list(f->s, 0, 10, "garbage", 2, &es, &n, cursor, &err),
+                     AF_EINVAL);
+
+    /* Deliveries of events are pruned with them; webhook ids follow their own retention. */
+    fake_now = 1150;
+    assert_int_equal(af_store_webhook_seen(f->s, "event:t1", "ev-0", "x1", &dup, NULL, &err), 0);
+    assert_int_equal(af_store_webhook_seen(f->s, "hooks/a", "m-1", "x2", &dup, NULL, &err), 0);
+    fake_now = 1500;
+    assert_int_equal(af_store_webhook_seen(f->s, "event:t1", "ev-4", "x3", &dup, NULL, &err), 0);
+    assert_int_equal(af_store_webhook_seen_prune(f->s, 1300, NULL, &err), 0);
+    assert_int_equal(raw_int(f->db, "SELECT COUNT(*) FROM webhook_seen"), 2); /* m-1 went */
+    int64_t removed = -1;
+    assert_int_equal(af_store_event_prune(f->s, 1250, &removed, &err), 0);
+    assert_int_equal(removed, 3); /* ev-0, ev-1, ev-2 */
+    assert_int_equal(raw_int(f->db, "SELECT COUNT(*) FROM events"), 2);
+    assert_int_equal(raw_int(f->db, "SELECT COUNT(*) FROM webhook_seen WHERE msg_id = 'ev-4'"), 1);
+    assert_int_equal(raw_int(f->db, "SELECT COUNT(*) FROM webhook_seen"), 1);
+}
+
 static void test_webhook_seen(void **state) {
     fx_t *f = *state;
     af_error_t err = {0};
@@ -1523,6 +1641,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_webhook_register_find, setup, teardown),
         cmocka_unit_test_setup_teardown(test_webhook_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_webhook_seen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trigger_state, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_execution_created_running, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit_redo, setup, teardown),

@@ -1,0 +1,535 @@
+/* api_live.c -- the triggers that start executions by themselves while the server runs: which
+ * ones run (rebuilt from the store after every definition change) and schedules, fired from
+ * the scheduler's heap by one timer, with their state written in the creating transaction. */
+#include "api/api_live.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "triggers/schedule.h"
+#include "triggers/scheduler.h"
+
+struct af__lives_s {
+    af__live_t **b; /* hash buckets by id */
+    size_t nb, count;
+    af_scheduler_t *sched;
+    uv_timer_t timer;   /* the scheduler's next due time */
+    uv_timer_t refresh; /* a rebuild on the next loop turn after definition changes */
+    int mark;           /* this rebuild's mark in af__live_t.seen */
+};
+
+/* ---- the running triggers by id ---- */
+
+af__live_t *af__live_find(af_api_t *api, const char *id) {
+    af__lives_t *lv = api->lives;
+    if (lv == NULL) {
+        return NULL;
+    }
+    for (af__live_t *l = lv->b[af_hash_str(id) & (lv->nb - 1)]; l; l = l->next) {
+        if (strcmp(l->id, id) == 0) {
+            return l;
+        }
+    }
+    return NULL;
+}
+
+static int grow(af__lives_t *lv) {
+    size_t nb = lv->nb * 2;
+    af__live_t **b = calloc(nb, sizeof *b);
+    if (b == NULL) {
+        return AF_ENOMEM;
+    }
+    for (size_t i = 0; i < lv->nb; i++) {
+        for (af__live_t *l = lv->b[i], *next; l; l = next) {
+            next = l->next;
+            size_t k = af_hash_str(l->id) & (nb - 1);
+            l->next = b[k];
+            b[k] = l;
+        }
+    }
+    free(lv->b);
+    lv->b = b;
+    lv->nb = nb;
+    return 0;
+}
+
+static void unlink_live(af__lives_t *lv, af__live_t *l) {
+    af__live_t **p = &lv->b[af_hash_str(l->id) & (lv->nb - 1)];
+    while (*p != l) {
+        p = &(*p)->next;
+    }
+    *p = l->next;
+    lv->count--;
+}
+
+/* ---- inputs ---- */
+
+json_t *af__live_input(af__live_t *l, json_t *arg, af_fault_t *fault) {
+    json_t *out = NULL;
+    int rc = 0;
+    if (l->position >= 0) {
+        af_engine_t *e = af_worker_engine(l->api->o.worker);
+        rc = af_engine_trigger_call(e, l->file, l->position, "input", arg, &out, fault);
+    }
+    if (rc < 0) {
+        json_decref(arg);
+        return NULL;
+    }
+    if (rc == 1) {
+        json_decref(arg);
+        return out;
+    }
+    json_t *fixed = json_object_get(l->config, "input");
+    const char *s = json_string_value(fixed);
+    if (fixed && !(s && strcmp(s, "<function>") == 0)) { /* a constant input */
+        json_decref(arg);
+        return json_deep_copy(fixed);
+    }
+    return arg;
+}
+
+/* ---- schedules ---- */
+
+static void on_due(uv_timer_t *t);
+
+static void arm(af_api_t *api) {
+    af__lives_t *lv = api->lives;
+    int64_t due = af_scheduler_next_due(lv->sched);
+    if (due == INT64_MAX) {
+        af_clock_timer_stop(&lv->timer);
+    } else {
+        af_clock_timer_start(&lv->timer, on_due, due);
+    }
+}
+
+static json_t *queued_json(const af__live_t *l) {
+    if (l->nqueued == 0) {
+        return NULL;
+    }
+    json_t *q = json_array();
+    for (int i = 0; i < l->nqueued; i++) {
+        json_array_append_new(q, json_integer(l->queued[i]));
+    }
+    return json_pack("{s:o}", "queued", q);
+}
+
+typedef struct {
+    char id[AF_STORE_ID_MAX];
+    af_trigger_state_t st;
+} state_op_t;
+
+static int write_state(af_store_t *s, void *ud) {
+    state_op_t *op = ud;
+    af_error_t err;
+    return af_store_trigger_state_put(s, op->id, &op->st, &err);
+}
+
+static void state_written(void *ud, int rc) {
+    state_op_t *op = ud;
+    if (rc != 0 && rc != AF_ENOTFOUND) { /* a trigger deleted meanwhile has no state to keep */
+        af_log(AF_LEVEL_ERROR, "trigger %s: its state was not saved: %s", op->id, af_strerror(rc));
+    }
+    json_decref(op->st.state);
+    free(op);
+}
+
+/* Saves what the trigger remembers without starting anything (a skipped or queued fire). */
+static void save_state(af__live_t *l) {
+    state_op_t *op = calloc(1, sizeof *op);
+    if (op == NULL) {
+        return;
+    }
+    af_strlcpy(op->id, l->id, sizeof op->id);
+    op->st.last_fire_at = l->last_fire_at;
+    af_strlcpy(op->st.last_execution_id, l->last_execution_id, sizeof op->st.last_execution_id);
+    op->st.state = queued_json(l);
+    if (af_store_async_submit(l->api->o.writer, write_state, state_written, op) != 0) {
+        state_written(op, AF_EIO);
+    }
+}
+
+static void previous_ended(void *ud, const char *status, const af_outcome_t *outcome);
+
+/* 1 when the trigger's last execution still runs (the worker holds it). keep: go on watching
+ * it, to start what queued behind it when it ends. */
+static int still_running(af__live_t *l, int keep) {
+    if (l->watch) {
+        return 1;
+    }
+    if (!l->last_execution_id[0]) {
+        return 0;
+    }
+    af_watch_t *w = af_worker_watch(l->api->o.worker, l->last_execution_id, previous_ended, l);
+    if (w && keep) {
+        l->watch = w;
+    } else if (w) {
+        af_worker_unwatch(l->api->o.worker, w);
+    }
+    return w != NULL;
+}
+
+static void created(af_create_t *c, int rc);
+
+/* Starts an execution for the fire due at due: its input, then the row, the job and the state
+ * (with the fire's time as a seen id, so no fire is written twice) in one transaction. */
+static void start_fire(af__live_t *l, int64_t due, int catchup) {
+    af_api_t *api = l->api;
+    json_t *arg = json_pack("{s:s, s:s, s:o, s:o, s:b}", "trigger", "schedule", "trigger_id", l->id,
+                            "scheduled_at", af__api_iso(due), "fired_at", af__api_iso(af_wall_ms()),
+                            "catchup", catchup);
+    af_fault_t fault;
+    json_t *input = af__live_input(l, arg, &fault);
+    l->last_fire_at = due;
+    if (input == NULL) {
+        af_log(AF_LEVEL_ERROR, "schedule %s: the input function failed: %s", l->id, fault.message);
+        save_state(l);
+        return;
+    }
+    af_create_t *c = af__api_create_one(api, l->workflow_id, l->version, input);
+    char seen[32];
+    snprintf(seen, sizeof seen, "%lld", (long long)due);
+    size_t n = strlen(l->id) + 10;
+    if (c && (c->seen_scope = malloc(n)) != NULL) {
+        snprintf(c->seen_scope, n, "schedule:%s", l->id);
+        c->seen_id = strdup(seen);
+    }
+    if (c == NULL || c->seen_id == NULL) {
+        af_log(AF_LEVEL_ERROR, "schedule %s: out of memory", l->id);
+        return;
+    }
+    af_strlcpy(c->state_trigger, l->id, sizeof c->state_trigger);
+    c->state.last_fire_at = due;
+    c->state.state = queued_json(l);
+    c->done = created;
+    af_strlcpy(l->last_execution_id, c->ids[0], sizeof l->last_execution_id);
+    af__api_create_submit(c);
+}
+
+static void created(af_create_t *c, int rc) {
+    af__live_t *l = af__live_find(c->api, c->state_trigger);
+    if (rc != 0) {
+        af_log(AF_LEVEL_ERROR, "schedule %s: the execution was not created: %s", c->state_trigger,
+               af_strerror(rc));
+        return;
+    }
+    if (l && l->nqueued > 0 && !l->watch && strcmp(l->last_execution_id, c->ids[0]) == 0) {
+        still_running(l, 1); /* fires wait behind this one */
+    }
+}
+
+static void previous_ended(void *ud, const char *status, const af_outcome_t *outcome) {
+    af__live_t *l = ud;
+    (void)outcome;
+    l->watch = NULL;
+    if (status == NULL || l->nqueued == 0) {
+        return; /* the worker stops: the queue is saved, the next start goes on with it */
+    }
+    int64_t due = l->queued[0];
+    memmove(l->queued, l->queued + 1, (size_t)--l->nqueued * sizeof l->queued[0]);
+    start_fire(l, due, 0);
+}
+
+static void fire(af__live_t *l, int64_t due, int catchup) {
+    if (l->overlap != AF_OVERLAP_ALLOW && still_running(l, l->overlap == AF_OVERLAP_QUEUE)) {
+        l->last_fire_at = due;
+        if (l->overlap == AF_OVERLAP_SKIP) {
+            af_log(AF_LEVEL_INFO, "schedule %s: skipped a fire: execution %s still runs", l->id,
+                   l->last_execution_id);
+        } else if (l->nqueued < AF__LIVE_QUEUE_MAX) {
+            l->queued[l->nqueued++] = due;
+        } else {
+            af_log(AF_LEVEL_WARN, "schedule %s: %d fires wait already: this one is dropped", l->id,
+                   AF__LIVE_QUEUE_MAX);
+        }
+        save_state(l);
+        return;
+    }
+    start_fire(l, due, catchup);
+}
+
+typedef struct {
+    char id[AF_STORE_ID_MAX];
+    int64_t due;
+    int catchup;
+} fired_t;
+
+typedef struct {
+    fired_t *v;
+    size_t n, cap;
+} fires_t;
+
+static void collect(void *ud, const char *id, int64_t due, int catchup) {
+    fires_t *f = ud;
+    if (f->n == f->cap) {
+        size_t cap = f->cap ? f->cap * 2 : 64;
+        fired_t *v = realloc(f->v, cap * sizeof *v);
+        if (v == NULL) {
+            af_log(AF_LEVEL_ERROR, "schedule %s: out of memory: a fire is lost", id);
+            return;
+        }
+        f->v = v;
+        f->cap = cap;
+    }
+    af_strlcpy(f->v[f->n].id, id, sizeof f->v[0].id);
+    f->v[f->n].due = due;
+    f->v[f->n++].catchup = catchup;
+}
+
+/* Everything due fires (the scheduler moves each to its next time), then the timer is armed
+ * again: collected first, since firing may change the set of schedules. */
+static void on_due(uv_timer_t *t) {
+    af_api_t *api = t->data;
+    fires_t f = {0};
+    af_scheduler_run(api->lives->sched, af_wall_ms(), collect, &f);
+    for (size_t i = 0; i < f.n; i++) {
+        af__live_t *l = af__live_find(api, f.v[i].id);
+        if (l) {
+            fire(l, f.v[i].due, f.v[i].catchup);
+        }
+    }
+    free(f.v);
+    arm(api);
+}
+
+static int schedule_start(af__live_t *l, af_error_t *err) {
+    af_trigger_state_t st;
+    af_error_t e;
+    af_api_t *api = l->api;
+    l->overlap = af_schedule_overlap(l->config, err);
+    if (l->overlap < 0) {
+        return l->overlap;
+    }
+    if (af_store_trigger_state_get(api->o.store, l->id, &st, &e) == 0) {
+        l->last_fire_at = st.last_fire_at;
+        af_strlcpy(l->last_execution_id, st.last_execution_id, sizeof l->last_execution_id);
+        size_t i;
+        json_t *v;
+        json_array_foreach(json_object_get(st.state, "queued"), i, v) {
+            if (l->nqueued < AF__LIVE_QUEUE_MAX && json_is_integer(v)) {
+                l->queued[l->nqueued++] = json_integer_value(v);
+            }
+        }
+        json_decref(st.state);
+    }
+    int rc =
+        af_scheduler_put(api->lives->sched, l->id, l->config, l->last_fire_at, af_wall_ms(), err);
+    if (rc == 0 && l->nqueued > 0 && !still_running(l, 1)) {
+        previous_ended(l, "succeeded", NULL); /* it ended while the server was down */
+    }
+    return rc;
+}
+
+int64_t af__api_live_next_run(af_api_t *api, const char *id, int *live) {
+    af__live_t *l = af__live_find(api, id);
+    *live = l != NULL && strcmp(l->type, "schedule") == 0;
+    return *live ? af_scheduler_due_of(api->lives->sched, id) : 0;
+}
+
+/* ---- starting and stopping ---- */
+
+static int live_start(af__live_t *l, af_error_t *err) {
+    if (strcmp(l->type, "schedule") == 0) {
+        return schedule_start(l, err);
+    }
+    if (strcmp(l->type, "event") == 0) {
+        return af__events_subscribe(l, err);
+    }
+    return af__polls_start(l, err);
+}
+
+static void live_free(af__live_t *l) {
+    af_api_t *api = l->api;
+    if (strcmp(l->type, "schedule") == 0) {
+        af_scheduler_remove(api->lives->sched, l->id);
+    } else if (strcmp(l->type, "event") == 0) {
+        af__events_unsubscribe(l);
+    } else {
+        af__polls_stop(l); /* frees l once its timer closed */
+        json_decref(l->config);
+        l->config = NULL;
+        return;
+    }
+    if (l->watch) {
+        af_worker_unwatch(api->o.worker, l->watch);
+    }
+    json_decref(l->config);
+    free(l);
+}
+
+static int live_type(const char *type) {
+    return strcmp(type, "schedule") == 0 || strcmp(type, "event") == 0 || strcmp(type, "poll") == 0;
+}
+
+/* The workflow of a trigger, read once per rebuild for a run of its triggers. */
+typedef struct {
+    char id[AF_STORE_ID_MAX];
+    int active, version;
+    char file[4096];
+} wf_t;
+
+static void workflow_of(af_api_t *api, const char *id, wf_t *wf) {
+    if (strcmp(wf->id, id) == 0) {
+        return;
+    }
+    af_workflow_t w = {0};
+    af_error_t err;
+    af_strlcpy(wf->id, id, sizeof wf->id);
+    wf->active = 0;
+    if (af_store_workflow_get(api->o.store, id, &w, &err) == 0 && w.current_version > 0 &&
+        strcmp(w.status, "paused") != 0) {
+        wf->version = w.current_version;
+        wf->active = af_worker_version_file(api->o.worker, id, wf->version, wf->file,
+                                            sizeof wf->file, &err) == 0;
+        if (!wf->active) {
+            af_log(AF_LEVEL_ERROR, "workflow %s: its triggers do not run: %s", id, err.msg);
+        }
+    }
+    af_workflow_clear(&w);
+}
+
+static af__live_t *live_new(af_api_t *api, const af_trigger_rec_t *t, const wf_t *wf) {
+    af__live_t *l = calloc(1, sizeof *l);
+    if (l == NULL) {
+        return NULL;
+    }
+    l->api = api;
+    af_strlcpy(l->id, t->id, sizeof l->id);
+    af_strlcpy(l->workflow_id, t->workflow_id, sizeof l->workflow_id);
+    af_strlcpy(l->type, t->type, sizeof l->type);
+    l->version = wf->version;
+    l->position = strcmp(t->source, "script") == 0 ? t->position : -1;
+    l->updated_at = t->updated_at;
+    l->config = json_incref(t->config);
+    af_strlcpy(l->file, wf->file, sizeof l->file);
+    return l;
+}
+
+/* One declared trigger: kept when unchanged, else (re)started. */
+static void refresh_one(af_api_t *api, const af_trigger_rec_t *t, wf_t *wf) {
+    af__lives_t *lv = api->lives;
+    workflow_of(api, t->workflow_id, wf);
+    if (!wf->active || !t->is_active || !live_type(t->type)) {
+        return;
+    }
+    af__live_t *l = af__live_find(api, t->id);
+    if (l && l->updated_at == t->updated_at && l->version == wf->version) {
+        l->seen = lv->mark;
+        return;
+    }
+    if (l) {
+        unlink_live(lv, l);
+        live_free(l);
+    }
+    af_error_t err = {0};
+    if ((l = live_new(api, t, wf)) == NULL || (lv->count >= lv->nb && grow(lv) != 0)) {
+        af_log(AF_LEVEL_ERROR, "trigger %s: out of memory", t->id);
+        free(l);
+        return;
+    }
+    size_t k = af_hash_str(l->id) & (lv->nb - 1);
+    l->next = lv->b[k];
+    lv->b[k] = l;
+    lv->count++;
+    l->seen = lv->mark;
+    if (live_start(l, &err) != 0) {
+        af_log(AF_LEVEL_ERROR, "trigger %s of workflow %s does not run: %s", t->id, t->workflow_id,
+               err.msg);
+        unlink_live(lv, l);
+        live_free(l);
+    }
+}
+
+void af__api_live_refresh(af_api_t *api) {
+    af__lives_t *lv = api->lives;
+    af_trigger_rec_t *ts = NULL;
+    size_t n = 0;
+    af_error_t err;
+    if (lv == NULL) {
+        return;
+    }
+    if (af_store_trigger_list(api->o.store, NULL, &ts, &n, &err) != 0) {
+        af_log(AF_LEVEL_ERROR, "triggers: %s", err.msg);
+        return;
+    }
+    lv->mark++;
+    wf_t wf;
+    memset(&wf, 0, sizeof wf);
+    for (size_t i = 0; i < n; i++) {
+        refresh_one(api, &ts[i], &wf);
+    }
+    af_trigger_recs_free(ts, n);
+    for (size_t i = 0; i < lv->nb; i++) { /* what is no longer declared stops */
+        for (af__live_t *l = lv->b[i], *next; l; l = next) {
+            next = l->next;
+            if (l->seen != lv->mark) {
+                unlink_live(lv, l);
+                live_free(l);
+            }
+        }
+    }
+    arm(api);
+}
+
+static void on_refresh(uv_timer_t *t) {
+    af__api_live_refresh(t->data);
+}
+
+void af__api_live_changed(af_api_t *api) {
+    if (api->lives) {
+        uv_timer_start(&api->lives->refresh, on_refresh, 0, 0);
+    }
+}
+
+int af__api_live_new(af_api_t *api, af_error_t *err) {
+    af__lives_t *lv = calloc(1, sizeof *lv);
+    if (lv == NULL || (lv->b = calloc(1024, sizeof *lv->b)) == NULL ||
+        (lv->sched = af_scheduler_new()) == NULL) {
+        if (lv) {
+            free(lv->b);
+        }
+        free(lv);
+        return af_error_set(err, AF_ENOMEM, "out of memory");
+    }
+    lv->nb = 1024;
+    uv_timer_init(api->o.loop, &lv->timer);
+    uv_timer_init(api->o.loop, &lv->refresh);
+    lv->timer.data = lv->refresh.data = api;
+    api->lives = lv;
+    int rc = af__events_start(api);
+    if (rc != 0) {
+        return af_error_set(err, rc, "the event bus did not start");
+    }
+    return 0;
+}
+
+static void lives_closed(uv_handle_t *h) {
+    af__lives_t *lv = h->data;
+    free(lv);
+}
+
+static void timer_closed(uv_handle_t *h) {
+    (void)h;
+}
+
+void af__api_live_free(af_api_t *api) {
+    af__lives_t *lv = api->lives;
+    if (lv == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < lv->nb; i++) {
+        for (af__live_t *l = lv->b[i], *next; l; l = next) {
+            next = l->next;
+            live_free(l);
+        }
+    }
+    af__events_stop(api);
+    af_scheduler_free(lv->sched);
+    free(lv->b);
+    api->lives = NULL;
+    af_clock_timer_stop(&lv->timer);
+    uv_close((uv_handle_t *)&lv->timer, timer_closed);
+    lv->refresh.data = lv;
+    uv_close((uv_handle_t *)&lv->refresh, lives_closed);
+}
