@@ -209,7 +209,22 @@ function helpers.serve(data, extra, env)
     os.remove(log)
     return code
   end
+  helpers.running[srv] = true
+  for _, name in ipairs({ "stop", "kill" }) do
+    local f = srv[name]
+    srv[name] = function()
+      helpers.running[srv] = nil
+      return f()
+    end
+  end
   return srv
+end
+
+--- Servers started by helpers.serve and not stopped yet.
+helpers.running = {}
+--- Closes them: `after_each(h.close_servers)` stops what a failed test left running.
+function helpers.close_servers()
+  for srv in pairs(helpers.running) do srv.close() end
 end
 
 --- Polls GET /api/executions/ID on srv until its status is one of `statuses` (a set; default the

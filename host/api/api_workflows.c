@@ -6,6 +6,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/sha.h>
 #include <strings.h>
 
 #include "triggers/schedule.h"
@@ -171,11 +173,29 @@ static int register_webhook(af_api_t *api, const af_trigger_rec_t *t, af_error_t
     return rc;
 }
 
+/* A script trigger's id: a name-based UUID (RFC 9562 version 8) of its workflow, place and
+ * type, so a new version's trigger in the same place keeps its id, and with it its state (a
+ * schedule's last fire, a poll's seen items, an event trigger's deliveries). */
+static void script_trigger_id(const char *workflow_id, int position, const char *type,
+                              char out[AF_STORE_ID_MAX]) {
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    char name[AF_STORE_ID_MAX + 64];
+    int n = snprintf(name, sizeof name, "%s:%d:%s", workflow_id, position, type);
+    SHA256((const unsigned char *)name, (size_t)n, md);
+    md[6] = (unsigned char)((md[6] & 0x0f) | 0x80);
+    md[8] = (unsigned char)((md[8] & 0x3f) | 0x80);
+    char *p = out;
+    for (int i = 0; i < 16; i++) {
+        p += sprintf(p, "%s%02x", i == 4 || i == 6 || i == 8 || i == 10 ? "-" : "", md[i]);
+    }
+}
+
 int af__api_sync_triggers(af_api_t *api, const char *workflow_id, const af_graph_t *g,
                           af_error_t *err) {
     int rc = af_store_trigger_delete_source(api->o.store, workflow_id, "script", err);
     for (int i = 0; rc == 0 && i < g->ntriggers; i++) {
         af_trigger_rec_t t = {.config = g->triggers[i].config, .is_active = 1, .position = i};
+        script_trigger_id(workflow_id, i, g->triggers[i].type, t.id);
         snprintf(t.workflow_id, sizeof t.workflow_id, "%s", workflow_id);
         snprintf(t.type, sizeof t.type, "%s", g->triggers[i].type);
         snprintf(t.source, sizeof t.source, "script");
@@ -187,7 +207,7 @@ int af__api_sync_triggers(af_api_t *api, const char *workflow_id, const af_graph
     return rc;
 }
 
-static json_t *trigger_json(const af_trigger_rec_t *t) {
+static json_t *trigger_json(af_api_t *api, const af_trigger_rec_t *t) {
     json_t *out = json_pack("{s:s, s:s, s:s, s:O?, s:b, s:s, s:o, s:o}", "id", t->id, "workflow_id",
                             t->workflow_id, "type", t->type, "config", t->config, "active",
                             t->is_active, "source", t->source, "created_at",
@@ -195,8 +215,12 @@ static json_t *trigger_json(const af_trigger_rec_t *t) {
     if (t->position >= 0) {
         json_object_set_new(out, "position", json_integer(t->position));
     }
-    if (strcmp(t->type, "schedule") == 0 && json_object_get(t->config, "cron")) {
-        af_error_t err; /* when it would fire next from now; `every` runs from its last run */
+    int live = 0;
+    int64_t due = af__api_live_next_run(api, t->id, &live);
+    if (live) { /* the running schedule's next fire (a catch-up, an `every` from its last) */
+        json_object_set_new(out, "next_run_at", af__api_iso(due));
+    } else if (strcmp(t->type, "schedule") == 0 && json_object_get(t->config, "cron")) {
+        af_error_t err; /* not running (paused, inactive): when it would fire from now */
         json_t *next = af_schedule_next_runs_json(t->config, af_wall_ms(), 1, &err);
         json_object_set(out, "next_run_at",
                         next && json_array_size(next) ? json_array_get(next, 0) : json_null());
@@ -219,7 +243,7 @@ static void send_trigger(af_api_t *api, af_http_res_t *res, int status, const ch
         af__api_fail(res, rc, &err);
         return;
     }
-    json_t *out = trigger_json(&t);
+    json_t *out = trigger_json(api, &t);
     af_trigger_rec_clear(&t);
     af_http_res_send_json(res, status, out);
     json_decref(out);
@@ -253,7 +277,7 @@ static void trigger_list(af_http_req_t *req, af_http_res_t *res, void *ud) {
     }
     json_t *items = json_array();
     for (size_t i = 0; i < n; i++) {
-        json_array_append_new(items, trigger_json(&ts[i]));
+        json_array_append_new(items, trigger_json(api, &ts[i]));
     }
     af_trigger_recs_free(ts, n);
     af__api_send_items(res, items, NULL, 0);
