@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "nodes/nodes_internal.h"
+#include "plugin/plugin.h"
 
 static int echo_execute(af_node_call_t *call) {
     af_node_succeed(call, json_deep_copy(call->config), NULL);
@@ -28,7 +29,33 @@ static int fail_execute(af_node_call_t *call) {
     return AF_NODE_DONE;
 }
 
+/* Publishes an event (the step form of af.emit): downstream workflows' event triggers start. */
+static int emit_execute(af_node_call_t *call) {
+    const char *type = json_string_value(json_object_get(call->config, "type"));
+    json_t *data = json_object_get(call->config, "data");
+    int rc = af_event_emit(call, type, data ? data : json_null());
+    if (rc == AF_ELIMIT) {
+        af_node_failf(call, 0, "EVENT_DEPTH",
+                      "core.emit: '%s' not published: the chain of events that started this "
+                      "execution is at the depth limit (events.max_depth)",
+                      type);
+    } else if (rc != 0) {
+        af_node_failf(call, 0, "EVENT", "core.emit: '%s' not published: %s", type ? type : "",
+                      rc == AF_EINVAL ? "not an event type (dot-separated names)"
+                                      : "events are not served here");
+    } else {
+        af_node_succeed(call, json_pack("{s:b, s:s}", "emitted", 1, "type", type), NULL);
+    }
+    return AF_NODE_DONE;
+}
+
 const af_nodedef_t af__core_node_types[] = {
+    {.name = "core.emit",
+     .description = "Publishes the event {type, data} for event triggers (as af.emit does)",
+     .schema = "{\"type\":\"object\",\"required\":[\"type\"],\"properties\":{\"type\":"
+               "{\"type\":\"string\",\"minLength\":1},\"data\":{}},"
+               "\"additionalProperties\":false}",
+     .execute = emit_execute},
     {.name = "core.echo",
      .description = "Outputs its config (resolved): constants, or values computed from ctx",
      .schema = "{\"type\":\"object\"}",
