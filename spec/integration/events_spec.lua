@@ -74,7 +74,9 @@ local function runs(srv, wf, n)
     if #items >= (n or 0) then break end
     os.execute("sleep 0.05")
   end
-  table.sort(items, function(a, b) return a.created_at < b.created_at end)
+  table.sort(items, function(a, b) -- ids are time-ordered within a millisecond
+    return a.created_at < b.created_at or (a.created_at == b.created_at and a.id < b.id)
+  end)
   return items
 end
 

@@ -998,10 +998,12 @@ static void mock_builtin_routes(void) {
 }
 
 /* Every route set; a new file of routes adds its function here (and to CMakeLists.txt). */
-void mock_llm_routes(void); /* mock_llm.c */
+void mock_llm_routes(void);  /* mock_llm.c */
+void mock_feed_routes(void); /* mock_feed.c */
 static void (*const route_sets[])(void) = {
     mock_builtin_routes,
     mock_llm_routes,
+    mock_feed_routes,
 };
 
 /* ---- the server ------------------------------------------------------------------------------ */

@@ -1,0 +1,200 @@
+-- Polling triggers of `agentflow serve` for real: a local HTTP feed (af-mockserver) polled on a
+-- manual clock; change detection by key, content hash or whole content, baseline or not, items
+-- picked by a Lua function, state kept across a restart, failures backed off and recovered,
+-- limits per workflow and per target host, and what a bad poll definition gets.
+local h = require "spec.helpers"
+local json = require "dkjson"
+
+local T0 = 1780272000000 -- 2026-06-01T00:00:00Z
+
+local function script(name, poll)
+  return ([[
+local af = require "agentflow"
+local wf = af.workflow "%s" {}
+wf:on(af.poll %s)
+wf:step("a", function(ctx) return ctx.trigger end)
+return wf
+]]):format(name, poll)
+end
+
+local function deploy(srv, name, poll)
+  local status, wf = srv.call("POST", "/api/workflows", script(name, poll), "text/x-lua")
+  assert.are.equal(201, status, json.encode(wf))
+  return wf
+end
+
+local function advance(srv, what)
+  assert.are.equal(200, (srv.call("POST", "/api/clock", json.encode({ advance = what }),
+                                  "application/json")))
+end
+
+local function set_feed(mock, name, body, status)
+  local f = h.tmpfile(json.encode(body))
+  h.sh("curl -s -X PUT -H 'Content-Type: application/json' --data-binary @" .. f .. " " ..
+       h.quote(mock.url .. "/feed/" .. name .. (status and ("?status=" .. status) or "")))
+  os.remove(f)
+end
+
+local function feed_count(mock, name)
+  local _, out = h.sh("curl -s " .. h.quote(mock.url .. "/feed-count/" .. name))
+  return json.decode(out).count
+end
+
+-- The inputs of a workflow's executions, oldest first, once n are there (at most 5 s).
+local function inputs(srv, wf, n)
+  local out
+  for _ = 1, 100 do
+    local _, list = srv.call("GET", "/api/executions?limit=200&workflow_id=" .. wf.id)
+    out = {}
+    table.sort(list.items, function(a, b) -- ids are time-ordered within a millisecond
+      return a.created_at < b.created_at or (a.created_at == b.created_at and a.id < b.id)
+    end)
+    for _, x in ipairs(list.items) do
+      local _, full = srv.call("GET", "/api/executions/" .. x.id)
+      out[#out + 1] = full.input
+    end
+    if #out >= (n or 0) then break end
+    os.execute("sleep 0.05")
+  end
+  return out
+end
+
+-- Waits until the feed was asked `n` times.
+local function polled(mock, name, n)
+  for _ = 1, 100 do
+    if feed_count(mock, name) >= n then return true end
+    os.execute("sleep 0.05")
+  end
+  return false
+end
+
+local function settle() os.execute("sleep 0.25") end
+
+describe("agentflow serve polls", function()
+  local mock
+  before_each(function() mock = h.mock_server() end)
+  after_each(function()
+    h.close_servers()
+    mock.stop()
+  end)
+
+  it("starts one execution per new or changed item, by key and hash", function()
+    local srv = h.serve(nil, nil, "AGENTFLOW_CLOCK=manual@" .. string.format("%d", T0))
+    set_feed(mock, "k", { { id = 1, v = "a" }, { id = 2, v = "b" } })
+    local keyed = deploy(srv, "keyed", ('{ interval = "1m", key = "id", hash = true, ' ..
+                                        'request = { url = "%s/feed/k" } }'):format(mock.url))
+    assert.is_true(polled(mock, "k", 1))
+    settle()
+    assert.are.equal(0, #inputs(srv, keyed)) -- the first poll is the baseline
+    set_feed(mock, "k", { { id = 1, v = "a" }, { id = 2, v = "B" }, { id = 3, v = "c" } })
+    advance(srv, "1m")
+    local got = inputs(srv, keyed, 2)
+    assert.are.same({ { id = 2, v = "B" }, { id = 3, v = "c" } }, got)
+    advance(srv, "1m") -- nothing new
+    assert.is_true(polled(mock, "k", 3))
+    settle()
+    assert.are.equal(2, #inputs(srv, keyed))
+    srv.close()
+  end)
+
+  it("emits everything at first without a baseline, picks items with fn, keys by content", function()
+    local srv = h.serve(nil, nil, "AGENTFLOW_CLOCK=manual@" .. string.format("%d", T0))
+    set_feed(mock, "w", { data = { { n = "x" }, { n = "y" } }, total = 2 })
+    local wf = deploy(srv, "wrapped", ([[{ interval = "30s", baseline = false,
+      request = { url = "%s/feed/w", headers = { Accept = "application/json" } },
+      fn = function(res) assert(res.status == 200) return res.body.data end,
+      input = function(item) return { name = item.n } end }]]):format(mock.url))
+    assert.are.same({ { name = "x" }, { name = "y" } }, inputs(srv, wf, 2))
+    set_feed(mock, "w", { data = { { n = "y" }, { n = "z" } } })
+    advance(srv, "30s")
+    local got = inputs(srv, wf, 3)
+    assert.are.equal(3, #got)
+    assert.are.same({ name = "z" }, got[3]) -- y is known by its content
+    srv.close()
+  end)
+
+  it("keeps what it saw across a restart", function()
+    local data = os.tmpname()
+    os.remove(data)
+    local env = "AGENTFLOW_CLOCK=manual@" .. string.format("%d", T0)
+    local srv = h.serve(data, nil, env)
+    set_feed(mock, "r", { { id = "a" } })
+    local wf = deploy(srv, "restart", ('{ interval = "1m", key = "id", request = { url = "%s/feed/r" } }')
+                                       :format(mock.url))
+    assert.is_true(polled(mock, "r", 1))
+    set_feed(mock, "r", { { id = "a" }, { id = "b" } })
+    advance(srv, "1m")
+    assert.are.equal(1, #inputs(srv, wf, 1))
+    assert.are.equal(0, srv.stop())
+    srv = h.serve(data, nil, "AGENTFLOW_CLOCK=manual@" .. string.format("%d", T0 + 90000))
+    set_feed(mock, "r", { { id = "a" }, { id = "b" }, { id = "c" } })
+    advance(srv, "1m")
+    local got = inputs(srv, wf, 2)
+    settle()
+    got = inputs(srv, wf, 2)
+    assert.are.same({ { id = "b" }, { id = "c" } }, got)
+    srv.close()
+  end)
+
+  it("logs a failing poll, backs off, and recovers", function()
+    local srv = h.serve(nil, nil, "AGENTFLOW_CLOCK=manual@" .. string.format("%d", T0))
+    set_feed(mock, "f", { error = "down" }, 503)
+    local wf = deploy(srv, "flaky", ('{ interval = "1h", key = "id", baseline = false, ' ..
+                                     'request = { url = "%s/feed/f" } }'):format(mock.url))
+    assert.is_true(polled(mock, "f", 1))
+    advance(srv, "1s") -- first retry after 1 s, then 2 s, 4 s
+    assert.is_true(polled(mock, "f", 2))
+    advance(srv, "1s")
+    settle()
+    assert.are.equal(2, feed_count(mock, "f")) -- backing off: not yet
+    advance(srv, "1s")
+    assert.is_true(polled(mock, "f", 3))
+    local log = h.read(srv.log)
+    assert.truthy(log:find("of workflow " .. wf.id .. " failed (2 in a row): " .. mock.url ..
+                           "/feed/f: HTTP 503; next try in 2000 ms", 1, true), log)
+    set_feed(mock, "f", { { id = 1 } })
+    advance(srv, "4s")
+    assert.are.same({ { id = 1 } }, inputs(srv, wf, 1))
+    local _, health = srv.call("GET", "/healthz")
+    assert.truthy(health)
+    srv.close()
+  end)
+
+  it("holds polls to the limits per workflow and per target host", function()
+    local srv = h.serve(nil, nil, "AGENTFLOW_CLOCK=manual@" .. string.format("%d", T0) ..
+                        " AGENTFLOW_POLLS_MAX_PER_HOST=3 AGENTFLOW_POLLS_HOST_PERIOD=1h")
+    set_feed(mock, "a", {})
+    set_feed(mock, "b", {})
+    deploy(srv, "one", ('{ interval = "1m", request = { url = "%s/feed/a" } }'):format(mock.url))
+    deploy(srv, "two", ('{ interval = "1m", max_per = { polls = 1, period = "10m" }, ' ..
+                        'request = { url = "%s/feed/b" } }'):format(mock.url))
+    for _ = 1, 6 do
+      advance(srv, "1m")
+      os.execute("sleep 0.05")
+    end
+    settle()
+    -- the host allowed three polls in the hour, the second workflow one in ten minutes
+    assert.are.equal(1, feed_count(mock, "b"))
+    assert.are.equal(2, feed_count(mock, "a"))
+    advance(srv, "1h")
+    settle()
+    assert.are.equal(2, feed_count(mock, "b"))
+    srv.close()
+  end)
+
+  it("refuses poll definitions it cannot run", function()
+    local srv = h.serve()
+    for _, c in ipairs({
+      { '{ interval = "100ms", fn = function() return {} end }', "at least 1s" },
+      { '{ interval = "1m", request = { method = "GET" } }', "'request' is a table with a 'url'" },
+      { '{ interval = "1m" }', "'request'" },
+      { '{ interval = "1m", fn = function() end, max_per = { polls = 0 } }', "max_per" },
+      { '{ interval = "soon", fn = function() end }', "interval" },
+    }) do
+      local status, body = srv.call("POST", "/api/workflows", script("bad", c[1]), "text/x-lua")
+      assert.are.equal(422, status, c[1])
+      assert.truthy(body.error.message:find(c[2], 1, true), body.error.message)
+    end
+    srv.close()
+  end)
+end)
