@@ -48,7 +48,9 @@ test-asan:
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	AGENTFLOW_BIN=$(abspath $(ASAN_BUILD))/agentflow luajit /usr/bin/busted --helper=spec/helpers.lua \
 	  spec/integration/serve_spec.lua spec/integration/durability_spec.lua \
-	  spec/integration/webhooks_spec.lua spec/integration/api_spec.lua
+	  spec/integration/webhooks_spec.lua spec/integration/api_spec.lua \
+	  spec/integration/schedules_spec.lua spec/integration/events_spec.lua \
+	  spec/integration/polls_spec.lua
 
 bench: build
 	@scripts/deps.sh bench

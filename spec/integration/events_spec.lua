@@ -118,7 +118,7 @@ describe("agentflow serve events", function()
       assert.are.equal(400, st, json.encode(c[1]))
       assert.truthy(body.error.message:find(c[2], 1, true), body.error.message)
     end
-    srv.close()
+    assert.are.equal(0, srv.close())
   end)
 
   it("delivers events to the triggers they match, once per event and trigger", function()
@@ -159,7 +159,7 @@ describe("agentflow serve events", function()
     os.execute("sleep 0.1")
     status, body = post(srv, { type = "job.failed" })
     assert.are.equal(0, body.deliveries)
-    srv.close()
+    assert.are.equal(0, srv.close())
   end)
 
   it("lets a workflow start others by af.emit and the core.emit step", function()
@@ -179,7 +179,7 @@ describe("agentflow serve events", function()
       assert.are.equal(x.id, r.input.meta.execution_id)
       if r.input.type == "stage.done" then assert.are.same({ count = 42 }, r.input.data) end
     end
-    srv.close()
+    assert.are.equal(0, srv.close())
   end)
 
   it("stops a workflow that triggers itself at the depth limit, with a clear error", function()
@@ -193,7 +193,7 @@ describe("agentflow serve events", function()
     for i = 1, 3 do assert.are.equal("succeeded", got[i].status) end
     assert.are.equal("failed", got[4].status)
     assert.truthy(json.encode(got[4]):find("depth limit", 1, true), json.encode(got[4]))
-    srv.close()
+    assert.are.equal(0, srv.close())
   end)
 
   it("replays stored events by range, type and workflow, once unless forced", function()
@@ -228,7 +228,7 @@ describe("agentflow serve events", function()
                             json.encode({ from = "2001-01-01T00:00:00Z",
                                           to = "2001-01-02T00:00:00+02:00" }), "application/json")
     assert.are.same({ events = 0, matched = 0, deliveries = 0, duplicates = 0 }, body)
-    srv.close()
+    assert.are.equal(0, srv.close())
   end)
 
   it("lists stored events by page and forgets them after events.retention", function()
@@ -253,6 +253,6 @@ describe("agentflow serve events", function()
       os.execute("sleep 0.05")
     end
     assert.are.equal(1, n)
-    srv.close()
+    assert.are.equal(0, srv.close())
   end)
 end)

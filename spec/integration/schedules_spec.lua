@@ -69,7 +69,7 @@ describe("agentflow serve schedules", function()
     local srv = serve()
     local status = srv.call("POST", "/api/clock", '{"advance":"1h"}', "application/json")
     assert.are.equal(404, status)
-    srv.close()
+    assert.are.equal(0, srv.close())
   end)
 
   it("fires at the zone's times across both daylight-saving changes of Berlin", function()
@@ -81,14 +81,14 @@ describe("agentflow serve schedules", function()
     advance(srv, "2d")
     assert.are.same({ "2026-03-29T01:00:00.000Z", "2026-03-30T00:30:00.000Z" },
                     scheduled(srv, runs(srv, wf, 2)))
-    srv.close()
+    assert.are.equal(0, srv.close())
     srv = serve(nil, clock_env(1792843200000)) -- 2026-10-24T12:00Z
     wf = deploy(srv, "berlin", '{ cron = "30 2 * * *", timezone = "Europe/Berlin" }')
     advance(srv, "2d")
     -- once on the 25th (the first 02:30, CEST), not again an hour later
     assert.are.same({ "2026-10-25T00:30:00.000Z", "2026-10-26T01:30:00.000Z" },
                     scheduled(srv, runs(srv, wf, 2)))
-    srv.close()
+    assert.are.equal(0, srv.close())
   end)
 
   it("catches up missed runs after a restart by each policy, without doubles", function()
@@ -122,7 +122,7 @@ describe("agentflow serve schedules", function()
     end
     assert.are.equal(8, #runs(srv, all))
     assert.are.equal(3, #runs(srv, skip))
-    srv.close()
+    assert.are.equal(0, srv.close())
   end)
 
   it("neither loses nor doubles a fire across a restart at the same time", function()
@@ -142,7 +142,7 @@ describe("agentflow serve schedules", function()
     assert.are.same({ "2026-06-01T00:01:00.000Z", "2026-06-01T00:02:00.000Z",
                       "2026-06-01T00:03:00.000Z", "2026-06-01T00:04:00.000Z" },
                     scheduled(srv, runs(srv, wf, 4)))
-    srv.close()
+    assert.are.equal(0, srv.close())
   end)
 
   it("keeps its place across a new version, and catches up after a pause", function()
@@ -164,7 +164,7 @@ describe("agentflow serve schedules", function()
     local got = scheduled(srv, runs(srv, wf, 3))
     assert.are.same({ "2026-06-01T00:05:00.000Z", "2026-06-01T00:10:00.000Z",
                       "2026-06-01T00:30:00.000Z catchup" }, got)
-    srv.close()
+    assert.are.equal(0, srv.close())
   end)
 
   it("skips, queues or allows a fire while the previous execution runs", function()
@@ -195,6 +195,6 @@ describe("agentflow serve schedules", function()
     assert.are.equal(3, #q)
     assert.are.same({ "2026-06-01T00:01:00.000Z", "2026-06-01T00:02:00.000Z",
                       "2026-06-01T00:03:00.000Z" }, scheduled(srv, q))
-    srv.close()
+    assert.are.equal(0, srv.close())
   end)
 end)
