@@ -57,7 +57,7 @@ bench: build
 	bench/engine/run.sh $(BUILD)/agentflow
 	$(BUILD)/bench/bench_agents $(BUILD)
 	bench/webhook/run.sh $(BUILD)
-	$(BUILD)/bench/bench_scheduler 100000 30
+	bench/triggers/run.sh $(BUILD)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -695,7 +695,7 @@ static int serve_run(serve_t *sv) {
     sv->writer = rc == 0 ? af_store_async_new(&sv->loop, wstore, cfg->store.batch, &err) : NULL;
     af_worker_opts_t wo = {
         .loop = &sv->loop,
-        .engine = {.secret = env_secret, .keep_loaded = 64, .immutable_files = 1},
+        .engine = {.secret = env_secret, .keep_loaded = 256, .immutable_files = 1},
         .reader = store,
         .writer = sv->writer,
         .data_dir = cfg->data,

@@ -11,7 +11,7 @@ if [ "$mode" = test ]; then
     pkgs+=(luajit2 lua-busted lua-dkjson graphviz curl openssl valgrind) # runners and tools
 fi
 if [ "$mode" = bench ]; then
-    pkgs+=(wrk curl) # the HTTP load generator of bench/webhook
+    pkgs+=(wrk curl sqlite3 bc) # the HTTP load generator; sqlite3 reads bench/triggers' figures
 fi
 missing=()
 for p in "${pkgs[@]}"; do

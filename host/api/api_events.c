@@ -44,7 +44,7 @@ static json_t *event_json(const af_event_rec_t *e) {
 static int wanted(af__live_t *l, json_t *event) {
     json_t *yes = NULL;
     af_fault_t fault;
-    if (l->position < 0) {
+    if (!af__live_has_fn(l, "filter")) {
         return 1;
     }
     af_engine_t *e = af_worker_engine(l->api->o.worker);

@@ -66,10 +66,15 @@ static void unlink_live(af__lives_t *lv, af__live_t *l) {
 
 /* ---- inputs ---- */
 
+int af__live_has_fn(const af__live_t *l, const char *field) {
+    const char *v = json_string_value(json_object_get(l->config, field));
+    return l->position >= 0 && v && strcmp(v, "<function>") == 0;
+}
+
 json_t *af__live_input(af__live_t *l, json_t *arg, af_fault_t *fault) {
     json_t *out = NULL;
     int rc = 0;
-    if (l->position >= 0) {
+    if (af__live_has_fn(l, "input")) {
         af_engine_t *e = af_worker_engine(l->api->o.worker);
         rc = af_engine_trigger_call(e, l->file, l->position, "input", arg, &out, fault);
     }
@@ -82,8 +87,7 @@ json_t *af__live_input(af__live_t *l, json_t *arg, af_fault_t *fault) {
         return out;
     }
     json_t *fixed = json_object_get(l->config, "input");
-    const char *s = json_string_value(fixed);
-    if (fixed && !(s && strcmp(s, "<function>") == 0)) { /* a constant input */
+    if (fixed && !af__live_has_fn(l, "input")) { /* a constant input */
         json_decref(arg);
         return json_deep_copy(fixed);
     }
@@ -151,6 +155,18 @@ static void save_state(af__live_t *l) {
 }
 
 static void previous_ended(void *ud, const char *status, const af_outcome_t *outcome);
+
+/* Appends a fire to wait for the previous execution; AF_ELIMIT when AF__LIVE_QUEUE_MAX wait. */
+static int queue_push(af__live_t *l, int64_t due) {
+    if (l->nqueued >= AF__LIVE_QUEUE_MAX) {
+        return AF_ELIMIT;
+    }
+    if (l->queued == NULL && (l->queued = malloc(AF__LIVE_QUEUE_MAX * sizeof *l->queued)) == NULL) {
+        return AF_ENOMEM;
+    }
+    l->queued[l->nqueued++] = due;
+    return 0;
+}
 
 /* 1 when the trigger's last execution still runs (the worker holds it). keep: go on watching
  * it, to start what queued behind it when it ends. */
@@ -237,8 +253,7 @@ static void fire(af__live_t *l, int64_t due, int catchup) {
         if (l->overlap == AF_OVERLAP_SKIP) {
             af_log(AF_LEVEL_INFO, "schedule %s: skipped a fire: execution %s still runs", l->id,
                    l->last_execution_id);
-        } else if (l->nqueued < AF__LIVE_QUEUE_MAX) {
-            l->queued[l->nqueued++] = due;
+        } else if (queue_push(l, due) == 0) {
         } else {
             af_log(AF_LEVEL_WARN, "schedule %s: %d fires wait already: this one is dropped", l->id,
                    AF__LIVE_QUEUE_MAX);
@@ -307,8 +322,8 @@ static int schedule_start(af__live_t *l, af_error_t *err) {
         size_t i;
         json_t *v;
         json_array_foreach(json_object_get(st.state, "queued"), i, v) {
-            if (l->nqueued < AF__LIVE_QUEUE_MAX && json_is_integer(v)) {
-                l->queued[l->nqueued++] = json_integer_value(v);
+            if (json_is_integer(v)) {
+                queue_push(l, json_integer_value(v));
             }
         }
         json_decref(st.state);
@@ -346,15 +361,19 @@ static void live_free(af__live_t *l) {
     } else if (strcmp(l->type, "event") == 0) {
         af__events_unsubscribe(l);
     } else {
-        af__polls_stop(l); /* frees l once its timer closed */
         json_decref(l->config);
         l->config = NULL;
+        free(l->file);
+        l->file = NULL;
+        af__polls_stop(l); /* frees l once its timer closed */
         return;
     }
     if (l->watch) {
         af_worker_unwatch(api->o.worker, l->watch);
     }
     json_decref(l->config);
+    free(l->queued);
+    free(l->file);
     free(l);
 }
 
@@ -402,7 +421,11 @@ static af__live_t *live_new(af_api_t *api, const af_trigger_rec_t *t, const wf_t
     l->position = strcmp(t->source, "script") == 0 ? t->position : -1;
     l->updated_at = t->updated_at;
     l->config = json_incref(t->config);
-    af_strlcpy(l->file, wf->file, sizeof l->file);
+    if ((l->file = strdup(wf->file)) == NULL) {
+        json_decref(l->config);
+        free(l);
+        return NULL;
+    }
     return l;
 }
 

@@ -16,13 +16,13 @@ struct af__live_s {
     int version, position; /* the workflow's current version; -1: an API trigger */
     int64_t updated_at;    /* of the trigger row: another value means a new config */
     json_t *config;
-    char file[4096]; /* the version's script: the trigger's functions live there */
-    int seen;        /* refresh: still declared */
+    char *file; /* the version's script: the trigger's functions live there (owned) */
+    int seen;   /* refresh: still declared */
     /* schedule */
     int overlap;
     int64_t last_fire_at;
     char last_execution_id[AF_STORE_ID_MAX];
-    int64_t queued[AF__LIVE_QUEUE_MAX];
+    int64_t *queued; /* fires waiting (owned; NULL when none waited yet) */
     int nqueued;
     af_watch_t *watch; /* the previous execution, while fires queue behind it */
     /* event */
@@ -34,6 +34,9 @@ struct af__live_s {
     int polling, failures;
 };
 
+/* 1 when the trigger's script gives it a function `field` ("input", "filter", "fn"): only then
+ * is its workflow's VM asked (a script trigger's functions read "<function>" in its config). */
+int af__live_has_fn(const af__live_t *l, const char *field);
 /* The running trigger of id, or NULL. */
 af__live_t *af__live_find(af_api_t *api, const char *id);
 /* The trigger's input for an execution from what fired it (arg, stolen): its `input` function's

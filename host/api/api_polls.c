@@ -107,7 +107,7 @@ static void items_from(af__live_t *l, json_t *arg) {
     json_t *items = NULL;
     af_fault_t fault;
     int rc = 0;
-    if (l->position >= 0) {
+    if (af__live_has_fn(l, "fn")) {
         af_engine_t *e = af_worker_engine(l->api->o.worker);
         rc = af_engine_trigger_call(e, l->file, l->position, "fn", arg, &items, &fault);
     }
