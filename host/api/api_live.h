@@ -31,6 +31,8 @@ struct af__live_s {
     uv_timer_t *poll_timer;
     json_t *poll_state; /* known items (af_poll_diff); NULL before the first poll */
     void *http;         /* the poll's request in flight (af_http_t) */
+    af_node_call_t *node_call; /* a poll by a node type: its call (reused), and its instance */
+    void *node_instance;
     int polling, failures;
 };
 

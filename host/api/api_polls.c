@@ -102,8 +102,9 @@ static void poll_items(af__live_t *l, json_t *items) {
     af__api_create_submit(c);
 }
 
-/* A poll's Lua function: from the response (or {} without a request) to the items. */
-static void items_from(af__live_t *l, json_t *arg) {
+/* A poll's Lua function: from what the poll got (a response, a node's output, or {} with
+ * neither) to the items; without a function, items_default (borrowed from arg) are the items. */
+static void items_from(af__live_t *l, json_t *arg, json_t *items_default) {
     json_t *items = NULL;
     af_fault_t fault;
     int rc = 0;
@@ -113,10 +114,10 @@ static void items_from(af__live_t *l, json_t *arg) {
     }
     if (rc < 0) {
         poll_ended(l, 0, fault.message);
-    } else if (rc == 0 && !json_is_array(json_object_get(arg, "body"))) {
-        poll_ended(l, 0, "the response body is not a JSON array of items (give the poll an fn)");
+    } else if (rc == 0 && !json_is_array(items_default)) {
+        poll_ended(l, 0, "what the poll got is not a JSON array of items (give the poll an fn)");
     } else {
-        poll_items(l, rc == 1 ? items : json_object_get(arg, "body"));
+        poll_items(l, rc == 1 ? items : items_default);
     }
     json_decref(items);
     json_decref(arg);
@@ -152,8 +153,90 @@ static void responded(void *ud, const af_http_response_t *r) {
     if (body == NULL) {
         body = r->body ? json_stringn(r->body, r->body_len) : json_null();
     }
-    items_from(l, json_pack("{s:i, s:o, s:o}", "status", r->status, "headers", headers, "body",
-                            body ? body : json_null()));
+    json_t *arg = json_pack("{s:i, s:o, s:o}", "status", r->status, "headers", headers, "body",
+                            body ? body : json_null());
+    items_from(l, arg, json_object_get(arg, "body"));
+}
+
+/* ---- polls by a node type (a plugin's, e.g. http.request): its output is what was polled ---- */
+
+static void node_done(af_node_call_t *call, json_t *output, const char *port,
+                      const af_fault_t *fault) {
+    af__live_t *l = call->owner;
+    (void)port;
+    if (fault) {
+        char why[1200];
+        snprintf(why, sizeof why, "%s: %s: %s", call->type->name, fault->code, fault->message);
+        json_decref(output);
+        poll_ended(l, 0, why);
+        return;
+    }
+    items_from(l, output ? output : json_null(), output);
+}
+
+static void node_poll(af__live_t *l) {
+    af_node_call_t *call = l->node_call;
+    af_fault_t fault;
+    const af_nodedef_t *def = call->type;
+    memset(call, 0, sizeof *call);
+    call->type = def;
+    call->loop = l->api->o.loop;
+    call->config = json_object_get(l->config, "config");
+    call->execution_id = call->root_execution_id = l->id; /* per trigger, for keys and state */
+    call->workflow = l->workflow_id;
+    call->step = "poll";
+    call->attempt = l->failures + 1;
+    snprintf(call->idempotency_key, sizeof call->idempotency_key, "poll:%s:%lld", l->id,
+             (long long)af_wall_ms());
+    call->instance = l->node_instance;
+    call->done = node_done;
+    call->owner = l;
+    if (af_node_execute(call, &fault) < 0) {
+        char why[1200];
+        snprintf(why, sizeof why, "%s: %s", def->name, fault.message);
+        poll_ended(l, 0, why);
+    }
+}
+
+/* The node type of a poll: loaded, runnable outside an execution, its config valid; created
+ * once for the trigger. */
+static int node_start(af__live_t *l, const char *name, af_error_t *err) {
+    const af_nodedef_t *def = af_registry_find(name);
+    json_t *config = json_object_get(l->config, "config");
+    char msg[512] = "";
+    if (def == NULL) {
+        return af_error_set(err, AF_ENOTFOUND, "af.poll: no node type '%s' is loaded", name);
+    }
+    if (def->flags & (AF_NODE_LUA | AF_NODE_RAW)) {
+        return af_error_set(err, AF_EINVAL, "af.poll: node type '%s' runs inside executions only",
+                            name);
+    }
+    int rc = af_node_check_config(def, config, err);
+    if (rc == 0 && (l->node_call = calloc(1, sizeof *l->node_call)) == NULL) {
+        rc = af_error_set(err, AF_ENOMEM, "out of memory");
+    }
+    if (rc == 0 && def->create &&
+        def->create(def, config, &l->node_instance, msg, sizeof msg) != 0) {
+        rc = af_error_set(err, AF_EINVAL, "af.poll: node type '%s': %s", name, msg);
+    }
+    if (rc == 0) {
+        l->node_call->type = def;
+    }
+    return rc;
+}
+
+static void node_stop(af__live_t *l) {
+    if (l->node_call == NULL) {
+        return;
+    }
+    if (l->polling && !l->node_call->finished) {
+        af_node_cancel(l->node_call); /* no completion after this */
+    }
+    if (l->node_instance && l->node_call->type && l->node_call->type->destroy) {
+        l->node_call->type->destroy(l->node_call->type, l->node_instance);
+    }
+    free(l->node_call);
+    l->node_call = NULL;
 }
 
 /* The host of a URL ("http://user@host:port/path" -> "host:port"), for its rate limit. */
@@ -237,8 +320,12 @@ static void poll_now(uv_timer_t *t) {
         return;
     }
     l->polling = 1;
+    if (l->node_call) {
+        node_poll(l);
+        return;
+    }
     if (url == NULL) {
-        items_from(l, json_pack("{s:o}", "last_poll_at", af__api_iso(l->last_fire_at)));
+        items_from(l, json_pack("{s:o}", "last_poll_at", af__api_iso(l->last_fire_at)), NULL);
         return;
     }
     int rc = request(l, req);
@@ -253,6 +340,12 @@ int af__polls_start(af__live_t *l, af_error_t *err) {
     json_t *req = json_object_get(l->config, "request");
     if (req && !json_is_string(json_object_get(req, "url"))) {
         return af_error_set(err, AF_EINVAL, "af.poll: request.url is required");
+    }
+    const char *node = json_string_value(json_object_get(l->config, "node"));
+    int rc = node ? node_start(l, node, err) : 0;
+    if (rc != 0) {
+        node_stop(l);
+        return rc;
     }
     if (limits == NULL && (limits = af_ratelimit_new()) == NULL) {
         return af_error_set(err, AF_ENOMEM, "out of memory");
@@ -285,6 +378,7 @@ void af__polls_stop(af__live_t *l) {
     if (l->http && api->o.http_cancel) {
         api->o.http_cancel(api->o.http_ud, l->http);
     }
+    node_stop(l);
     json_decref(l->poll_state);
     l->poll_state = NULL;
     if (l->poll_timer == NULL) {

@@ -152,9 +152,19 @@ static int check_poll(json_t *c, const char *where, af_error_t *err) {
         rc = af_error_at(err, AF_EDEFINITION, where,
                          "af.poll: max_per is { polls = 1..1000, period = DURATION }");
     }
-    const char *key = jstr(c, "key");
+    const char *key = jstr(c, "key"), *node = jstr(c, "node");
     if (rc == 0 && json_object_get(c, "key") && (key == NULL || *key == '\0')) {
         rc = af_error_at(err, AF_EDEFINITION, where, "af.poll: key is the name of an item field");
+    }
+    const af_nodedef_t *def = node ? af_registry_find(node) : NULL;
+    af_error_t e = {0};
+    if (rc == 0 && node && def == NULL) {
+        rc = af_error_at(err, AF_EDEFINITION, where, "af.poll: unknown node type '%s'", node);
+    } else if (rc == 0 && def && (def->flags & (AF_NODE_LUA | AF_NODE_RAW))) {
+        rc = af_error_at(err, AF_EDEFINITION, where,
+                         "af.poll: node type '%s' runs inside executions only", node);
+    } else if (rc == 0 && def && af_node_check_config(def, json_object_get(c, "config"), &e)) {
+        rc = af_error_at(err, AF_EDEFINITION, where, "af.poll: %s", e.msg);
     }
     return rc;
 }

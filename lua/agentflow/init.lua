@@ -288,9 +288,12 @@ local TRIGGER_CHECKS = {
     if t.request ~= nil and (type(t.request) ~= "table" or type(t.request.url) ~= "string") then
       return "'request' is a table with a 'url' string"
     end
-    if type(t.fn) ~= "function" and t.request == nil then
-      return "'request' (an HTTP request whose response is the items) or 'fn' (a function returning items) is required"
+    if t.node ~= nil and type(t.node) ~= "string" then return "'node' is the name of a node type" end
+    if t.config ~= nil and type(t.config) ~= "table" then return "'config' is a table (the node's config)" end
+    if type(t.fn) ~= "function" and t.request == nil and t.node == nil then
+      return "'request' (an HTTP request whose response is the items), 'node' (a node type whose output is the items) or 'fn' (a function returning items) is required"
     end
+    if t.request ~= nil and t.node ~= nil then return "'request' and 'node' are two ways to poll: give one" end
   end,
   manual = function() end,
 }
@@ -301,7 +304,7 @@ local TRIGGER_FIELDS = {
   schedule = { cron = 1, every = 1, timezone = 1, missed = 1, max_catchup = 1, window = 1,
                overlap = 1, input = 1, description = 1 },
   event = { type = 1, where = 1, filter = 1, input = 1, description = 1 },
-  poll = { interval = 1, jitter = 1, fn = 1, request = 1, key = 1, hash = 1,
+  poll = { interval = 1, jitter = 1, fn = 1, request = 1, node = 1, config = 1, key = 1, hash = 1,
            baseline = 1, max_per = 1, input = 1, description = 1 },
   manual = { input_schema = 1, description = 1 },
 }

@@ -113,6 +113,27 @@ describe("agentflow serve polls", function()
     assert.are.equal(0, srv.close())
   end)
 
+  it("polls through a plugin's node type (http.request) whose output holds the items", function()
+    local srv = h.serve(nil, nil, "AGENTFLOW_CLOCK=manual@" .. string.format("%d", T0))
+    set_feed(mock, "n", { items = { { sku = "a-1" } } })
+    local wf = deploy(srv, "by-node", ([[{ interval = "10m", key = "sku", baseline = false,
+      node = "http.request", config = { url = "%s/feed/n", headers = { ["X-Poll"] = "yes" } },
+      fn = function(out) return out.body.items end }]]):format(mock.url))
+    assert.are.same({ { sku = "a-1" } }, inputs(srv, wf, 1))
+    set_feed(mock, "n", { items = { { sku = "a-1" }, { sku = "b-2" } } })
+    advance(srv, "10m")
+    local got = inputs(srv, wf, 2)
+    assert.are.same({ sku = "b-2" }, got[2])
+    -- a failing node call is a failed poll (the plugin's fault in the log), then recovered
+    set_feed(mock, "n", { error = "nope" }, 500)
+    advance(srv, "10m")
+    assert.is_true(polled(mock, "n", 3))
+    settle()
+    assert.truthy(h.read(srv.log):find("failed (1 in a row): http.request: HTTP_500", 1, true),
+                  h.read(srv.log))
+    assert.are.equal(0, srv.close())
+  end)
+
   it("keeps what it saw across a restart", function()
     local data = os.tmpname()
     os.remove(data)
@@ -190,6 +211,10 @@ describe("agentflow serve polls", function()
       { '{ interval = "1m" }', "'request'" },
       { '{ interval = "1m", fn = function() end, max_per = { polls = 0 } }', "max_per" },
       { '{ interval = "soon", fn = function() end }', "interval" },
+      { '{ interval = "1m", node = "no.such.type" }', "unknown node type 'no.such.type'" },
+      { '{ interval = "1m", node = "lua" }', "runs inside executions only" },
+      { '{ interval = "1m", node = "http.request", config = { method = "GET" } }', "url" },
+      { '{ interval = "1m", node = "http.request", request = { url = "x" } }', "give one" },
     }) do
       local status, body = srv.call("POST", "/api/workflows", script("bad", c[1]), "text/x-lua")
       assert.are.equal(422, status, c[1])
