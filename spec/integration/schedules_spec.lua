@@ -91,6 +91,20 @@ describe("agentflow serve schedules", function()
     assert.are.equal(0, srv.close())
   end)
 
+  it("fires only inside its window, in its zone", function()
+    local srv = serve(nil, clock_env(T0)) -- Monday 2026-06-01 02:00 in Berlin
+    local wf = deploy(srv, "office", [[{ cron = "0 * * * *", timezone = "Europe/Berlin",
+      window = { from = "09:00", to = "12:00", days = "MON-FRI", dates = { "2026-06-01" } } }]])
+    local _, trig = srv.call("GET", "/api/workflows/" .. wf.id .. "/triggers")
+    assert.are.equal("2026-06-01T07:00:00.000Z", trig.items[1].next_run_at)
+    advance(srv, "3d")
+    assert.are.same({ "2026-06-01T07:00:00.000Z", "2026-06-01T08:00:00.000Z",
+                      "2026-06-01T09:00:00.000Z" }, scheduled(srv, runs(srv, wf, 3)))
+    _, trig = srv.call("GET", "/api/workflows/" .. wf.id .. "/triggers")
+    assert.is_nil(trig.items[1].next_run_at) -- null: its last date is past
+    assert.are.equal(0, srv.close())
+  end)
+
   it("catches up missed runs after a restart by each policy, without doubles", function()
     local data = os.tmpname()
     os.remove(data)
