@@ -61,6 +61,7 @@ static void polled(af_create_t *c, int rc) {
     if (rc == 0) {
         json_decref(l->poll_state);
         l->poll_state = json_incref(c->state.state);
+        l->last_fire_at = c->state.last_fire_at;
     }
     poll_ended(l, rc == 0, rc == 0 ? NULL : af_strerror(rc));
 }
@@ -325,7 +326,11 @@ static void poll_now(uv_timer_t *t) {
         return;
     }
     if (url == NULL) {
-        items_from(l, json_pack("{s:o}", "last_poll_at", af__api_iso(l->last_fire_at)), NULL);
+        json_t *arg = json_object(); /* last_poll_at: absent before the first poll */
+        if (l->last_fire_at > 0) {
+            json_object_set_new(arg, "last_poll_at", af__api_iso(l->last_fire_at));
+        }
+        items_from(l, arg, NULL);
         return;
     }
     int rc = request(l, req);

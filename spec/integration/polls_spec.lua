@@ -134,6 +134,25 @@ describe("agentflow serve polls", function()
     assert.are.equal(0, srv.close())
   end)
 
+  it("polls a Lua function on its interval plus jitter", function()
+    local srv = h.serve(nil, nil, "AGENTFLOW_CLOCK=manual@" .. string.format("%d", T0))
+    local wf = deploy(srv, "lua-fn", [[{ interval = "1m", jitter = "30s", baseline = false,
+      fn = function(p) return { { at = p.last_poll_at or "first" } } end }]])
+    settle()
+    assert.are.equal(0, #inputs(srv, wf)) -- the first poll waits its jitter (the clock stands still)
+    advance(srv, "30s")
+    local got = inputs(srv, wf, 1)
+    assert.are.same({ { at = "first" } }, got)
+    advance(srv, "29s") -- a minute after the first poll at the earliest: not yet
+    settle()
+    assert.are.equal(1, #inputs(srv, wf))
+    advance(srv, "61s") -- 2 min: the second poll (1 min + at most 30 s after the first) is done
+    got = inputs(srv, wf, 2)
+    assert.are.equal(2, #got)
+    assert.truthy(got[2].at:match("^2026%-06%-01T00:00:[0-3]"), got[2].at) -- the first poll's time
+    assert.are.equal(0, srv.close())
+  end)
+
   it("keeps what it saw across a restart", function()
     local data = os.tmpname()
     os.remove(data)
