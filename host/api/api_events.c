@@ -3,6 +3,7 @@
  * delivered as executions, once per event and trigger, in the event's own transaction. */
 #include "api/api_live.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -248,6 +249,19 @@ static void published(batch_t *b, int rc) {
     json_decref(out);
 }
 
+/* Sends status with the message; returns -1 (the request is answered). */
+static int refuse(af_http_res_t *res, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int refuse(af_http_res_t *res, int status, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    af_http_res_send_error(res, status, "%s", msg);
+    return -1;
+}
+
 /* The event of a request body, checked: type, optional id and meta, data (any JSON). */
 static int event_of(json_t *body, const char **id, const char **type, af_http_res_t *res) {
     af_error_t err;
@@ -255,30 +269,25 @@ static int event_of(json_t *body, const char **id, const char **type, af_http_re
     const char *key;
     json_t *v;
     if (!json_is_object(body)) {
-        return af_http_res_send_error(res, 400, "the body is a JSON object {type, id, data}"), -1;
+        return refuse(res, 400, "the body is a JSON object {type, id, data}");
     }
     json_object_foreach(body, key, v) {
         if (strcmp(key, "type") && strcmp(key, "id") && strcmp(key, "data") &&
             strcmp(key, "meta")) {
-            return af_http_res_send_error(res, 400, "unknown field '%s' (type, id, data, meta)",
-                                          key),
-                   -1;
+            return refuse(res, 400, "unknown field '%s' (type, id, data, meta)", key);
         }
     }
     *type = json_string_value(json_object_get(body, "type"));
     if (*type == NULL || af_event_type_check(*type, 0, &err) != 0) {
-        return af_http_res_send_error(res, 400, "type: %s",
-                                      *type ? err.msg : "a string such as \"order.created\""),
-               -1;
+        return refuse(res, 400, "type: %s", *type ? err.msg : "a string such as \"order.created\"");
     }
     *id = json_string_value(jid);
     if (jid && (*id == NULL || **id == '\0' || strlen(*id) >= AF_STORE_ID_MAX)) {
-        return af_http_res_send_error(res, 400, "id is a non-empty string of at most %d bytes",
-                                      AF_STORE_ID_MAX - 1),
-               -1;
+        return refuse(res, 400, "id is a non-empty string of at most %d bytes",
+                      AF_STORE_ID_MAX - 1);
     }
     if (meta && !json_is_object(meta)) {
-        return af_http_res_send_error(res, 400, "meta is an object"), -1;
+        return refuse(res, 400, "meta is an object");
     }
     return 0;
 }
@@ -431,20 +440,18 @@ static int replay_args(json_t *body, replay_args_t *a, af_http_res_t *res) {
                -1;
     }
     if (a->to < a->from) {
-        return af_http_res_send_error(res, 400, "to is before from"), -1;
+        return refuse(res, 400, "to is before from");
     }
     a->type = json_string_value(json_object_get(body, "type"));
     if (json_object_get(body, "type") &&
         (a->type == NULL || af_event_type_check(a->type, 1, &err))) {
-        return af_http_res_send_error(res, 400, "type: %s",
-                                      a->type ? err.msg : "an event type pattern"),
-               -1;
+        return refuse(res, 400, "type: %s", a->type ? err.msg : "an event type pattern");
     }
     a->workflow = json_string_value(json_object_get(body, "workflow_id"));
     json_t *force = json_object_get(body, "force");
     if ((json_object_get(body, "workflow_id") && a->workflow == NULL) ||
         (force && !json_is_boolean(force))) {
-        return af_http_res_send_error(res, 400, "workflow_id is a string, force a boolean"), -1;
+        return refuse(res, 400, "workflow_id is a string, force a boolean");
     }
     a->force = json_is_true(force);
     return 0;
