@@ -18,6 +18,7 @@ struct af__lives_s {
     uv_timer_t timer;   /* the scheduler's next due time */
     uv_timer_t refresh; /* a rebuild on the next loop turn after definition changes */
     int mark;           /* this rebuild's mark in af__live_t.seen */
+    int closing;        /* handles still closing */
 };
 
 /* ---- the running triggers by id ---- */
@@ -33,6 +34,11 @@ af__live_t *af__live_find(af_api_t *api, const char *id) {
         }
     }
     return NULL;
+}
+
+af__live_t *af__live_find_copy(af_api_t *api, const char *id, uint64_t serial) {
+    af__live_t *l = af__live_find(api, id);
+    return l && l->serial == serial ? l : NULL;
 }
 
 static int grow(af__lives_t *lv) {
@@ -212,7 +218,10 @@ static void start_fire(af__live_t *l, int64_t due, int catchup) {
         c->seen_id = strdup(seen);
     }
     if (c == NULL || c->seen_id == NULL) {
-        af_log(AF_LEVEL_ERROR, "schedule %s: out of memory", l->id);
+        af_log(AF_LEVEL_ERROR, "schedule %s: out of memory: the fire is lost", l->id);
+        if (c) {
+            af__api_create_written(c, AF_ENOMEM); /* frees it */
+        }
         return;
     }
     af_strlcpy(c->state_trigger, l->id, sizeof c->state_trigger);
@@ -220,18 +229,22 @@ static void start_fire(af__live_t *l, int64_t due, int catchup) {
     c->state.state = queued_json(l);
     c->done = created;
     af_strlcpy(l->last_execution_id, c->ids[0], sizeof l->last_execution_id);
+    af_strlcpy(l->creating, c->ids[0], sizeof l->creating); /* running, for overlap, from now */
     af__api_create_submit(c);
 }
 
+/* The fire's execution is committed and with the worker (or failed): overlap watches it now. */
 static void created(af_create_t *c, int rc) {
     af__live_t *l = af__live_find(c->api, c->state_trigger);
+    if (l && strcmp(l->creating, c->ids[0]) == 0) {
+        l->creating[0] = '\0';
+    }
     if (rc != 0) {
         af_log(AF_LEVEL_ERROR, "schedule %s: the execution was not created: %s", c->state_trigger,
                af_strerror(rc));
-        return;
     }
-    if (l && l->nqueued > 0 && !l->watch && strcmp(l->last_execution_id, c->ids[0]) == 0) {
-        still_running(l, 1); /* fires wait behind this one */
+    if (l && l->nqueued > 0 && !l->watch && !l->creating[0] && !still_running(l, 1)) {
+        previous_ended(l, "succeeded", NULL); /* it failed or ended already: the next one */
     }
 }
 
@@ -248,7 +261,8 @@ static void previous_ended(void *ud, const char *status, const af_outcome_t *out
 }
 
 static void fire(af__live_t *l, int64_t due, int catchup) {
-    if (l->overlap != AF_OVERLAP_ALLOW && still_running(l, l->overlap == AF_OVERLAP_QUEUE)) {
+    if (l->overlap != AF_OVERLAP_ALLOW &&
+        (l->creating[0] || still_running(l, l->overlap == AF_OVERLAP_QUEUE))) {
         l->last_fire_at = due;
         if (l->overlap == AF_OVERLAP_SKIP) {
             af_log(AF_LEVEL_INFO, "schedule %s: skipped a fire: execution %s still runs", l->id,
@@ -316,7 +330,7 @@ static int schedule_start(af__live_t *l, af_error_t *err) {
     if (l->overlap < 0) {
         return l->overlap;
     }
-    if (af_store_trigger_state_get(api->o.store, l->id, &st, &e) == 0) {
+    if (!l->carried && af_store_trigger_state_get(api->o.store, l->id, &st, &e) == 0) {
         l->last_fire_at = st.last_fire_at;
         af_strlcpy(l->last_execution_id, st.last_execution_id, sizeof l->last_execution_id);
         size_t i;
@@ -330,7 +344,7 @@ static int schedule_start(af__live_t *l, af_error_t *err) {
     }
     int rc =
         af_scheduler_put(api->lives->sched, l->id, l->config, l->last_fire_at, af_wall_ms(), err);
-    if (rc == 0 && l->nqueued > 0 && !still_running(l, 1)) {
+    if (rc == 0 && l->nqueued > 0 && !l->creating[0] && !still_running(l, 1)) {
         previous_ended(l, "succeeded", NULL); /* it ended while the server was down */
     }
     return rc;
@@ -361,11 +375,13 @@ static void live_free(af__live_t *l) {
     } else if (strcmp(l->type, "event") == 0) {
         af__events_unsubscribe(l);
     } else {
-        json_decref(l->config);
+        json_t *config = l->config; /* the node call may read it while it is cancelled */
+        char *file = l->file;
         l->config = NULL;
-        free(l->file);
         l->file = NULL;
         af__polls_stop(l); /* frees l once its timer closed */
+        json_decref(config);
+        free(file);
         return;
     }
     if (l->watch) {
@@ -409,11 +425,13 @@ static void workflow_of(af_api_t *api, const char *id, wf_t *wf) {
 }
 
 static af__live_t *live_new(af_api_t *api, const af_trigger_rec_t *t, const wf_t *wf) {
+    static uint64_t serials;
     af__live_t *l = calloc(1, sizeof *l);
     if (l == NULL) {
         return NULL;
     }
     l->api = api;
+    l->serial = ++serials;
     af_strlcpy(l->id, t->id, sizeof l->id);
     af_strlcpy(l->workflow_id, t->workflow_id, sizeof l->workflow_id);
     af_strlcpy(l->type, t->type, sizeof l->type);
@@ -429,6 +447,23 @@ static af__live_t *live_new(af_api_t *api, const af_trigger_rec_t *t, const wf_t
     return l;
 }
 
+/* A schedule rebuilt (new config or version) goes on from the old copy's memory rather than the
+ * store's, which may lag behind it by writes in flight: its last fire, fires queued, the
+ * execution being created. */
+static void carry(af__live_t *l, af__live_t *prev) {
+    if (strcmp(l->type, "schedule") != 0 || strcmp(prev->type, "schedule") != 0) {
+        return;
+    }
+    l->carried = 1;
+    l->last_fire_at = prev->last_fire_at;
+    af_strlcpy(l->last_execution_id, prev->last_execution_id, sizeof l->last_execution_id);
+    af_strlcpy(l->creating, prev->creating, sizeof l->creating);
+    l->queued = prev->queued;
+    l->nqueued = prev->nqueued;
+    prev->queued = NULL;
+    prev->nqueued = 0;
+}
+
 /* One declared trigger: kept when unchanged, else (re)started. */
 static void refresh_one(af_api_t *api, const af_trigger_rec_t *t, wf_t *wf) {
     af__lives_t *lv = api->lives;
@@ -441,15 +476,21 @@ static void refresh_one(af_api_t *api, const af_trigger_rec_t *t, wf_t *wf) {
         l->seen = lv->mark;
         return;
     }
-    if (l) {
-        unlink_live(lv, l);
-        live_free(l);
-    }
+    af__live_t *prev = l;
     af_error_t err = {0};
     if ((l = live_new(api, t, wf)) == NULL || (lv->count >= lv->nb && grow(lv) != 0)) {
         af_log(AF_LEVEL_ERROR, "trigger %s: out of memory", t->id);
-        free(l);
-        return;
+        if (l) {
+            json_decref(l->config);
+            free(l->file);
+            free(l);
+        }
+        return; /* prev (if any) goes on as it was, and is swept if no longer declared */
+    }
+    if (prev) {
+        carry(l, prev); /* what it remembers may not be written yet */
+        unlink_live(lv, prev);
+        live_free(prev);
     }
     size_t k = af_hash_str(l->id) & (lv->nb - 1);
     l->next = lv->b[k];
@@ -522,18 +563,18 @@ int af__api_live_new(af_api_t *api, af_error_t *err) {
     api->lives = lv;
     int rc = af__events_start(api);
     if (rc != 0) {
+        af__api_live_free(api);
         return af_error_set(err, rc, "the event bus did not start");
     }
     return 0;
 }
 
+/* Both timers live in lv: it goes when the second has closed. */
 static void lives_closed(uv_handle_t *h) {
     af__lives_t *lv = h->data;
-    free(lv);
-}
-
-static void timer_closed(uv_handle_t *h) {
-    (void)h;
+    if (--lv->closing == 0) {
+        free(lv);
+    }
 }
 
 void af__api_live_free(af_api_t *api) {
@@ -552,7 +593,8 @@ void af__api_live_free(af_api_t *api) {
     free(lv->b);
     api->lives = NULL;
     af_clock_timer_stop(&lv->timer);
-    uv_close((uv_handle_t *)&lv->timer, timer_closed);
-    lv->refresh.data = lv;
+    lv->closing = 2;
+    lv->timer.data = lv->refresh.data = lv;
+    uv_close((uv_handle_t *)&lv->timer, lives_closed);
     uv_close((uv_handle_t *)&lv->refresh, lives_closed);
 }

@@ -16,21 +16,25 @@ struct af__live_s {
     int version, position; /* the workflow's current version; -1: an API trigger */
     int64_t updated_at;    /* of the trigger row: another value means a new config */
     json_t *config;
-    char *file; /* the version's script: the trigger's functions live there (owned) */
-    int seen;   /* refresh: still declared */
+    char *file;      /* the version's script: the trigger's functions live there (owned) */
+    int seen;        /* refresh: still declared */
+    uint64_t serial; /* this copy of the trigger (a rebuild makes another): late writes of an
+                      * earlier copy are told apart */
     /* schedule */
     int overlap;
     int64_t last_fire_at;
     char last_execution_id[AF_STORE_ID_MAX];
     int64_t *queued; /* fires waiting (owned; NULL when none waited yet) */
     int nqueued;
-    af_watch_t *watch; /* the previous execution, while fires queue behind it */
+    char creating[AF_STORE_ID_MAX]; /* the execution a fire is creating now ("" for none) */
+    int carried;                    /* its memory came from the copy it replaced */
+    af_watch_t *watch;              /* the previous execution, while fires queue behind it */
     /* event */
     uint64_t sub;
     /* poll */
     uv_timer_t *poll_timer;
-    json_t *poll_state; /* known items (af_poll_diff); NULL before the first poll */
-    void *http;         /* the poll's request in flight (af_http_t) */
+    json_t *poll_state;        /* known items (af_poll_diff); NULL before the first poll */
+    void *http;                /* the poll's request in flight (af_http_t) */
     af_node_call_t *node_call; /* a poll by a node type: its call (reused), and its instance */
     void *node_instance;
     int polling, failures;
@@ -41,6 +45,8 @@ struct af__live_s {
 int af__live_has_fn(const af__live_t *l, const char *field);
 /* The running trigger of id, or NULL. */
 af__live_t *af__live_find(af_api_t *api, const char *id);
+/* The same, when it is still the copy with this serial (a write it started came back). */
+af__live_t *af__live_find_copy(af_api_t *api, const char *id, uint64_t serial);
 /* The trigger's input for an execution from what fired it (arg, stolen): its `input` function's
  * result, a constant `input`, or arg itself. NULL (arg released) with fault on failure. */
 json_t *af__live_input(af__live_t *l, json_t *arg, af_fault_t *fault);

@@ -54,9 +54,9 @@ static void poll_ended(af__live_t *l, int ok, const char *why) {
 }
 
 static void polled(af_create_t *c, int rc) {
-    af__live_t *l = af__live_find(c->api, c->state_trigger);
+    af__live_t *l = af__live_find_copy(c->api, c->state_trigger, (uint64_t)(uintptr_t)c->ud);
     if (l == NULL) {
-        return; /* stopped meanwhile */
+        return; /* stopped or rebuilt meanwhile: this poll is not the running copy's */
     }
     if (rc == 0) {
         json_decref(l->poll_state);
@@ -100,6 +100,7 @@ static void poll_items(af__live_t *l, json_t *items) {
     c->state.last_fire_at = af_wall_ms();
     c->state.state = next;
     c->done = polled;
+    c->ud = (void *)(uintptr_t)l->serial;
     af__api_create_submit(c);
 }
 
@@ -192,7 +193,7 @@ static void node_poll(af__live_t *l) {
     call->instance = l->node_instance;
     call->done = node_done;
     call->owner = l;
-    if (af_node_execute(call, &fault) < 0) {
+    if (af_node_execute(call, &fault) < 0 && !call->finished) { /* else node_done has run */
         char why[1200];
         snprintf(why, sizeof why, "%s: %s", def->name, fault.message);
         poll_ended(l, 0, why);

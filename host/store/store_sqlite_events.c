@@ -31,7 +31,11 @@ int af__sqlite_trigger_state_get(af_store_t *s, const char *trigger_id, af_trigg
     af__sqlite_col_copy(st, 1, out->last_execution_id, sizeof out->last_execution_id);
     out->state = af__sqlite_col_json(st, 2);
     out->updated_at = sqlite3_column_int64(st, 3);
-    return af__sqlite_run(c, st, "read trigger state", err);
+    if ((rc = af__sqlite_run(c, st, "read trigger state", err)) != 0) {
+        json_decref(out->state);
+        out->state = NULL;
+    }
+    return rc;
 }
 
 /* One statement, written only while the trigger exists. */
@@ -106,14 +110,14 @@ int af__sqlite_event_list(af_store_t *s, int64_t from_ms, int64_t to_ms, const c
     static const char SQL[] = "SELECT id, type, data, meta, created_at FROM events"
                               " WHERE (created_at, id) > (?1, ?2) AND created_at <= ?3"
                               " ORDER BY created_at, id LIMIT ?4";
-    int64_t at = from_ms - 1;
+    int64_t at = from_ms; /* (from_ms, "") sorts before every event of from_ms: ids are not empty */
     char cid[AF_STORE_ID_MAX] = "";
     if (cursor && cursor[0] && af__sqlite_parse_cursor(cursor, &at, cid, sizeof cid, err) != 0) {
         return AF_EINVAL;
     }
     next_cursor[0] = '\0'; /* after reading cursor: they may be one buffer */
-    if (at < from_ms - 1) {
-        at = from_ms - 1;
+    if (at < from_ms) {
+        at = from_ms;
         cid[0] = '\0';
     }
     sqlite3_stmt *st;

@@ -181,6 +181,31 @@ describe("agentflow serve schedules", function()
     assert.are.equal(0, srv.close())
   end)
 
+  it("holds overlap between catch-ups fired together", function()
+    local data = os.tmpname()
+    os.remove(data)
+    local srv = serve(data, clock_env(T0))
+    local wf = deploy(srv, "catching", '{ cron = "* * * * *", missed = "run_all", overlap = "skip" }',
+      'wf:step("slow", af.delay(function(ctx) return ctx.trigger.catchup and "10m" or "1ms" end))')
+    advance(srv, "1m") -- 00:01 runs, and ends when the clock moves on
+    assert.are.equal(1, #runs(srv, wf, 1))
+    advance(srv, "1s")
+    for _ = 1, 50 do
+      local _, x = srv.call("GET", "/api/executions/" .. runs(srv, wf, 1)[1].id)
+      if x.status == "succeeded" then break end
+      os.execute("sleep 0.05")
+    end
+    assert.are.equal(0, srv.stop())
+    srv = serve(data, clock_env(T0 + 6 * MIN + 1000)) -- 00:02 .. 00:06 were missed
+    local got = runs(srv, wf, 2)
+    os.execute("sleep 0.3")
+    got = runs(srv, wf, 2)
+    assert.are.equal(2, #got) -- the first catch-up runs; the four behind it are skipped
+    assert.are.same({ "2026-06-01T00:01:00.000Z", "2026-06-01T00:02:00.000Z catchup" },
+                    scheduled(srv, got))
+    assert.are.equal(0, srv.close())
+  end)
+
   it("skips, queues or allows a fire while the previous execution runs", function()
     local srv = serve(nil, clock_env(T0))
     local slow = 'wf:step("slow", af.delay "150s")'

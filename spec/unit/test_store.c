@@ -1324,6 +1324,11 @@ static void test_events(void **state) {
     assert_string_equal(cursor, "");
     assert_int_equal(af_store_event_list(f->s, 0, 10, "garbage", 2, &es, &n, cursor, &err),
                      AF_EINVAL);
+    /* the range is exact: an event 1 ms before `from` is not in it */
+    assert_int_equal(af_store_event_list(f->s, 1001, 1100, NULL, 10, &es, &n, cursor, &err), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(es[0].id, "ev-1");
+    af_event_recs_free(es, n);
 
     /* Deliveries of events are pruned with them; webhook ids follow their own retention. */
     fake_now = 1150;
