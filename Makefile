@@ -50,7 +50,7 @@ test-asan:
 	  spec/integration/serve_spec.lua spec/integration/durability_spec.lua \
 	  spec/integration/webhooks_spec.lua spec/integration/api_spec.lua \
 	  spec/integration/schedules_spec.lua spec/integration/events_spec.lua \
-	  spec/integration/polls_spec.lua
+	  spec/integration/polls_spec.lua spec/integration/plugin_triggers_spec.lua
 
 bench: build
 	@scripts/deps.sh bench

@@ -356,11 +356,54 @@ int64_t af__api_live_next_run(af_api_t *api, const char *id, int *live) {
     return *live ? af_scheduler_due_of(api->lives->sched, id) : 0;
 }
 
+/* ---- plugin trigger types: the plugin fires, each fire starts an execution ---- */
+
+static int plugin_fire(void *ud, json_t *input) {
+    af__live_t *l = ud;
+    af_fault_t fault;
+    json_t *in = af__live_input(l, json_incref(input), &fault);
+    if (in == NULL) {
+        af_log(AF_LEVEL_WARN, "trigger %s: the input function failed: %s", l->id, fault.message);
+        return AF_ERUNTIME;
+    }
+    af_create_t *c = af__api_create_one(l->api, l->workflow_id, l->version, in);
+    if (c == NULL) {
+        return AF_ENOMEM;
+    }
+    af__api_create_submit(c);
+    return 0;
+}
+
+static int plugin_start(af__live_t *l, af_error_t *err) {
+    const char *name = json_string_value(json_object_get(l->config, "type"));
+    const af_triggerdef_t *def = name ? af_trigger_find(name) : NULL;
+    char msg[512] = "";
+    if (def == NULL) {
+        return af_error_set(err, AF_ENOTFOUND, "no trigger type '%s' is loaded", name ? name : "");
+    }
+    if (def->start(def, json_object_get(l->config, "config"), plugin_fire, l, &l->plugin_instance,
+                   msg, sizeof msg) != 0) {
+        return af_error_set(err, AF_EINVAL, "trigger type '%s' did not start: %s", name, msg);
+    }
+    l->plugin_type = def;
+    return 0;
+}
+
+static void plugin_stop(af__live_t *l) {
+    if (l->plugin_type) {
+        l->plugin_type->stop(l->plugin_type, l->plugin_instance); /* no fire after this */
+    }
+    l->plugin_type = NULL;
+}
+
 /* ---- starting and stopping ---- */
 
 static int live_start(af__live_t *l, af_error_t *err) {
     if (strcmp(l->type, "schedule") == 0) {
         return schedule_start(l, err);
+    }
+    if (strcmp(l->type, "plugin") == 0) {
+        return plugin_start(l, err);
     }
     if (strcmp(l->type, "event") == 0) {
         return af__events_subscribe(l, err);
@@ -374,6 +417,8 @@ static void live_free(af__live_t *l) {
         af_scheduler_remove(api->lives->sched, l->id);
     } else if (strcmp(l->type, "event") == 0) {
         af__events_unsubscribe(l);
+    } else if (strcmp(l->type, "plugin") == 0) {
+        plugin_stop(l);
     } else {
         json_t *config = l->config; /* the node call may read it while it is cancelled */
         char *file = l->file;
@@ -394,7 +439,8 @@ static void live_free(af__live_t *l) {
 }
 
 static int live_type(const char *type) {
-    return strcmp(type, "schedule") == 0 || strcmp(type, "event") == 0 || strcmp(type, "poll") == 0;
+    return strcmp(type, "schedule") == 0 || strcmp(type, "event") == 0 ||
+           strcmp(type, "poll") == 0 || strcmp(type, "plugin") == 0;
 }
 
 /* The workflow of a trigger, read once per rebuild for a run of its triggers. */

@@ -33,8 +33,10 @@ struct af__live_s {
     uint64_t sub;
     /* poll */
     uv_timer_t *poll_timer;
-    json_t *poll_state;        /* known items (af_poll_diff); NULL before the first poll */
-    void *http;                /* the poll's request in flight (af_http_t) */
+    json_t *poll_state;                 /* known items (af_poll_diff); NULL before the first poll */
+    void *http;                         /* the poll's request in flight (af_http_t) */
+    const af_triggerdef_t *plugin_type; /* a plugin trigger: its type and instance, running */
+    void *plugin_instance;
     af_node_call_t *node_call; /* a poll by a node type: its call (reused), and its instance */
     void *node_instance;
     int polling, failures;

@@ -250,7 +250,7 @@ static void send_trigger(af_api_t *api, af_http_res_t *res, int status, const ch
 }
 
 static int valid_trigger_type(const char *type) {
-    static const char *const ok[] = {"webhook", "schedule", "event", "poll", "manual"};
+    static const char *const ok[] = {"webhook", "schedule", "event", "poll", "manual", "plugin"};
     for (size_t i = 0; type && i < sizeof ok / sizeof ok[0]; i++) {
         if (strcmp(type, ok[i]) == 0) {
             return 1;

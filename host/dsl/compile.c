@@ -11,6 +11,7 @@
 #include "core/lua_json.h"
 #include "bus/pattern.h"
 #include "bus/predicate.h"
+#include "plugin/plugin.h"
 #include "triggers/schedule.h"
 
 /* Splits a Lua message "file:12: text" into where and text. */
@@ -177,6 +178,11 @@ static int check_trigger(json_t *t, af_error_t *err) {
     }
     if (strcmp(type, "poll") == 0) {
         return check_poll(c, where, err);
+    }
+    if (strcmp(type, "plugin") == 0 && af_trigger_find(jstr(c, "type")) == NULL) {
+        return af_error_at(err, AF_EDEFINITION, where,
+                           "af.trigger: no trigger type '%s' is loaded (see agentflow plugin list)",
+                           jstr(c, "type"));
     }
     af_error_t e = {0};
     if (strcmp(type, "event") == 0 && af_event_type_check(jstr(c, "type"), 1, &e) != 0) {

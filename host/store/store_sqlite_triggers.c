@@ -8,7 +8,8 @@
 
 #define CONN(s) AF__STORE_CONN(s)
 
-static const char *const TRIGGER_TYPES[] = {"webhook", "schedule", "event", "poll", "manual", NULL};
+static const char *const TRIGGER_TYPES[] = {"webhook", "schedule", "event", "poll",
+                                            "manual",  "plugin",   NULL};
 static const char *const TRIGGER_SOURCES[] = {"script", "api", NULL};
 
 /* ---- triggers ------------------------------------------------------------------------------- */
@@ -41,9 +42,9 @@ int af__sqlite_trigger_create(af_store_t *s, const af_trigger_rec_t *t, char *id
         " SELECT ?1, id, ?3, ?4, ?5, ?6, ?7, ?8, ?8 FROM workflows WHERE id = ?2";
     const char *source = t->source[0] ? t->source : "api";
     if (!af__sqlite_word_in(t->type, TRIGGER_TYPES)) {
-        return af_error_set(err, AF_EINVAL,
-                            "unknown trigger type '%s' (webhook, schedule, event, poll, manual)",
-                            t->type);
+        return af_error_set(
+            err, AF_EINVAL,
+            "unknown trigger type '%s' (webhook, schedule, event, poll, manual, plugin)", t->type);
     }
     if (!af__sqlite_word_in(source, TRIGGER_SOURCES)) {
         return af_error_set(err, AF_EINVAL, "trigger source must be script or api, not '%s'",

@@ -324,6 +324,25 @@ end
 af.webhook, af.schedule, af.event, af.poll, af.manual =
   trigger "webhook", trigger "schedule", trigger "event", trigger "poll", trigger "manual"
 
+--- A plugin's trigger type: af.trigger "name" { ...its config..., input = fn, description = "..." }
+function af.trigger(name)
+  if type(name) ~= "string" or name == "" then fail(2, "af.trigger: expected a trigger type name") end
+  return function(t)
+    t = t or {}
+    if type(t) ~= "table" then fail(2, "af.trigger \"%s\": expected a table", name) end
+    if t.input ~= nil and type(t.input) ~= "function" and type(t.input) ~= "table" then
+      fail(2, "af.trigger \"%s\": 'input' is a function or a table", name)
+    end
+    local config = {}
+    for k, v in pairs(t) do
+      if k ~= "input" and k ~= "description" then config[k] = v end
+    end
+    return setmetatable({ type = "plugin", config = { type = name, config = config, input = t.input,
+                                                      description = t.description },
+                          where = caller(2) }, TRIGGER_MT)
+  end
+end
+
 -- ---------------------------------------------------------------------------------------------
 -- workflows and steps
 

@@ -1,0 +1,65 @@
+-- A plugin's trigger type run by `agentflow serve`: af.trigger "fixture.ticks" (the test plugin
+-- spec/plugins/good.c) starts with its config, each fire starts an execution (through the
+-- trigger's input function), it stops when the workflow is paused, and an unknown type is a
+-- definition error.
+local h = require "spec.helpers"
+local json = require "dkjson"
+
+local function plugin_dir()
+  local dir = os.tmpname()
+  os.remove(dir)
+  local build = h.BIN:match("^(.*)/[^/]+$") or "."
+  h.sh("mkdir -p " .. dir .. " && cp " .. build .. "/spec/plugins/fixture-good.so " .. dir)
+  return dir
+end
+
+local SCRIPT = [[
+local af = require "agentflow"
+local wf = af.workflow "ticking" {}
+wf:on(af.trigger "fixture.ticks" { count = 3, input = function(x) return { n = x.tick * 10 } end })
+wf:step("a", function(ctx) return ctx.trigger.n end)
+return wf
+]]
+
+describe("agentflow serve plugin triggers", function()
+  after_each(h.close_servers)
+
+  it("starts a plugin's trigger type and runs an execution per fire", function()
+    local dir = plugin_dir()
+    local srv = h.serve(nil, "--plugins " .. dir)
+    local status, wf = srv.call("POST", "/api/workflows", SCRIPT, "text/x-lua")
+    assert.are.equal(201, status, json.encode(wf))
+    local results
+    for _ = 1, 100 do
+      local _, list = srv.call("GET", "/api/executions?workflow_id=" .. wf.id)
+      results = {}
+      for _, x in ipairs(list.items) do
+        local _, full = srv.call("GET", "/api/executions/" .. x.id)
+        if full.status == "succeeded" then results[#results + 1] = full.result.a end
+      end
+      if #results == 3 then break end
+      os.execute("sleep 0.05")
+    end
+    table.sort(results)
+    assert.are.same({ 10, 20, 30 }, results)
+    local _, trig = srv.call("GET", "/api/workflows/" .. wf.id .. "/triggers")
+    assert.are.equal("plugin", trig.items[1].type)
+    assert.are.equal("fixture.ticks", trig.items[1].config.type)
+    assert.are.equal(3, trig.items[1].config.config.count)
+    -- a new version starts it again (count 3 more); paused, it stops
+    status = srv.call("POST", "/api/workflows/" .. wf.id .. "/pause")
+    assert.are.equal(200, status)
+    assert.are.equal(0, srv.close())
+    h.sh("rm -rf " .. dir)
+  end)
+
+  it("refuses a trigger type that is not loaded", function()
+    local srv = h.serve()
+    local status, body = srv.call("POST", "/api/workflows",
+                                  SCRIPT:gsub("fixture%.ticks", "nope.never"), "text/x-lua")
+    assert.are.equal(422, status)
+    assert.truthy(body.error.message:find("no trigger type 'nope.never' is loaded", 1, true),
+                  body.error.message)
+    assert.are.equal(0, srv.close())
+  end)
+end)
