@@ -263,9 +263,9 @@ af_api_t *af_api_new(const af_api_opts_t *opts, af_error_t *err) {
     return api;
 }
 
-void af__api_changed(af_api_t *api) {
+void af__api_changed(af_api_t *api, const char *workflow_id) {
     api->generation++;
-    af__api_live_changed(api);
+    af__api_live_changed(api, workflow_id);
 }
 
 int af_api_start_triggers(af_api_t *api, af_error_t *err) {

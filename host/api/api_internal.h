@@ -19,8 +19,9 @@ struct af_api_s {
     af__events_t *events;    /* the bus and event bookkeeping (api_events.c) */
 };
 
-/* Definitions (workflows, versions, triggers) changed: forget what was cached about them. */
-void af__api_changed(af_api_t *api);
+/* Definitions (workflows, versions, triggers) of a workflow (NULL: of any) changed: forget what
+ * was cached about them. */
+void af__api_changed(af_api_t *api, const char *workflow_id);
 void af__api_hooks_free(af_api_t *api);
 
 /* ISO-8601 text of a time in ms, or JSON null for 0 (new reference). */
@@ -107,8 +108,9 @@ int af__api_routes_webhooks(af_api_t *api, af_error_t *err);
 /* Live triggers: started once the worker has loaded, rebuilt after definition changes. */
 int af__api_live_new(af_api_t *api, af_error_t *err);
 void af__api_live_refresh(af_api_t *api);
-/* Definitions changed: the live triggers are rebuilt on the next loop turn. */
-void af__api_live_changed(af_api_t *api);
+/* Definitions of a workflow (NULL: of any) changed: its live triggers are rebuilt on the next
+ * loop turn. */
+void af__api_live_changed(af_api_t *api, const char *workflow_id);
 /* When schedule trigger id fires next (0: never); *live = 0 when it is not running (paused,
  * inactive, not a schedule) and then 0 is returned. */
 int64_t af__api_live_next_run(af_api_t *api, const char *id, int *live);

@@ -19,6 +19,10 @@ struct af__lives_s {
     uv_timer_t refresh; /* a rebuild on the next loop turn after definition changes */
     int mark;           /* this rebuild's mark in af__live_t.seen */
     int closing;        /* handles still closing */
+    /* what changed since the last rebuild: these workflows, or everything (full) */
+#define AF__LIVE_CHANGED_MAX 16
+    char changed[AF__LIVE_CHANGED_MAX][AF_STORE_ID_MAX];
+    int nchanged, full;
 };
 
 /* ---- the running triggers by id ---- */
@@ -551,15 +555,14 @@ static void refresh_one(af_api_t *api, const af_trigger_rec_t *t, wf_t *wf) {
     }
 }
 
-void af__api_live_refresh(af_api_t *api) {
+/* Rebuilds the triggers of one workflow (workflow_id), or of all (NULL): what the store
+ * declares runs, what it no longer declares stops. */
+static void refresh(af_api_t *api, const char *workflow_id) {
     af__lives_t *lv = api->lives;
     af_trigger_rec_t *ts = NULL;
     size_t n = 0;
     af_error_t err;
-    if (lv == NULL) {
-        return;
-    }
-    if (af_store_trigger_list(api->o.store, NULL, &ts, &n, &err) != 0) {
+    if (af_store_trigger_list(api->o.store, workflow_id, &ts, &n, &err) != 0) {
         af_log(AF_LEVEL_ERROR, "triggers: %s", err.msg);
         return;
     }
@@ -573,23 +576,51 @@ void af__api_live_refresh(af_api_t *api) {
     for (size_t i = 0; i < lv->nb; i++) { /* what is no longer declared stops */
         for (af__live_t *l = lv->b[i], *next; l; l = next) {
             next = l->next;
-            if (l->seen != lv->mark) {
+            if (l->seen != lv->mark &&
+                (workflow_id == NULL || strcmp(l->workflow_id, workflow_id) == 0)) {
                 unlink_live(lv, l);
                 live_free(l);
             }
         }
     }
+}
+
+void af__api_live_refresh(af_api_t *api) {
+    if (api->lives) {
+        refresh(api, NULL);
+        arm(api);
+    }
+}
+
+/* The changes since the last turn: of a few workflows, each rebuilt alone, or of everything. */
+static void on_refresh(uv_timer_t *t) {
+    af_api_t *api = t->data;
+    af__lives_t *lv = api->lives;
+    if (lv->full) {
+        refresh(api, NULL);
+    }
+    for (int i = 0; !lv->full && i < lv->nchanged; i++) {
+        refresh(api, lv->changed[i]);
+    }
+    lv->full = lv->nchanged = 0;
     arm(api);
 }
 
-static void on_refresh(uv_timer_t *t) {
-    af__api_live_refresh(t->data);
-}
-
-void af__api_live_changed(af_api_t *api) {
-    if (api->lives) {
-        uv_timer_start(&api->lives->refresh, on_refresh, 0, 0);
+void af__api_live_changed(af_api_t *api, const char *workflow_id) {
+    af__lives_t *lv = api->lives;
+    if (lv == NULL) {
+        return;
     }
+    int known = 0;
+    for (int i = 0; workflow_id && i < lv->nchanged; i++) {
+        known |= strcmp(lv->changed[i], workflow_id) == 0;
+    }
+    if (workflow_id == NULL || (!known && lv->nchanged == AF__LIVE_CHANGED_MAX)) {
+        lv->full = 1;
+    } else if (!known) {
+        af_strlcpy(lv->changed[lv->nchanged++], workflow_id, sizeof lv->changed[0]);
+    }
+    uv_timer_start(&lv->refresh, on_refresh, 0, 0);
 }
 
 int af__api_live_new(af_api_t *api, af_error_t *err) {

@@ -83,8 +83,8 @@ static int send_workflow(af_api_t *api, af_http_res_t *res, int status, const ch
 }
 
 /* Runs the writes of one request in a transaction: all or nothing. */
-static int commit_or_rollback(af_api_t *api, int rc, af_error_t *err) {
-    af__api_changed(api);
+static int commit_or_rollback(af_api_t *api, int rc, af_error_t *err, const char *workflow_id) {
+    af__api_changed(api, workflow_id);
     if (rc == 0) {
         return af_store_commit(api->o.store, err);
     }
@@ -93,8 +93,9 @@ static int commit_or_rollback(af_api_t *api, int rc, af_error_t *err) {
 }
 
 /* 204 after a delete (cached definitions are dropped), or the error. */
-static void answer_deleted(af_api_t *api, af_http_res_t *res, int rc, const af_error_t *err) {
-    af__api_changed(api);
+static void answer_deleted(af_api_t *api, af_http_res_t *res, int rc, const af_error_t *err,
+                           const char *workflow_id) {
+    af__api_changed(api, workflow_id);
     if (rc != 0) {
         af__api_fail(res, rc, err);
         return;
@@ -333,7 +334,7 @@ static void trigger_create(af_http_req_t *req, af_http_res_t *res, void *ud) {
         if (rc == 0) {
             rc = register_webhook(api, &t, &err);
         }
-        rc = commit_or_rollback(api, rc, &err);
+        rc = commit_or_rollback(api, rc, &err, t.workflow_id);
     }
     json_decref(body);
     if (rc != 0) {
@@ -369,7 +370,7 @@ static void trigger_update(af_http_req_t *req, af_http_res_t *res, void *ud) {
         if (rc == 0) {
             rc = register_webhook(api, &t, &err);
         }
-        rc = commit_or_rollback(api, rc, &err);
+        rc = commit_or_rollback(api, rc, &err, t.workflow_id);
     }
     t.config = old;
     af_trigger_rec_clear(&t);
@@ -385,7 +386,7 @@ static void trigger_delete(af_http_req_t *req, af_http_res_t *res, void *ud) {
     af_api_t *api = ud;
     af_error_t err;
     int rc = af_store_trigger_delete(api->o.store, af_http_req_param(req, "id"), &err);
-    answer_deleted(api, res, rc, &err);
+    answer_deleted(api, res, rc, &err, NULL);
 }
 
 /* ---- workflows ---- */
@@ -398,7 +399,7 @@ static void workflow_create(af_http_req_t *req, af_http_res_t *res, void *ud) {
     af_graph_t *g = src ? af__api_compile(api, res, src, len) : NULL;
     if (g != NULL) {
         af_workflow_t w = {.name = name ? name : g->name, .description = g->description};
-        char id[AF_STORE_ID_MAX];
+        char id[AF_STORE_ID_MAX] = "";
         af_error_t err;
         int rc = af_store_begin(api->o.store, &err);
         if (rc == 0) {
@@ -409,7 +410,7 @@ static void workflow_create(af_http_req_t *req, af_http_res_t *res, void *ud) {
             if (rc == 0) {
                 rc = af__api_sync_triggers(api, id, g, &err);
             }
-            rc = commit_or_rollback(api, rc, &err);
+            rc = commit_or_rollback(api, rc, &err, id);
         }
         if (rc == 0) {
             send_workflow(api, res, 201, id, 0);
@@ -489,7 +490,7 @@ static void workflow_update(af_http_req_t *req, af_http_res_t *res, void *ud) {
             if (rc == 0) {
                 rc = af__api_sync_triggers(api, id, g, &err);
             }
-            rc = commit_or_rollback(api, rc, &err);
+            rc = commit_or_rollback(api, rc, &err, id);
         }
         if (rc == 0) {
             send_workflow(api, res, 200, id, 0);
@@ -506,8 +507,9 @@ static void workflow_update(af_http_req_t *req, af_http_res_t *res, void *ud) {
 static void workflow_delete(af_http_req_t *req, af_http_res_t *res, void *ud) {
     af_api_t *api = ud;
     af_error_t err;
-    int rc = af_store_workflow_delete(api->o.store, af_http_req_param(req, "id"), &err);
-    answer_deleted(api, res, rc, &err);
+    const char *id = af_http_req_param(req, "id");
+    int rc = af_store_workflow_delete(api->o.store, id, &err);
+    answer_deleted(api, res, rc, &err, id);
 }
 
 static void workflow_versions(af_http_req_t *req, af_http_res_t *res, void *ud) {
@@ -583,7 +585,7 @@ static void workflow_set_status(af_http_req_t *req, af_http_res_t *res, const ch
         if (rc == 0 && g) {
             rc = af__api_sync_triggers(api, id, g, &err);
         }
-        rc = commit_or_rollback(api, rc, &err);
+        rc = commit_or_rollback(api, rc, &err, id);
     }
     af_graph_free(g);
     af_workflow_clear(&w);
