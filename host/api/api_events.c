@@ -383,6 +383,7 @@ typedef struct {
     af_http_res_t *res;
     size_t events, matched, delivered, duplicates, pending;
     int failed, answered;
+    char next[AF_STORE_CURSOR_MAX]; /* where a replay that stopped at its limit goes on */
 } replay_t;
 
 static void replay_answer(replay_t *r) {
@@ -394,9 +395,10 @@ static void replay_answer(replay_t *r) {
         af_http_res_send_error(r->res, 500, "the replay was not written: %s",
                                af_strerror(r->failed));
     } else {
-        json_t *out = json_pack("{s:I, s:I, s:I, s:I}", "events", (json_int_t)r->events, "matched",
-                                (json_int_t)r->matched, "deliveries", (json_int_t)r->delivered,
-                                "duplicates", (json_int_t)r->duplicates);
+        json_t *out = json_pack("{s:I, s:I, s:I, s:I, s:o}", "events", (json_int_t)r->events,
+                                "matched", (json_int_t)r->matched, "deliveries",
+                                (json_int_t)r->delivered, "duplicates", (json_int_t)r->duplicates,
+                                "next_cursor", r->next[0] ? json_string(r->next) : json_null());
         af_http_res_send_json(r->res, 200, out);
         json_decref(out);
     }
@@ -416,8 +418,9 @@ static void replayed(batch_t *b, int rc) {
 
 typedef struct {
     int64_t from, to;
-    const char *type, *workflow;
+    const char *type, *workflow, *cursor;
     int force;
+    size_t limit;
 } replay_args_t;
 
 static int replay_args(json_t *body, replay_args_t *a, af_http_res_t *res) {
@@ -426,18 +429,28 @@ static int replay_args(json_t *body, replay_args_t *a, af_http_res_t *res) {
     af_error_t err;
     json_object_foreach(body, key, v) {
         if (strcmp(key, "from") && strcmp(key, "to") && strcmp(key, "type") &&
-            strcmp(key, "workflow_id") && strcmp(key, "force")) {
-            return af_http_res_send_error(
-                       res, 400, "unknown field '%s' (from, to, type, workflow_id, force)", key),
-                   -1;
+            strcmp(key, "workflow_id") && strcmp(key, "force") && strcmp(key, "limit") &&
+            strcmp(key, "cursor")) {
+            return refuse(res, 400,
+                          "unknown field '%s' (from, to, type, workflow_id, force, limit, cursor)",
+                          key);
         }
     }
     a->to = af_wall_ms();
     if (time_of(json_object_get(body, "from"), &a->from) != 0 ||
         (json_object_get(body, "to") && time_of(json_object_get(body, "to"), &a->to) != 0)) {
-        return af_http_res_send_error(res, 400,
-                                      "from (required) and to are RFC 3339 times or epoch ms"),
-               -1;
+        return refuse(res, 400, "from (required) and to are RFC 3339 times or epoch ms");
+    }
+    json_t *limit = json_object_get(body, "limit"), *cursor = json_object_get(body, "cursor");
+    a->limit = REPLAY_MAX;
+    if (limit && (!json_is_integer(limit) || json_integer_value(limit) < 1 ||
+                  json_integer_value(limit) > REPLAY_MAX)) {
+        return refuse(res, 400, "limit is a whole number from 1 to %d", REPLAY_MAX);
+    }
+    a->limit = limit ? (size_t)json_integer_value(limit) : a->limit;
+    a->cursor = json_string_value(cursor);
+    if (cursor && (a->cursor == NULL || strlen(a->cursor) >= AF_STORE_CURSOR_MAX)) {
+        return refuse(res, 400, "cursor is the next_cursor of an earlier replay");
     }
     if (a->to < a->from) {
         return refuse(res, 400, "to is before from");
@@ -462,16 +475,22 @@ static int replay_args(json_t *body, replay_args_t *a, af_http_res_t *res) {
 static void replay_run(replay_t *r, const replay_args_t *a) {
     char cursor[AF_STORE_CURSOR_MAX] = "";
     af_error_t err;
+    int rc = 0;
+    af_strlcpy(cursor, a->cursor ? a->cursor : "", sizeof cursor);
     r->pending = 1; /* this loop's own count: nothing answers before it ends */
     do {
         af_event_rec_t *es = NULL;
         size_t n = 0;
-        if (af_store_event_list(r->api->o.store, a->from, a->to, cursor, REPLAY_PAGE, &es, &n,
-                                cursor, &err) != 0) {
-            r->failed = AF_EIO;
+        if ((rc = af_store_event_list(r->api->o.store, a->from, a->to, cursor, REPLAY_PAGE, &es, &n,
+                                      cursor, &err)) != 0) {
             break;
         }
-        for (size_t i = 0; i < n && r->events < REPLAY_MAX; i++) {
+        for (size_t i = 0; i < n && !r->failed; i++) {
+            if (r->events == a->limit) { /* more to go: the next replay starts after the last */
+                snprintf(r->next, sizeof r->next, "%lld:%s", (long long)es[i - 1].created_at,
+                         es[i - 1].id);
+                break;
+            }
             if (a->type && !af_event_type_match(a->type, es[i].type)) {
                 continue;
             }
@@ -491,8 +510,18 @@ static void replay_run(replay_t *r, const replay_args_t *a) {
             r->pending++;
             batch_submit(b);
         }
+        if (!r->next[0] && r->events == a->limit && cursor[0]) {
+            snprintf(r->next, sizeof r->next, "%lld:%s", (long long)es[n - 1].created_at,
+                     es[n - 1].id);
+        }
         af_event_recs_free(es, n);
-    } while (cursor[0] && !r->failed && r->events < REPLAY_MAX);
+    } while (cursor[0] && !r->failed && !r->next[0]);
+    if (rc != 0 && r->events == 0) { /* nothing submitted: a malformed cursor, or the store */
+        refuse(r->res, rc == AF_EINVAL ? 400 : 500, "%s", err.msg);
+        free(r);
+        return;
+    }
+    r->failed = rc != 0 ? AF_EIO : r->failed;
     r->pending--;
     replay_answer(r);
 }

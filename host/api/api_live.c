@@ -211,6 +211,9 @@ static void start_fire(af__live_t *l, int64_t due, int catchup) {
     if (input == NULL) {
         af_log(AF_LEVEL_ERROR, "schedule %s: the input function failed: %s", l->id, fault.message);
         save_state(l);
+        if (l->nqueued > 0 && !l->watch && !l->creating[0]) {
+            previous_ended(l, "succeeded", NULL); /* the fires queued behind it go on */
+        }
         return;
     }
     af_create_t *c = af__api_create_one(api, l->workflow_id, l->version, input);

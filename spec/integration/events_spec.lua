@@ -213,7 +213,7 @@ describe("agentflow serve events", function()
                                   json.encode({ from = 0, type = "order.created" }),
                                   "application/json")
     assert.are.equal(200, status, json.encode(body))
-    assert.are.same({ events = 3, matched = 6, deliveries = 3, duplicates = 3 }, body)
+    assert.are.same({ events = 3, matched = 6, deliveries = 3, duplicates = 3 }, body) -- no next
     assert.are.equal(3, #runs(srv, late, 3))
     assert.are.equal(4, #runs(srv, orders))
     -- only one workflow's triggers, forced: delivered again
@@ -228,6 +228,31 @@ describe("agentflow serve events", function()
                             json.encode({ from = "2001-01-01T00:00:00Z",
                                           to = "2001-01-02T00:00:00+02:00" }), "application/json")
     assert.are.same({ events = 0, matched = 0, deliveries = 0, duplicates = 0 }, body)
+    assert.are.equal(0, srv.close())
+  end)
+
+  it("replays a long range in parts, from where the last part stopped", function()
+    local srv = h.serve()
+    for i = 1, 5 do post(srv, { type = "page.seen", id = "p-" .. i, data = { i = i } }) end
+    local seen, cursor, parts = 0, nil, 0
+    repeat
+      local status, body = srv.call("POST", "/api/events/replay",
+                                    json.encode({ from = 0, limit = 2, cursor = cursor }),
+                                    "application/json")
+      assert.are.equal(200, status, json.encode(body))
+      seen = seen + body.events
+      cursor = body.next_cursor
+      parts = parts + 1
+    until cursor == nil or parts > 5
+    assert.are.equal(5, seen)
+    assert.are.equal(3, parts) -- 2 + 2 + 1
+    for _, c in ipairs({ { { from = 0, cursor = "junk" }, "cursor" },
+                         { { from = 0, limit = 0 }, "limit" }, { { from = 0, cursor = 5 }, "cursor" } }) do
+      local status, body = srv.call("POST", "/api/events/replay", json.encode(c[1]),
+                                    "application/json")
+      assert.are.equal(400, status, json.encode(c[1]))
+      assert.truthy(body.error.message:find(c[2], 1, true), body.error.message)
+    end
     assert.are.equal(0, srv.close())
   end)
 
