@@ -2,10 +2,11 @@
 -- looks at what started the run and normalises the payload.
 --
 -- Shows: af.webhook (path, method, HMAC verification with a secret reference), af.schedule
--- (cron + timezone, what to do with missed runs), af.event (type pattern + filter), af.poll
--- (interval + a function returning new items), af.manual, and a switch with cases and a default.
--- Triggers are declarations: `agentflow check` lists them; the server (a later milestone) arms
--- them. `agentflow run` starts the workflow by hand with sample_input or --input.
+-- (cron + timezone, missed runs, overlap), af.event (type pattern + where + filter), af.poll
+-- (an HTTP request, items picked by a function, new ones by key), af.manual, each trigger's
+-- `input` saying where the run came from, and a switch with cases and a default.
+-- `agentflow check` lists the triggers; `agentflow serve` runs them once the workflow is stored
+-- (POST /api/workflows). `agentflow run` starts the workflow by hand with sample_input or --input.
 --
 -- Run:  agentflow run examples/triggers.lua                                   (a webhook payload)
 --       agentflow run examples/triggers.lua --input '{"source": "schedule"}'
@@ -27,20 +28,26 @@ wf:on(af.webhook {
   method = "POST",
   hmac = { secret = af.secret "INBOX_WEBHOOK_SECRET", header = "X-Signature",
            algorithm = "sha256" },
+  input = function(req) return { source = "webhook", body = req.body } end,
 })
--- a full sync every weekday at 07:00 Lisbon time; runs missed while down are run once
-wf:on(af.schedule { cron = "0 7 * * 1-5", timezone = "Europe/Lisbon", missed = "run_once" })
--- internal events, e.g. published by another workflow
+-- a full sync every weekday at 07:00 Lisbon time; runs missed while down are run once, and a
+-- sync still running when the next is due makes that one wait
+wf:on(af.schedule { cron = "0 7 * * 1-5", timezone = "Europe/Lisbon", missed = "run_once",
+                    overlap = "queue", input = { source = "schedule" } })
+-- internal events, e.g. published by another workflow with af.emit("inbox.message.new", {...})
 wf:on(af.event {
   type = "inbox.message.*",
-  filter = function(event) return event.data and event.data.folder ~= "spam" end,
+  where = { folder = { ne = "spam" } },
+  filter = function(event) return event.data.subject ~= nil end,
+  input = function(event) return { source = "event", data = event.data } end,
 })
--- ask the mail API every 5 minutes; each item returned starts a run
+-- ask the mail API every 5 minutes; each message not seen before starts a run
 wf:on(af.poll {
-  interval = "5m",
-  fn = function(ctx)
-    return {} -- a real poller asks the mail API for what arrived since its last look
-  end,
+  interval = "5m", jitter = "30s",
+  request = { url = "https://mail.example.com/api/inbox?unread=1" },
+  fn = function(res) return res.body.messages end,
+  key = "id",
+  input = function(message) return { source = "poll", items = { message } } end,
 })
 wf:on(af.manual { description = "Sync now" })
 
