@@ -336,44 +336,13 @@ static void event_post(af_http_req_t *req, af_http_res_t *res, void *ud) {
 
 /* ---- times in requests ---- */
 
-/* RFC 3339 ("2026-03-29T01:30:00Z", "...:00.250+02:00") or whole milliseconds since the epoch. */
+/* RFC 3339 or whole milliseconds since the epoch. */
 static int time_of(const json_t *v, int64_t *ms) {
     if (json_is_integer(v)) {
         *ms = json_integer_value(v);
         return *ms >= 0 ? 0 : -1;
     }
-    const char *s = json_string_value(v);
-    af_civil_t c = {0};
-    int frac = 0, n = 0, oh = 0, om = 0;
-    char sign = 0;
-    if (s == NULL || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &c.year, &c.month, &c.day, &c.hour,
-                            &c.minute, &c.second, &n) != 6) {
-        return -1;
-    }
-    s += n;
-    if (*s == '.') {
-        int digits = 0;
-        for (s++; *s >= '0' && *s <= '9'; s++, digits++) {
-            frac = digits < 3 ? frac * 10 + (*s - '0') : frac;
-        }
-        for (; digits > 0 && digits < 3; digits++) {
-            frac *= 10;
-        }
-    }
-    if (*s == 'Z' && s[1] == '\0') {
-        sign = '+';
-    } else if ((*s == '+' || *s == '-') && sscanf(s + 1, "%2d:%2d%n", &oh, &om, &n) == 2 &&
-               s[1 + n] == '\0') {
-        sign = *s;
-    }
-    if (!sign || c.month < 1 || c.month > 12 || c.day < 1 ||
-        c.day > af_days_in_month(c.year, c.month) || c.hour > 23 || c.minute > 59 ||
-        c.second > 60) {
-        return -1;
-    }
-    int64_t off = (int64_t)(oh * 60 + om) * 60;
-    *ms = (af_civil_to_unix(&c) - (sign == '+' ? off : -off)) * 1000 + frac;
-    return 0;
+    return json_is_string(v) && af_time_parse(json_string_value(v), ms) == 0 ? 0 : -1;
 }
 
 /* ---- POST /api/events/replay ---- */

@@ -780,3 +780,55 @@ void af_tz_free(af_tz_t *tz) {
     free(tz->types);
     free(tz);
 }
+
+/* ---- RFC 3339 timestamps ---- */
+
+/* n digits at s into *v; 0, or -1 when any is not a digit. */
+static int digits(const char *s, int n, int *v) {
+    *v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return -1;
+        }
+        *v = *v * 10 + (s[i] - '0');
+    }
+    return 0;
+}
+
+int af_time_parse(const char *s, int64_t *ms) {
+    af_civil_t c = {0};
+    int frac = 0, oh = 0, om = 0, sign = 1;
+    if (s == NULL || digits(s, 4, &c.year) || s[4] != '-' || digits(s + 5, 2, &c.month) ||
+        s[7] != '-' || digits(s + 8, 2, &c.day) || (s[10] != 'T' && s[10] != 't') ||
+        digits(s + 11, 2, &c.hour) || s[13] != ':' || digits(s + 14, 2, &c.minute) ||
+        s[16] != ':' || digits(s + 17, 2, &c.second)) {
+        return AF_EINVAL;
+    }
+    s += 19;
+    if (*s == '.') {
+        int n = 0;
+        for (s++; *s >= '0' && *s <= '9'; s++, n++) {
+            frac = n < 3 ? frac * 10 + (*s - '0') : frac;
+        }
+        if (n == 0) {
+            return AF_EINVAL;
+        }
+        for (; n < 3; n++) {
+            frac *= 10;
+        }
+    }
+    if ((*s == 'Z' || *s == 'z') && s[1] == '\0') {
+        s++;
+    } else if ((*s == '+' || *s == '-') && !digits(s + 1, 2, &oh) && s[3] == ':' &&
+               !digits(s + 4, 2, &om) && s[6] == '\0' && oh < 24 && om < 60) {
+        sign = *s == '-' ? -1 : 1;
+    } else {
+        return AF_EINVAL;
+    }
+    if (c.month < 1 || c.month > 12 || c.day < 1 || c.day > af_days_in_month(c.year, c.month) ||
+        c.hour > 23 || c.minute > 59 || c.second > 60) {
+        return AF_EINVAL;
+    }
+    *ms = (af_civil_to_unix(&c) - sign * (int64_t)(oh * 60 + om) * 60) * 1000 + frac;
+    return 0;
+}

@@ -48,4 +48,10 @@ void af_unix_to_civil(int64_t t, af_civil_t *out);
 int af_civil_weekday(int year, int month, int day); /* 0 = Sunday ... 6 = Saturday */
 int af_days_in_month(int year, int month);
 
+/* Parses an RFC 3339 timestamp ("2026-03-29T01:30:00Z", "2026-03-29T03:30:00.250+02:00";
+ * fractions beyond milliseconds are cut, a leap second 60 is taken as the next second) into
+ * epoch milliseconds. Returns 0, or AF_EINVAL for anything else (no zone, one-digit fields,
+ * out-of-range parts, trailing text). */
+int af_time_parse(const char *text, int64_t *ms);
+
 #endif

@@ -662,6 +662,45 @@ static void test_calendar(void **state) {
     assert_int_equal(af_days_in_month(2026, 13), 0);
 }
 
+/* RFC 3339: zones and fractions read exactly; anything looser refused. */
+static void test_time_parse(void **state) {
+    (void)state;
+    int64_t ms = -1;
+    assert_int_equal(af_time_parse("2026-03-29T01:30:00Z", &ms), 0);
+    assert_int_equal(ms, 1774747800000LL);
+    assert_int_equal(af_time_parse("2026-03-29T03:30:00.25+02:00", &ms), 0);
+    assert_int_equal(ms, 1774747800250LL);
+    assert_int_equal(af_time_parse("2026-03-28T20:30:00.123456-05:00", &ms), 0);
+    assert_int_equal(ms, 1774747800123LL);
+    assert_int_equal(af_time_parse("1970-01-01t00:00:00z", &ms), 0);
+    assert_int_equal(ms, 0);
+    assert_int_equal(af_time_parse("2028-02-29T00:00:00Z", &ms), 0); /* a leap day */
+    static const char *const bad[] = {
+        "2026-03-29T01:30:00",       /* no zone */
+        "2026-03-29 01:30:00Z",      /* no T */
+        "2026-3-29T01:30:00Z",       /* one-digit month */
+        "2026-03-29T1:30:00Z",       /* one-digit hour */
+        " 2026-03-29T01:30:00Z",     /* leading space */
+        "+026-03-29T01:30:00Z",      /* a sign */
+        "2026-13-01T00:00:00Z",      /* month 13 */
+        "2027-02-29T00:00:00Z",      /* not a leap year */
+        "2026-03-29T24:00:00Z",      /* hour 24 */
+        "2026-03-29T01:60:00Z",      /* minute 60 */
+        "2026-03-29T01:30:00.Z",     /* a dot without digits */
+        "2026-03-29T01:30:00+2:00",  /* one-digit offset */
+        "2026-03-29T01:30:00+24:00", /* offset out of range */
+        "2026-03-29T01:30:00Zjunk",  /* trailing text */
+        "",
+        "yesterday",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (af_time_parse(bad[i], &ms) != AF_EINVAL) {
+            fail_msg("accepted '%s'", bad[i]);
+        }
+    }
+    assert_int_equal(af_time_parse(NULL, &ms), AF_EINVAL);
+}
+
 static void test_unix_civil(void **state) {
     (void)state;
     af_civil_t c = civil(1969, 12, 31, 23, 59, 59);
@@ -712,6 +751,7 @@ int main(void) {
         cmocka_unit_test(test_not_found),
         cmocka_unit_test(test_calendar),
         cmocka_unit_test(test_unix_civil),
+        cmocka_unit_test(test_time_parse),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
