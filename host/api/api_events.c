@@ -350,9 +350,10 @@ static int time_of(const json_t *v, int64_t *ms) {
 typedef struct {
     af_api_t *api;
     af_http_res_t *res;
-    size_t events, matched, delivered, duplicates, pending;
-    int failed, answered;
+    size_t scanned, events, matched, delivered, duplicates, pending;
+    int failed, answered, read_failed;
     char next[AF_STORE_CURSOR_MAX]; /* where a replay that stopped at its limit goes on */
+    char last[AF_STORE_CURSOR_MAX]; /* the last event looked at */
 } replay_t;
 
 static void replay_answer(replay_t *r) {
@@ -360,7 +361,12 @@ static void replay_answer(replay_t *r) {
         return;
     }
     r->answered = 1;
-    if (r->failed) {
+    if (r->read_failed) { /* what was submitted before is written: go on after it */
+        af_http_res_send_error(r->res, 500,
+                               "the store failed while reading events; %zu replayed before it "
+                               "(go on with \"cursor\": \"%s\")",
+                               r->events, r->last);
+    } else if (r->failed) {
         af_http_res_send_error(r->res, 500, "the replay was not written: %s",
                                af_strerror(r->failed));
     } else {
@@ -455,11 +461,13 @@ static void replay_run(replay_t *r, const replay_args_t *a) {
             break;
         }
         for (size_t i = 0; i < n && !r->failed; i++) {
-            if (r->events == a->limit) { /* more to go: the next replay starts after the last */
+            if (r->scanned == a->limit) { /* more to go: the next replay starts after the last */
                 snprintf(r->next, sizeof r->next, "%lld:%s", (long long)es[i - 1].created_at,
                          es[i - 1].id);
                 break;
             }
+            r->scanned++;
+            snprintf(r->last, sizeof r->last, "%lld:%s", (long long)es[i].created_at, es[i].id);
             if (a->type && !af_event_type_match(a->type, es[i].type)) {
                 continue;
             }
@@ -479,18 +487,21 @@ static void replay_run(replay_t *r, const replay_args_t *a) {
             r->pending++;
             batch_submit(b);
         }
-        if (!r->next[0] && r->events == a->limit && cursor[0]) {
+        if (!r->next[0] && r->scanned == a->limit && cursor[0]) {
             snprintf(r->next, sizeof r->next, "%lld:%s", (long long)es[n - 1].created_at,
                      es[n - 1].id);
         }
         af_event_recs_free(es, n);
     } while (cursor[0] && !r->failed && !r->next[0]);
-    if (rc != 0 && r->events == 0) { /* nothing submitted: a malformed cursor, or the store */
+    if (rc != 0 && r->scanned == 0) { /* nothing submitted: a malformed cursor, or the store */
         refuse(r->res, rc == AF_EINVAL ? 400 : 500, "%s", err.msg);
         free(r);
         return;
     }
-    r->failed = rc != 0 ? AF_EIO : r->failed;
+    if (rc != 0) {
+        r->read_failed = 1;
+        r->failed = AF_EIO;
+    }
     r->pending--;
     replay_answer(r);
 }

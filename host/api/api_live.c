@@ -504,7 +504,20 @@ static af__live_t *live_new(af_api_t *api, const af_trigger_rec_t *t, const wf_t
  * store's, which may lag behind it by writes in flight: its last fire, fires queued, the
  * execution being created. */
 static void carry(af__live_t *l, af__live_t *prev) {
-    if (strcmp(l->type, "schedule") != 0 || strcmp(prev->type, "schedule") != 0) {
+    if (strcmp(l->type, prev->type) != 0) {
+        return;
+    }
+    if (strcmp(l->type, "poll") == 0) { /* what it saw; a write in flight comes to the new copy */
+        l->carried = 1;
+        l->poll_state = json_incref(prev->poll_state);
+        l->last_fire_at = prev->last_fire_at;
+        if (prev->writing) {
+            l->serial = prev->serial;
+            l->polling = l->writing = 1;
+        }
+        return;
+    }
+    if (strcmp(l->type, "schedule") != 0) {
         return;
     }
     l->carried = 1;
@@ -538,7 +551,10 @@ static void refresh_one(af_api_t *api, const af_trigger_rec_t *t, wf_t *wf) {
             free(l->file);
             free(l);
         }
-        return; /* prev (if any) goes on as it was, and is swept if no longer declared */
+        if (prev) {
+            prev->seen = lv->mark; /* it goes on as it was */
+        }
+        return;
     }
     if (prev) {
         carry(l, prev); /* what it remembers may not be written yet */
@@ -560,14 +576,15 @@ static void refresh_one(af_api_t *api, const af_trigger_rec_t *t, wf_t *wf) {
 
 /* Rebuilds the triggers of one workflow (workflow_id), or of all (NULL): what the store
  * declares runs, what it no longer declares stops. */
-static void refresh(af_api_t *api, const char *workflow_id) {
+static int refresh(af_api_t *api, const char *workflow_id) {
     af__lives_t *lv = api->lives;
     af_trigger_rec_t *ts = NULL;
     size_t n = 0;
     af_error_t err;
-    if (af_store_trigger_list(api->o.store, workflow_id, &ts, &n, &err) != 0) {
-        af_log(AF_LEVEL_ERROR, "triggers: %s", err.msg);
-        return;
+    int rc = af_store_trigger_list(api->o.store, workflow_id, &ts, &n, &err);
+    if (rc != 0) {
+        af_log(AF_LEVEL_ERROR, "triggers: %s (tried again in a second)", err.msg);
+        return rc;
     }
     lv->mark++;
     wf_t wf;
@@ -586,6 +603,7 @@ static void refresh(af_api_t *api, const char *workflow_id) {
             }
         }
     }
+    return 0;
 }
 
 void af__api_live_refresh(af_api_t *api) {
@@ -595,17 +613,20 @@ void af__api_live_refresh(af_api_t *api) {
     }
 }
 
-/* The changes since the last turn: of a few workflows, each rebuilt alone, or of everything. */
+/* The changes since the last turn: of a few workflows, each rebuilt alone, or of everything;
+ * what could not be read is tried again (all of it) a second later. */
 static void on_refresh(uv_timer_t *t) {
     af_api_t *api = t->data;
     af__lives_t *lv = api->lives;
-    if (lv->full) {
-        refresh(api, NULL);
-    }
+    int failed = lv->full && refresh(api, NULL) != 0;
     for (int i = 0; !lv->full && i < lv->nchanged; i++) {
-        refresh(api, lv->changed[i]);
+        failed |= refresh(api, lv->changed[i]) != 0;
     }
-    lv->full = lv->nchanged = 0;
+    lv->full = failed;
+    lv->nchanged = 0;
+    if (failed) {
+        uv_timer_start(&lv->refresh, on_refresh, 1000, 0);
+    }
     arm(api);
 }
 

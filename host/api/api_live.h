@@ -40,6 +40,7 @@ struct af__live_s {
     af_node_call_t *node_call; /* a poll by a node type: its call (reused), and its instance */
     void *node_instance;
     int polling, failures;
+    int writing; /* the executions and state of a poll are being written */
 };
 
 /* 1 when the trigger's script gives it a function `field` ("input", "filter", "fn"): only then

@@ -56,8 +56,9 @@ static void poll_ended(af__live_t *l, int ok, const char *why) {
 static void polled(af_create_t *c, int rc) {
     af__live_t *l = af__live_find_copy(c->api, c->state_trigger, (uint64_t)(uintptr_t)c->ud);
     if (l == NULL) {
-        return; /* stopped or rebuilt meanwhile: this poll is not the running copy's */
+        return; /* stopped meanwhile */
     }
+    l->writing = 0;
     if (rc == 0) {
         json_decref(l->poll_state);
         l->poll_state = json_incref(c->state.state);
@@ -101,6 +102,7 @@ static void poll_items(af__live_t *l, json_t *items) {
     c->state.state = next;
     c->done = polled;
     c->ud = (void *)(uintptr_t)l->serial;
+    l->writing = 1;
     af__api_create_submit(c);
 }
 
@@ -363,10 +365,15 @@ int af__polls_start(af__live_t *l, af_error_t *err) {
     uv_timer_init(l->api->o.loop, l->poll_timer);
     l->poll_timer->data = l;
     int64_t now = af_wall_ms(), at = now;
-    if (af_store_trigger_state_get(l->api->o.store, l->id, &st, &e) == 0) {
+    if (!l->carried && af_store_trigger_state_get(l->api->o.store, l->id, &st, &e) == 0) {
         l->poll_state = st.state; /* what it saw before the restart */
         l->last_fire_at = st.last_fire_at;
-        int64_t next = st.last_fire_at + duration_of(json_object_get(l->config, "interval"), 0);
+    }
+    if (l->writing) {
+        return 0; /* the write of the copy it replaced comes here, and arms the next poll */
+    }
+    if (l->last_fire_at > 0) {
+        int64_t next = l->last_fire_at + duration_of(json_object_get(l->config, "interval"), 0);
         at = next > now ? next : now;
     }
     arm_at(l, at + jitter_of(l));

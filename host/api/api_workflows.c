@@ -294,7 +294,7 @@ static int trigger_body(json_t *body, af_trigger_rec_t *t, int creating, af_erro
     }
     if (creating && !valid_trigger_type(json_string_value(type))) {
         return af_error_set(err, AF_EDEFINITION,
-                            "'type' is one of webhook, schedule, event, poll, manual");
+                            "'type' is one of webhook, schedule, event, poll, manual, plugin");
     }
     if ((config && !json_is_object(config)) || (active && !json_is_boolean(active))) {
         return af_error_set(err, AF_EDEFINITION, "'config' is an object and 'active' a boolean");
@@ -311,6 +311,13 @@ static int trigger_body(json_t *body, af_trigger_rec_t *t, int creating, af_erro
     af_error_t e = {0};
     if (strcmp(t->type, "schedule") == 0 && af_schedule_check(t->config, &e) != 0) {
         return af_error_set(err, AF_EDEFINITION, "config: %s", e.msg);
+    }
+    const char *ptype = json_string_value(json_object_get(t->config, "type"));
+    if (strcmp(t->type, "plugin") == 0 && (ptype == NULL || af_trigger_find(ptype) == NULL)) {
+        return af_error_set(
+            err, AF_EDEFINITION,
+            "config.type: no trigger type '%s' is loaded (see agentflow plugin list)",
+            ptype ? ptype : "");
     }
     return 0;
 }

@@ -55,6 +55,18 @@ describe("agentflow serve plugin triggers", function()
 
   it("refuses a trigger type that is not loaded", function()
     local srv = h.serve()
+    local _, wf = srv.call("POST", "/api/workflows", [[
+local af = require "agentflow"
+local wf = af.workflow "plain" {}
+wf:step("a", function() return 1 end)
+return wf
+]], "text/x-lua")
+    for _, cfg in ipairs({ { type = "nope.never" }, { config = { count = 1 } } }) do
+      local st, b = srv.call("POST", "/api/workflows/" .. wf.id .. "/triggers",
+                             json.encode({ type = "plugin", config = cfg }), "application/json")
+      assert.are.equal(422, st, json.encode(b))
+      assert.truthy(b.error.message:find("is loaded", 1, true), b.error.message)
+    end
     local status, body = srv.call("POST", "/api/workflows",
                                   SCRIPT:gsub("fixture%.ticks", "nope.never"), "text/x-lua")
     assert.are.equal(422, status)
