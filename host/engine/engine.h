@@ -137,12 +137,6 @@ int af_exec_park(af_exec_t *x);
 int af_engine_trigger_call(af_engine_t *e, const char *file, int trigger, const char *field,
                            json_t *arg, json_t **out, af_fault_t *fault);
 
-/* Calls a function of a trigger declared by the workflow in file (af_vm_call_trigger): e.g. a
- * webhook's "input" (request -> execution input) or "response.fn". Returns 1 with *out (new), 0
- * when the trigger has no such function, or a negative code with fault. */
-int af_engine_trigger_call(af_engine_t *e, const char *file, int trigger, const char *field,
-                           json_t *arg, json_t **out, af_fault_t *fault);
-
 /* 0 for a top execution, 1 for its sub-workflows, ... */
 int af_exec_depth(const af_exec_t *x);
 /* A step's status, and the port it took (borrowed, NULL for none). */
