@@ -9,7 +9,7 @@
 #include "triggers/cron.h"
 #include "triggers/window.h"
 
-#define WINDOW_TRIES 100000 /* candidates looked at for one fire time inside the window */
+#define WINDOW_TRIES 100000 /* closed stretches skipped for one fire time inside the window */
 
 typedef struct {
     af_cron_t cron;
@@ -61,12 +61,24 @@ static int plan_next(const plan_t *p, int64_t after_ms, int64_t *next) {
         } else {
             *next = after_ms + p->every_ms;
         }
-        af_civil_t local;
+        af_civil_t local, open;
         af_tz_to_civil(p->tz, *next / 1000, &local);
         if (af_window_allows(&p->window, &local)) {
             return 0;
         }
-        after_ms = *next;
+        if (af_window_next_open(&p->window, &local, &open) != 0) { /* skip what is closed */
+            return -1;
+        }
+        int64_t open_s;
+        af_tz_from_civil(p->tz, &open, &open_s);
+        int64_t open_ms = open_s * 1000;
+        if (open_ms <= *next) {
+            after_ms = *next;
+        } else if (p->has_cron) {
+            after_ms = open_ms - 1;
+        } else { /* the interval's last step before the opening */
+            after_ms += (open_ms - after_ms - 1) / p->every_ms * p->every_ms;
+        }
     }
     return -1;
 }

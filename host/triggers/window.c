@@ -131,20 +131,10 @@ void af_window_clear(af_window_t *w) {
     w->ndates = 0;
 }
 
-int af_window_allows(const af_window_t *w, const af_civil_t *t) {
+/* 1 when t's day is one of the window's weekdays and dates. */
+static int day_allowed(const af_window_t *w, const af_civil_t *t) {
     if (!((w->days >> af_civil_weekday(t->year, t->month, t->day)) & 1)) {
         return 0;
-    }
-    if (w->from_min >= 0) {
-        int m = t->hour * 60 + t->minute;
-        int in = w->from_min < w->to_min ? m >= w->from_min && m < w->to_min
-                                         : m >= w->from_min || m < w->to_min;
-        if (!in) {
-            return 0;
-        }
-    }
-    if (w->ndates == 0) {
-        return 1;
     }
     af_civil_t day = {t->year, t->month, t->day, 0, 0, 0};
     int64_t d = af_civil_to_unix(&day) / 86400;
@@ -152,6 +142,40 @@ int af_window_allows(const af_window_t *w, const af_civil_t *t) {
         if (d >= w->dates[i].first && d <= w->dates[i].last) {
             return 1;
         }
+    }
+    return w->ndates == 0;
+}
+
+/* 1 when t's time of day is between from and to. */
+static int time_allowed(const af_window_t *w, const af_civil_t *t) {
+    int m = t->hour * 60 + t->minute;
+    return w->from_min < 0 || (w->from_min < w->to_min ? m >= w->from_min && m < w->to_min
+                                                       : m >= w->from_min || m < w->to_min);
+}
+
+int af_window_allows(const af_window_t *w, const af_civil_t *t) {
+    return day_allowed(w, t) && time_allowed(w, t);
+}
+
+int af_window_next_open(const af_window_t *w, const af_civil_t *t, af_civil_t *out) {
+    int m = t->hour * 60 + t->minute;
+    *out = (af_civil_t){t->year, t->month, t->day, 0, 0, 0};
+    int64_t day = af_civil_to_unix(out) / 86400, last = w->ndates ? INT64_MIN : INT64_MAX;
+    for (size_t i = 0; i < w->ndates; i++) {
+        last = w->dates[i].last > last ? w->dates[i].last : last;
+    }
+    if (day_allowed(w, t) && w->from_min >= 0 && m < w->from_min) {
+        out->hour = w->from_min / 60; /* later today, at its opening */
+        out->minute = w->from_min % 60;
+        return 0;
+    }
+    if (day >= last) {
+        return -1;
+    }
+    af_unix_to_civil((day + 1) * 86400, out); /* the next day, at its opening */
+    if (w->from_min >= 0 && w->from_min < w->to_min) {
+        out->hour = w->from_min / 60;
+        out->minute = w->from_min % 60;
     }
     return 0;
 }

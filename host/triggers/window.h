@@ -33,4 +33,10 @@ void af_window_clear(af_window_t *w);
 /* 1 when local civil time t is inside the window. */
 int af_window_allows(const af_window_t *w, const af_civil_t *t);
 
+/* For a local time t outside the window: the next local time that may be inside it (its day's
+ * opening, or the next day's), so a search skips the closed stretch at once instead of trying
+ * every fire time in it. Later than t. Returns 0, or -1 when the window never opens again (its
+ * dates are all past). */
+int af_window_next_open(const af_window_t *w, const af_civil_t *t, af_civil_t *out);
+
 #endif

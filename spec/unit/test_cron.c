@@ -282,6 +282,25 @@ static void test_schedule_window(void **state) {
     assert_int_equal(af_schedule_next_runs(c, utc(2026, 1, 1, 22, 30, 0), at, 3, &err), 1);
     assert_int_equal(at[0], utc(2026, 1, 1, 23, 30, 0)); /* then the window is over for good */
     json_decref(c);
+    /* a closed stretch is skipped, not searched fire by fire: every second of a weekend */
+    c = json_pack("{s:s, s:{s:s, s:s, s:s}}", "cron", "* * * * * *", "window", "from", "08:00",
+                  "to", "18:00", "days", "MON-FRI");
+    assert_int_equal(af_schedule_next_runs(c, utc(2026, 11, 27, 18, 0, 0), at, 2, &err), 2);
+    assert_int_equal(at[0], utc(2026, 11, 30, 8, 0, 0));
+    assert_int_equal(at[1], utc(2026, 11, 30, 8, 0, 1));
+    json_decref(c);
+    c = json_pack("{s:s, s:{s:[s]}}", "cron", "* * * * *", "window", "dates", "2026-04-20");
+    assert_int_equal(af_schedule_next_runs(c, utc(2026, 1, 29, 0, 0, 0), at, 1, &err), 1);
+    assert_int_equal(at[0], utc(2026, 4, 20, 0, 0, 0)); /* 81 days later */
+    json_decref(c);
+    /* an interval keeps its steps: every 25 minutes from 07:50, inside 09:00-10:00 */
+    c = json_pack("{s:s, s:{s:s, s:s}}", "every", "25m", "window", "from", "09:00", "to", "10:00");
+    assert_int_equal(af_schedule_next_runs(c, utc(2026, 1, 1, 7, 50, 0), at, 4, &err), 4);
+    assert_int_equal(at[0], utc(2026, 1, 1, 9, 5, 0));
+    assert_int_equal(at[1], utc(2026, 1, 1, 9, 30, 0));
+    assert_int_equal(at[2], utc(2026, 1, 1, 9, 55, 0));
+    assert_int_equal(at[3], utc(2026, 1, 2, 9, 15, 0)); /* 07:50 + 61 steps of 25 minutes */
+    json_decref(c);
     c = json_pack("{s:s, s:{s:s}}", "cron", "* * * * *", "window", "from", "nine");
     assert_int_equal(af_schedule_check(c, &err), AF_EINVAL);
     json_decref(c);
