@@ -3,7 +3,6 @@
  * localtime), and a loaded zone is never modified, so one zone may be shared by threads. */
 #include "core/tz.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -648,39 +647,6 @@ static const char *name_problem(const char *name) {
     return NULL;
 }
 
-/* Reads all of f into a new buffer: 0, AF_ENOTFOUND on a read error (a directory, say),
- * AF_EINVAL when longer than TZ_FILE_MAX, or AF_ENOMEM. */
-static int read_stream(FILE *f, unsigned char **out, size_t *out_len) {
-    unsigned char *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len == cap) {
-            cap = cap ? cap * 2 : 8192;
-            unsigned char *grown = realloc(buf, cap);
-            if (grown == NULL) {
-                free(buf);
-                return AF_ENOMEM;
-            }
-            buf = grown;
-        }
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (got == 0 || len > TZ_FILE_MAX) {
-            break;
-        }
-    }
-    int rc = ferror(f) ? AF_ENOTFOUND : len > TZ_FILE_MAX ? AF_EINVAL : 0;
-    if (rc != 0) {
-        int saved = errno; /* the caller reports it */
-        free(buf);
-        errno = saved;
-        return rc;
-    }
-    *out = buf;
-    *out_len = len;
-    return 0;
-}
-
 /* Reads the zone file into a new buffer. A missing file, a directory ("America") or an
  * unreadable one all mean there is no such zone for us. */
 static int read_zone_file(const char *name, unsigned char **out, size_t *out_len, af_error_t *err) {
@@ -688,30 +654,21 @@ static int read_zone_file(const char *name, unsigned char **out, size_t *out_len
     if (dir == NULL || dir[0] == '\0') {
         dir = TZ_DEFAULT_DIR;
     }
-    size_t path_len = strlen(dir) + strlen(name) + 2;
-    char *path = malloc(path_len);
-    if (path == NULL) {
-        return af_error_set(err, AF_ENOMEM, "time zone \"%s\": out of memory", name);
+    char path[4096];
+    af_error_t read_err;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int rc = af_read_file(path, TZ_FILE_MAX, (char **)out, out_len, &read_err);
+    if (rc == AF_ELIMIT) {
+        return af_error_set(err, AF_EINVAL, "time zone \"%s\": %s is too large for a TZif file",
+                            name, path);
     }
-    snprintf(path, path_len, "%s/%s", dir, name);
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        int rc = af_error_set(err, AF_ENOTFOUND, "time zone \"%s\": no such zone in %s", name,
-                              dir); /* the directory, not the host's full path or errno text */
-        free(path);
-        return rc;
+    if (rc == AF_ENOMEM) {
+        return af_error_set(err, rc, "time zone \"%s\": out of memory", name);
     }
-    int rc = read_stream(f, out, out_len);
-    if (rc == AF_ENOTFOUND) {
-        af_error_set(err, rc, "time zone \"%s\": no such zone in %s", name, dir);
-    } else if (rc == AF_EINVAL) {
-        af_error_set(err, rc, "time zone \"%s\": %s is too large for a TZif file", name, path);
-    } else if (rc != 0) {
-        af_error_set(err, rc, "time zone \"%s\": out of memory", name);
+    if (rc != 0) { /* the directory, not the host's full path or errno text */
+        return af_error_set(err, AF_ENOTFOUND, "time zone \"%s\": no such zone in %s", name, dir);
     }
-    fclose(f);
-    free(path);
-    return rc;
+    return 0;
 }
 
 static int is_utc_name(const char *name) {
