@@ -61,14 +61,8 @@ static int wanted(af__live_t *l, json_t *event) {
 }
 
 static int batch_add(batch_t *b, af_create_t *c) {
-    if (b->n == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 4;
-        af_create_t **v = realloc(b->c, cap * sizeof *v);
-        if (v == NULL) {
-            return AF_ENOMEM;
-        }
-        b->c = v;
-        b->cap = cap;
+    if (af_grow((void **)&b->c, &b->cap, b->n + 1, sizeof *b->c) != 0) {
+        return AF_ENOMEM;
     }
     b->c[b->n++] = c;
     return 0;

@@ -298,15 +298,9 @@ typedef struct {
 
 static void collect(void *ud, const char *id, int64_t due, int catchup) {
     fires_t *f = ud;
-    if (f->n == f->cap) {
-        size_t cap = f->cap ? f->cap * 2 : 64;
-        fired_t *v = realloc(f->v, cap * sizeof *v);
-        if (v == NULL) {
-            af_log(AF_LEVEL_ERROR, "schedule %s: out of memory: a fire is lost", id);
-            return;
-        }
-        f->v = v;
-        f->cap = cap;
+    if (af_grow((void **)&f->v, &f->cap, f->n + 1, sizeof *f->v) != 0) {
+        af_log(AF_LEVEL_ERROR, "schedule %s: out of memory: a fire is lost", id);
+        return;
     }
     af_strlcpy(f->v[f->n].id, id, sizeof f->v[0].id);
     f->v[f->n].due = due;

@@ -57,15 +57,6 @@ typedef struct {
     size_t cap, n; /* cap: 0 or a power of two */
 } table_t;
 
-/* FNV-1a of s[0..len). */
-static uint64_t hash_bytes(const char *s, size_t len) {
-    uint64_t h = 14695981039346656037u;
-    for (size_t i = 0; i < len; i++) {
-        h = (h ^ (unsigned char)s[i]) * 1099511628211u;
-    }
-    return h;
-}
-
 static void *table_get(const table_t *t, const char *key, size_t len, uint64_t hash) {
     if (t->n == 0) {
         return NULL;
@@ -159,17 +150,7 @@ typedef struct {
 } vec_t;
 
 static int vec_reserve(vec_t *a) {
-    if (a->n < a->cap) {
-        return 0;
-    }
-    size_t cap = a->cap ? a->cap * 2 : 4;
-    void **v = realloc(a->v, cap * sizeof *v);
-    if (v == NULL) {
-        return AF_ENOMEM;
-    }
-    a->v = v;
-    a->cap = cap;
-    return 0;
+    return af_grow((void **)&a->v, &a->cap, a->n + 1, sizeof *a->v);
 }
 
 /* Removes the element x, keeping the order of the others. */
@@ -284,7 +265,7 @@ static pattern_t *pattern_add(inproc_t *s, const char *text, size_t len, uint64_
     vec_t *list = p->idx == IDX_REST ? &s->rest : NULL;
     table_t *t = p->idx == IDX_FIRST ? &s->first : p->idx == IDX_LAST ? &s->last : NULL;
     if (t != NULL) {
-        uint64_t h = hash_bytes(seg, n);
+        uint64_t h = af_hash_bytes(seg, n);
         p->bucket = table_get(t, seg, n, h);
         if (p->bucket == NULL) {
             fresh = calloc(1, sizeof *fresh);
@@ -354,7 +335,7 @@ static int inproc_subscribe(af_bus_t *b, const char *pattern, const json_t *wher
     }
     sub_t *sub = calloc(1, sizeof *sub);
     size_t len = strlen(pattern);
-    uint64_t hash = hash_bytes(pattern, len);
+    uint64_t hash = af_hash_bytes(pattern, len);
     pattern_t *p = table_get(&s->patterns, pattern, len, hash);
     if (sub == NULL || vec_reserve(&s->all) != 0 || (p != NULL && vec_reserve(&p->subs) != 0) ||
         (p == NULL && (p = pattern_add(s, pattern, len, hash)) == NULL)) {
@@ -493,16 +474,16 @@ static void sort_matches(matches_t *m) {
 static int find_matches(const inproc_t *s, const af_bus_event_t *ev, matches_t *m) {
     const char *type = ev->type;
     size_t len = strlen(type);
-    const pattern_t *exact = table_get(&s->patterns, type, len, hash_bytes(type, len));
+    const pattern_t *exact = table_get(&s->patterns, type, len, af_hash_bytes(type, len));
     int rc = exact != NULL ? collect(m, exact, ev->data) : 0;
     size_t fn = seg_len(type, len);
-    const bucket_t *k = s->first.n ? table_get(&s->first, type, fn, hash_bytes(type, fn)) : NULL;
+    const bucket_t *k = s->first.n ? table_get(&s->first, type, fn, af_hash_bytes(type, fn)) : NULL;
     if (rc == 0 && k != NULL) {
         rc = collect_list(m, &k->pats, ev);
     }
     const char *ls = last_seg(type, len);
     size_t ln = (size_t)(type + len - ls);
-    k = s->last.n ? table_get(&s->last, ls, ln, hash_bytes(ls, ln)) : NULL;
+    k = s->last.n ? table_get(&s->last, ls, ln, af_hash_bytes(ls, ln)) : NULL;
     if (rc == 0 && k != NULL) {
         rc = collect_list(m, &k->pats, ev);
     }

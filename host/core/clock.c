@@ -52,15 +52,9 @@ void af_clock_timer_start(uv_timer_t *t, uv_timer_cb cb, int64_t wake_at_ms) {
     }
     uv_timer_stop(t);
     forget(t);
-    if (npending == cap) {
-        size_t n = cap ? cap * 2 : 16;
-        pending_t *p = realloc(pending, n * sizeof *p);
-        if (p == NULL) { /* cannot wait for the clock: fire now rather than never */
-            uv_timer_start(t, cb, 0, 0);
-            return;
-        }
-        pending = p;
-        cap = n;
+    if (af_grow((void **)&pending, &cap, npending + 1, sizeof *pending) != 0) {
+        uv_timer_start(t, cb, 0, 0); /* cannot wait for the clock: fire now rather than never */
+        return;
     }
     pending[npending++] = (pending_t){t, cb, wake_at_ms};
 }

@@ -13,12 +13,16 @@
 
 /* ---- errors ---- */
 
-size_t af_hash_str(const char *s) {
+uint64_t af_hash_bytes(const char *s, size_t len) {
     uint64_t h = 14695981039346656037u; /* the FNV offset basis */
-    while (*s) {
-        h = (h ^ (unsigned char)*s++) * 1099511628211u;
+    for (size_t i = 0; i < len; i++) {
+        h = (h ^ (unsigned char)s[i]) * 1099511628211u;
     }
-    return (size_t)h;
+    return h;
+}
+
+size_t af_hash_str(const char *s) {
+    return (size_t)af_hash_bytes(s, strlen(s));
 }
 
 size_t af_strlcpy(char *dst, const char *src, size_t size) {
@@ -362,6 +366,24 @@ void af_buf_free(af_buf_t *b) {
     free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
+}
+
+int af_grow(void **arr, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap) {
+        return 0;
+    }
+    size_t ncap = *cap ? *cap * 2 : 16;
+    while (ncap < need) {
+        ncap *= 2;
+    }
+    void *p = realloc(*arr, ncap * elem);
+    if (p == NULL) {
+        return AF_ENOMEM;
+    }
+    memset((char *)p + *cap * elem, 0, (ncap - *cap) * elem);
+    *arr = p;
+    *cap = ncap;
+    return 0;
 }
 
 int af_read_file(const char *path, size_t max, char **out, size_t *len, af_error_t *err) {

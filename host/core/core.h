@@ -33,7 +33,8 @@ typedef enum {
 #undef AF__ERR_ENUM
 } af_errno_t;
 
-/* FNV-1a hash of a NUL-terminated string, for in-memory hash tables. */
+/* FNV-1a hash of s[0..len), and of a NUL-terminated string, for in-memory hash tables. */
+uint64_t af_hash_bytes(const char *s, size_t len);
 size_t af_hash_str(const char *s);
 
 /* Copies src into dst of size bytes (size > 0), cut short if need be, always terminated; returns
@@ -123,6 +124,11 @@ typedef struct af_buf_s {
 int af_buf_add(af_buf_t *b, const char *s, size_t n);
 int af_buf_addf(af_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void af_buf_free(af_buf_t *b);
+
+/* Makes room in *arr (of elem-byte items, *cap of them) for need items: doubles the capacity
+ * (16 at first) until it is enough, zeroing what is new. Returns 0 or AF_ENOMEM (then *arr and
+ * *cap are unchanged). */
+int af_grow(void **arr, size_t *cap, size_t need, size_t elem);
 
 /* Reads a whole file (at most max bytes) into a new malloc'd NUL-terminated buffer. */
 int af_read_file(const char *path, size_t max, char **out, size_t *len, af_error_t *err);

@@ -29,14 +29,8 @@ static af_checkpoint_t *slot_for(af_outcome_t *o, const char *step) {
             return &o->steps[i];
         }
     }
-    if (o->nsteps == o->cap) {
-        size_t cap = o->cap ? o->cap * 2 : 4;
-        af_checkpoint_t *s = realloc(o->steps, cap * sizeof *s);
-        if (s == NULL) {
-            return NULL;
-        }
-        o->steps = s;
-        o->cap = cap;
+    if (af_grow((void **)&o->steps, &o->cap, o->nsteps + 1, sizeof *o->steps) != 0) {
+        return NULL;
     }
     return &o->steps[o->nsteps++];
 }

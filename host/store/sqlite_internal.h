@@ -68,7 +68,6 @@ json_t *af__sqlite_col_json(sqlite3_stmt *st, int i);
 void af__sqlite_col_copy(sqlite3_stmt *st, int i, char *buf, size_t size);
 
 /* Grows *arr (of elem-sized items, new ones zeroed) to hold at least need items; AF_ENOMEM. */
-int af__sqlite_grow(void **arr, size_t *cap, size_t need, size_t elem);
 /* Reads a row into a zeroed record: returns 0 (keep it), 1 (skip the row; nothing was kept) or
  * AF_ENOMEM (the record is left empty). */
 typedef int (*af__sqlite_row_fn)(sqlite3_stmt *st, void *record);

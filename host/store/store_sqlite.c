@@ -454,7 +454,7 @@ int af__sqlite_rows(af__sqlite_t *c, sqlite3_stmt *st, size_t size, af__sqlite_r
     int rc, kept = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         stepped++;
-        if (af__sqlite_grow(&arr, &cap, got + 1, size) != 0 ||
+        if (af_grow(&arr, &cap, got + 1, size) != 0 ||
             (kept = row(st, (char *)arr + got * size)) < 0) {
             rc = AF_ENOMEM;
             break;
@@ -476,24 +476,6 @@ int af__sqlite_rows(af__sqlite_t *c, sqlite3_stmt *st, size_t size, af__sqlite_r
         return af_error_set(err, AF_ENOMEM, "out of memory");
     }
     return rc == SQLITE_DONE ? 0 : af__sqlite_fail(c, ecode, what, err);
-}
-
-int af__sqlite_grow(void **arr, size_t *cap, size_t need, size_t elem) {
-    if (need <= *cap) {
-        return 0;
-    }
-    size_t ncap = *cap ? *cap * 2 : 16;
-    while (ncap < need) {
-        ncap *= 2;
-    }
-    void *p = realloc(*arr, ncap * elem);
-    if (p == NULL) {
-        return AF_ENOMEM;
-    }
-    memset((char *)p + *cap * elem, 0, (ncap - *cap) * elem);
-    *arr = p;
-    *cap = ncap;
-    return 0;
 }
 
 int af__sqlite_fits(const char *s, size_t max) {

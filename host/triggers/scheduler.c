@@ -113,14 +113,8 @@ static entry_t **slot_of(const af_scheduler_t *s, const char *id) {
 }
 
 static int grow(af_scheduler_t *s) {
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 64;
-        entry_t **h = realloc(s->heap, cap * sizeof *h);
-        if (h == NULL) {
-            return AF_ENOMEM;
-        }
-        s->heap = h;
-        s->cap = cap;
+    if (af_grow((void **)&s->heap, &s->cap, s->n + 1, sizeof *s->heap) != 0) {
+        return AF_ENOMEM;
     }
     if (s->n >= s->nbuckets) { /* keep chains short: rehash into twice the buckets */
         size_t nb = s->nbuckets * 2;
