@@ -43,13 +43,9 @@ static json_t *event_json(const af_event_rec_t *e) {
 
 /* The trigger's `filter` function, when it has one, says whether it wants the event. */
 static int wanted(af__live_t *l, json_t *event) {
-    json_t *yes = NULL;
+    json_t *yes;
     af_fault_t fault;
-    if (!af__live_has_fn(l, "filter")) {
-        return 1;
-    }
-    af_engine_t *e = af_worker_engine(l->api->o.worker);
-    int rc = af_engine_trigger_call(e, l->file, l->position, "filter", event, &yes, &fault);
+    int rc = af__live_call(l, "filter", event, &yes, &fault);
     if (rc < 0) {
         af_log(AF_LEVEL_WARN, "event trigger %s: the filter failed, the event is not delivered: %s",
                l->id, fault.message);
@@ -90,16 +86,11 @@ static void deliver(void *sub_ud, const af_bus_event_t *bev) {
         return;
     }
     af_create_t *c = af__api_create_one(l->api, l->workflow_id, l->version, input);
-    size_t n = strlen(l->id) + 7;
-    if (c && !b->force && (c->seen_scope = malloc(n)) != NULL) {
-        snprintf(c->seen_scope, n, "event:%s", l->id);
-        c->seen_id = strdup(b->ev.id);
-    }
-    json_t *depth = json_object_get(b->ev.meta, "depth");
     if (c) {
-        c->event_depth = (int)json_integer_value(depth);
+        c->event_depth = (int)json_integer_value(json_object_get(b->ev.meta, "depth"));
     }
-    if (c == NULL || (!b->force && c->seen_id == NULL) || batch_add(b, c) != 0) {
+    if (c == NULL || (!b->force && af__api_create_seen(c, "event:", l->id, b->ev.id) != 0) ||
+        batch_add(b, c) != 0) {
         af_log(AF_LEVEL_ERROR, "event trigger %s: out of memory: event %s not delivered", l->id,
                b->ev.id);
         if (c) {

@@ -127,6 +127,15 @@ void af__api_create_written(af_create_t *c, int rc) {
 
 /* Executions that can start at once are created running, in slots reserved now: no second write
  * to record their start. */
+int af__api_create_seen(af_create_t *c, const char *prefix, const char *scope, const char *msg_id) {
+    size_t n = strlen(prefix) + strlen(scope) + 1;
+    if ((c->seen_scope = malloc(n)) == NULL || (c->seen_id = strdup(msg_id)) == NULL) {
+        return AF_ENOMEM;
+    }
+    snprintf(c->seen_scope, n, "%s%s", prefix, scope);
+    return 0;
+}
+
 void af__api_create_reserve(af_create_t *c) {
     c->created_at = af_wall_ms();
     while (c->nstarted < c->n && af_worker_reserve(c->api->o.worker, c->workflow_id)) {

@@ -76,6 +76,9 @@ af_create_t *af__api_create_new(af_api_t *api, const char *workflow_id, int vers
                                 json_t **inputs, size_t n);
 /* The same for one input (stolen, may be NULL). NULL on out of memory (input released). */
 af_create_t *af__api_create_one(af_api_t *api, const char *workflow_id, int version, json_t *input);
+/* Records the creation under message id msg_id of scope prefix+scope (copied), so the same id
+ * creates nothing again (c->duplicate). Returns 0 or AF_ENOMEM. */
+int af__api_create_seen(af_create_t *c, const char *prefix, const char *scope, const char *msg_id);
 /* Submits it; done follows (also on failure to submit). */
 void af__api_create_submit(af_create_t *c);
 /* What a submission runs on the writer (the rows, jobs, seen id and state) and, on the loop after

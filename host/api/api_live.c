@@ -76,30 +76,28 @@ static void unlink_live(af__lives_t *lv, af__live_t *l) {
 
 /* ---- inputs ---- */
 
-int af__live_has_fn(const af__live_t *l, const char *field) {
+/* 1 when the trigger's script gives it a function `field`: a script trigger's functions read
+ * "<function>" in its config. */
+static int has_fn(const af__live_t *l, const char *field) {
     const char *v = json_string_value(json_object_get(l->config, field));
     return l->position >= 0 && v && strcmp(v, "<function>") == 0;
 }
 
+int af__live_call(af__live_t *l, const char *field, json_t *arg, json_t **out, af_fault_t *fault) {
+    *out = NULL;
+    if (!has_fn(l, field)) {
+        return 0;
+    }
+    af_engine_t *e = af_worker_engine(l->api->o.worker);
+    return af_engine_trigger_call(e, l->file, l->position, field, arg, out, fault);
+}
+
 json_t *af__live_input(af__live_t *l, json_t *arg, af_fault_t *fault) {
-    json_t *out = NULL;
-    int rc = 0;
-    if (af__live_has_fn(l, "input")) {
-        af_engine_t *e = af_worker_engine(l->api->o.worker);
-        rc = af_engine_trigger_call(e, l->file, l->position, "input", arg, &out, fault);
-    }
-    if (rc < 0) {
+    json_t *out, *fixed = json_object_get(l->config, "input");
+    int rc = af__live_call(l, "input", arg, &out, fault);
+    if (rc != 0 || fixed) { /* the function's result, or a constant input */
         json_decref(arg);
-        return NULL;
-    }
-    if (rc == 1) {
-        json_decref(arg);
-        return out;
-    }
-    json_t *fixed = json_object_get(l->config, "input");
-    if (fixed && !af__live_has_fn(l, "input")) { /* a constant input */
-        json_decref(arg);
-        return json_deep_copy(fixed);
+        return rc < 0 ? NULL : rc == 1 ? out : json_deep_copy(fixed);
     }
     return arg;
 }
@@ -129,42 +127,35 @@ static json_t *queued_json(const af__live_t *l) {
     return json_pack("{s:o}", "queued", q);
 }
 
-typedef struct {
-    char id[AF_STORE_ID_MAX];
-    af_trigger_state_t st;
-} state_op_t;
+static void created(af_create_t *c, int rc);
 
-static int write_state(af_store_t *s, void *ud) {
-    state_op_t *op = ud;
-    af_error_t err;
-    return af_store_trigger_state_put(s, op->id, &op->st, &err);
-}
-
-static void state_written(void *ud, int rc) {
-    state_op_t *op = ud;
-    if (rc != 0 && rc != AF_ENOTFOUND) { /* a trigger deleted meanwhile has no state to keep */
-        af_log(AF_LEVEL_ERROR, "trigger %s: its state was not saved: %s", op->id, af_strerror(rc));
+/* A creation of the fire's execution (input stolen; NULL: none, only the state is written) with
+ * what the trigger remembers, in one transaction. */
+static af_create_t *creation(af__live_t *l, json_t *input, int64_t due) {
+    af_create_t *c = input ? af__api_create_one(l->api, l->workflow_id, l->version, input)
+                           : af__api_create_new(l->api, l->workflow_id, l->version, NULL, 0);
+    if (c == NULL) {
+        af_log(AF_LEVEL_ERROR, "schedule %s: out of memory: the fire is lost", l->id);
+        return NULL;
     }
-    json_decref(op->st.state);
-    free(op);
+    af_strlcpy(c->state_trigger, l->id, sizeof c->state_trigger);
+    af_strlcpy(c->state.last_execution_id, l->last_execution_id, sizeof c->state.last_execution_id);
+    c->state.last_fire_at = due;
+    c->state.state = queued_json(l);
+    c->done = created;
+    return c;
 }
 
 /* Saves what the trigger remembers without starting anything (a skipped or queued fire). */
 static void save_state(af__live_t *l) {
-    state_op_t *op = calloc(1, sizeof *op);
-    if (op == NULL) {
-        return;
-    }
-    af_strlcpy(op->id, l->id, sizeof op->id);
-    op->st.last_fire_at = l->last_fire_at;
-    af_strlcpy(op->st.last_execution_id, l->last_execution_id, sizeof op->st.last_execution_id);
-    op->st.state = queued_json(l);
-    if (af_store_async_submit(l->api->o.writer, write_state, state_written, op) != 0) {
-        state_written(op, AF_EIO);
+    af_create_t *c = creation(l, NULL, l->last_fire_at);
+    if (c) {
+        af__api_create_submit(c);
     }
 }
 
 static void previous_ended(void *ud, const char *status, const af_outcome_t *outcome);
+static void start_queued(af__live_t *l);
 
 /* Appends a fire to wait for the previous execution; AF_ELIMIT when AF__LIVE_QUEUE_MAX wait. */
 static int queue_push(af__live_t *l, int64_t due) {
@@ -196,12 +187,9 @@ static int still_running(af__live_t *l, int keep) {
     return w != NULL;
 }
 
-static void created(af_create_t *c, int rc);
-
 /* Starts an execution for the fire due at due: its input, then the row, the job and the state
  * (with the fire's time as a seen id, so no fire is written twice) in one transaction. */
 static void start_fire(af__live_t *l, int64_t due, int catchup) {
-    af_api_t *api = l->api;
     json_t *arg = json_pack("{s:s, s:s, s:o, s:o, s:b}", "trigger", "schedule", "trigger_id", l->id,
                             "scheduled_at", af__api_iso(due), "fired_at", af__api_iso(af_wall_ms()),
                             "catchup", catchup);
@@ -211,30 +199,19 @@ static void start_fire(af__live_t *l, int64_t due, int catchup) {
     if (input == NULL) {
         af_log(AF_LEVEL_ERROR, "schedule %s: the input function failed: %s", l->id, fault.message);
         save_state(l);
-        if (l->nqueued > 0 && !l->watch && !l->creating[0]) {
-            previous_ended(l, "succeeded", NULL); /* the fires queued behind it go on */
-        }
+        start_queued(l); /* the fires queued behind it go on */
         return;
     }
-    af_create_t *c = af__api_create_one(api, l->workflow_id, l->version, input);
     char seen[32];
     snprintf(seen, sizeof seen, "%lld", (long long)due);
-    size_t n = strlen(l->id) + 10;
-    if (c && (c->seen_scope = malloc(n)) != NULL) {
-        snprintf(c->seen_scope, n, "schedule:%s", l->id);
-        c->seen_id = strdup(seen);
-    }
-    if (c == NULL || c->seen_id == NULL) {
-        af_log(AF_LEVEL_ERROR, "schedule %s: out of memory: the fire is lost", l->id);
+    af_create_t *c = creation(l, input, due);
+    if (c == NULL || af__api_create_seen(c, "schedule:", l->id, seen) != 0) {
         if (c) {
+            af_log(AF_LEVEL_ERROR, "schedule %s: out of memory: the fire is lost", l->id);
             af__api_create_written(c, AF_ENOMEM); /* frees it */
         }
         return;
     }
-    af_strlcpy(c->state_trigger, l->id, sizeof c->state_trigger);
-    c->state.last_fire_at = due;
-    c->state.state = queued_json(l);
-    c->done = created;
     af_strlcpy(l->last_execution_id, c->ids[0], sizeof l->last_execution_id);
     af_strlcpy(l->creating, c->ids[0], sizeof l->creating); /* running, for overlap, from now */
     af__api_create_submit(c);
@@ -243,15 +220,29 @@ static void start_fire(af__live_t *l, int64_t due, int catchup) {
 /* The fire's execution is committed and with the worker (or failed): overlap watches it now. */
 static void created(af_create_t *c, int rc) {
     af__live_t *l = af__live_find(c->api, c->state_trigger);
-    if (l && strcmp(l->creating, c->ids[0]) == 0) {
+    if (rc != 0 && rc != AF_ENOTFOUND) { /* a trigger deleted meanwhile has no state to keep */
+        af_log(AF_LEVEL_ERROR, "schedule %s: %s was not written: %s", c->state_trigger,
+               c->n ? "the fire's execution" : "its state", af_strerror(rc));
+    }
+    if (l == NULL || c->n == 0) {
+        return;
+    }
+    if (strcmp(l->creating, c->ids[0]) == 0) {
         l->creating[0] = '\0';
     }
-    if (rc != 0) {
-        af_log(AF_LEVEL_ERROR, "schedule %s: the execution was not created: %s", c->state_trigger,
-               af_strerror(rc));
-    }
-    if (l && l->nqueued > 0 && !l->watch && !l->creating[0] && !still_running(l, 1)) {
-        previous_ended(l, "succeeded", NULL); /* it failed or ended already: the next one */
+    start_queued(l); /* it failed or ended already: the next one */
+}
+
+/* The oldest queued fire starts. */
+static void start_next(af__live_t *l) {
+    int64_t due = l->queued[0];
+    memmove(l->queued, l->queued + 1, (size_t)--l->nqueued * sizeof l->queued[0]);
+    start_fire(l, due, 0);
+}
+
+static void start_queued(af__live_t *l) {
+    if (l->nqueued > 0 && !l->watch && !l->creating[0] && !still_running(l, 1)) {
+        start_next(l);
     }
 }
 
@@ -259,12 +250,9 @@ static void previous_ended(void *ud, const char *status, const af_outcome_t *out
     af__live_t *l = ud;
     (void)outcome;
     l->watch = NULL;
-    if (status == NULL || l->nqueued == 0) {
-        return; /* the worker stops: the queue is saved, the next start goes on with it */
+    if (status != NULL && l->nqueued > 0) { /* NULL: the worker stops; the queue is saved */
+        start_next(l);
     }
-    int64_t due = l->queued[0];
-    memmove(l->queued, l->queued + 1, (size_t)--l->nqueued * sizeof l->queued[0]);
-    start_fire(l, due, 0);
 }
 
 static void fire(af__live_t *l, int64_t due, int catchup) {
@@ -274,8 +262,7 @@ static void fire(af__live_t *l, int64_t due, int catchup) {
         if (l->overlap == AF_OVERLAP_SKIP) {
             af_log(AF_LEVEL_INFO, "schedule %s: skipped a fire: execution %s still runs", l->id,
                    l->last_execution_id);
-        } else if (queue_push(l, due) == 0) {
-        } else {
+        } else if (queue_push(l, due) != 0) {
             af_log(AF_LEVEL_WARN, "schedule %s: %d fires wait already: this one is dropped", l->id,
                    AF__LIVE_QUEUE_MAX);
         }
@@ -345,15 +332,15 @@ static int schedule_start(af__live_t *l, af_error_t *err) {
     }
     int rc =
         af_scheduler_put(api->lives->sched, l->id, l->config, l->last_fire_at, af_wall_ms(), err);
-    if (rc == 0 && l->nqueued > 0 && !l->creating[0] && !still_running(l, 1)) {
-        previous_ended(l, "succeeded", NULL); /* it ended while the server was down */
+    if (rc == 0) {
+        start_queued(l); /* if its predecessor ended while the server was down */
     }
     return rc;
 }
 
 int64_t af__api_live_next_run(af_api_t *api, const char *id, int *live) {
     af__live_t *l = af__live_find(api, id);
-    *live = l != NULL && strcmp(l->type, "schedule") == 0;
+    *live = l != NULL && l->kind == AF__LIVE_SCHEDULE;
     return *live ? af_scheduler_due_of(api->lives->sched, id) : 0;
 }
 
@@ -400,25 +387,25 @@ static void plugin_stop(af__live_t *l) {
 /* ---- starting and stopping ---- */
 
 static int live_start(af__live_t *l, af_error_t *err) {
-    if (strcmp(l->type, "schedule") == 0) {
+    switch (l->kind) {
+    case AF__LIVE_SCHEDULE:
         return schedule_start(l, err);
-    }
-    if (strcmp(l->type, "plugin") == 0) {
+    case AF__LIVE_PLUGIN:
         return plugin_start(l, err);
-    }
-    if (strcmp(l->type, "event") == 0) {
+    case AF__LIVE_EVENT:
         return af__events_subscribe(l, err);
+    default:
+        return af__polls_start(l, err);
     }
-    return af__polls_start(l, err);
 }
 
 static void live_free(af__live_t *l) {
     af_api_t *api = l->api;
-    if (strcmp(l->type, "schedule") == 0) {
+    if (l->kind == AF__LIVE_SCHEDULE) {
         af_scheduler_remove(api->lives->sched, l->id);
-    } else if (strcmp(l->type, "event") == 0) {
+    } else if (l->kind == AF__LIVE_EVENT) {
         af__events_unsubscribe(l);
-    } else if (strcmp(l->type, "plugin") == 0) {
+    } else if (l->kind == AF__LIVE_PLUGIN) {
         plugin_stop(l);
     } else {
         json_t *config = l->config; /* the node call may read it while it is cancelled */
@@ -439,9 +426,16 @@ static void live_free(af__live_t *l) {
     free(l);
 }
 
-static int live_type(const char *type) {
-    return strcmp(type, "schedule") == 0 || strcmp(type, "event") == 0 ||
-           strcmp(type, "poll") == 0 || strcmp(type, "plugin") == 0;
+/* The kind of a trigger type that runs by itself, or -1 (webhooks and manual triggers wait for
+ * requests). */
+static int live_kind(const char *type) {
+    static const char *const kinds[] = {"schedule", "event", "poll", "plugin"}; /* enum order */
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(type, kinds[i]) == 0) {
+            return i;
+        }
+    }
+    return -1;
 }
 
 /* The workflow of a trigger, read once per rebuild for a run of its triggers. */
@@ -481,7 +475,7 @@ static af__live_t *live_new(af_api_t *api, const af_trigger_rec_t *t, const wf_t
     l->serial = ++serials;
     af_strlcpy(l->id, t->id, sizeof l->id);
     af_strlcpy(l->workflow_id, t->workflow_id, sizeof l->workflow_id);
-    af_strlcpy(l->type, t->type, sizeof l->type);
+    l->kind = live_kind(t->type);
     l->version = wf->version;
     l->position = strcmp(t->source, "script") == 0 ? t->position : -1;
     l->updated_at = t->updated_at;
@@ -498,10 +492,10 @@ static af__live_t *live_new(af_api_t *api, const af_trigger_rec_t *t, const wf_t
  * store's, which may lag behind it by writes in flight: its last fire, fires queued, the
  * execution being created. */
 static void carry(af__live_t *l, af__live_t *prev) {
-    if (strcmp(l->type, prev->type) != 0) {
+    if (l->kind != prev->kind) {
         return;
     }
-    if (strcmp(l->type, "poll") == 0) { /* what it saw; a write in flight comes to the new copy */
+    if (l->kind == AF__LIVE_POLL) { /* what it saw; a write in flight comes to the new copy */
         l->carried = 1;
         l->poll_state = json_incref(prev->poll_state);
         l->last_fire_at = prev->last_fire_at;
@@ -511,7 +505,7 @@ static void carry(af__live_t *l, af__live_t *prev) {
         }
         return;
     }
-    if (strcmp(l->type, "schedule") != 0) {
+    if (l->kind != AF__LIVE_SCHEDULE) {
         return;
     }
     l->carried = 1;
@@ -528,7 +522,7 @@ static void carry(af__live_t *l, af__live_t *prev) {
 static void refresh_one(af_api_t *api, const af_trigger_rec_t *t, wf_t *wf) {
     af__lives_t *lv = api->lives;
     workflow_of(api, t->workflow_id, wf);
-    if (!wf->active || !t->is_active || !live_type(t->type)) {
+    if (!wf->active || !t->is_active || live_kind(t->type) < 0) {
         return;
     }
     af__live_t *l = af__live_find(api, t->id);
@@ -538,13 +532,8 @@ static void refresh_one(af_api_t *api, const af_trigger_rec_t *t, wf_t *wf) {
     }
     af__live_t *prev = l;
     af_error_t err = {0};
-    if ((l = live_new(api, t, wf)) == NULL || (lv->count >= lv->nb && grow(lv) != 0)) {
+    if ((lv->count >= lv->nb && grow(lv) != 0) || (l = live_new(api, t, wf)) == NULL) {
         af_log(AF_LEVEL_ERROR, "trigger %s: out of memory", t->id);
-        if (l) {
-            json_decref(l->config);
-            free(l->file);
-            free(l);
-        }
         if (prev) {
             prev->seen = lv->mark; /* it goes on as it was */
         }

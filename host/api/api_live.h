@@ -12,7 +12,8 @@ typedef struct af__live_s af__live_t;
 struct af__live_s {
     af_api_t *api;
     af__live_t *next; /* in its hash bucket */
-    char id[AF_STORE_ID_MAX], workflow_id[AF_STORE_ID_MAX], type[AF_STORE_STATUS_MAX];
+    char id[AF_STORE_ID_MAX], workflow_id[AF_STORE_ID_MAX];
+    enum { AF__LIVE_SCHEDULE, AF__LIVE_EVENT, AF__LIVE_POLL, AF__LIVE_PLUGIN } kind;
     int version, position; /* the workflow's current version; -1: an API trigger */
     int64_t updated_at;    /* of the trigger row: another value means a new config */
     json_t *config;
@@ -43,9 +44,10 @@ struct af__live_s {
     int writing; /* the executions and state of a poll are being written */
 };
 
-/* 1 when the trigger's script gives it a function `field` ("input", "filter", "fn"): only then
- * is its workflow's VM asked (a script trigger's functions read "<function>" in its config). */
-int af__live_has_fn(const af__live_t *l, const char *field);
+/* Calls the trigger's function `field` ("input", "filter", "fn") with arg (borrowed): 1 with
+ * *out (new), 0 when the trigger has none (its workflow's VM is not asked then), or a negative
+ * code with fault. */
+int af__live_call(af__live_t *l, const char *field, json_t *arg, json_t **out, af_fault_t *fault);
 /* The running trigger of id, or NULL. */
 af__live_t *af__live_find(af_api_t *api, const char *id);
 /* The same, when it is still the copy with this serial (a write it started came back). */

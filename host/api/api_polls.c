@@ -109,13 +109,9 @@ static void poll_items(af__live_t *l, json_t *items) {
 /* A poll's Lua function: from what the poll got (a response, a node's output, or {} with
  * neither) to the items; without a function, items_default (borrowed from arg) are the items. */
 static void items_from(af__live_t *l, json_t *arg, json_t *items_default) {
-    json_t *items = NULL;
+    json_t *items;
     af_fault_t fault;
-    int rc = 0;
-    if (af__live_has_fn(l, "fn")) {
-        af_engine_t *e = af_worker_engine(l->api->o.worker);
-        rc = af_engine_trigger_call(e, l->file, l->position, "fn", arg, &items, &fault);
-    }
+    int rc = af__live_call(l, "fn", arg, &items, &fault);
     if (rc < 0) {
         poll_ended(l, 0, fault.message);
     } else if (rc == 0 && !json_is_array(items_default)) {

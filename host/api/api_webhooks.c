@@ -392,9 +392,11 @@ static void webhook(af_http_req_t *req, af_http_res_t *res, void *ud) {
         return;
     }
     const char *msg_id = af_http_req_header(req, "webhook-id");
-    if (msg_id && e->standard) { /* a replay runs nothing */
-        c->seen_scope = strdup(e->trigger.id);
-        c->seen_id = strdup(msg_id);
+    if (msg_id && e->standard && af__api_create_seen(c, "", e->trigger.id, msg_id) != 0) {
+        af__api_create_written(c, AF_ENOMEM); /* a replay runs nothing: it must be recorded */
+        af_http_res_send_error(res, 500, "out of memory");
+        free(h);
+        return;
     }
     c->done = hook_created;
     c->ud = h;
