@@ -42,6 +42,10 @@ struct af__live_s {
     void *node_instance;
     int polling, failures;
     int writing; /* the executions and state of a poll are being written */
+    /* its config, read once: the interval, jitter, limit per workflow, and the target */
+    int64_t interval_ms, jitter_ms, max_period_ms;
+    int max_polls;
+    char host[256]; /* "host:HOST[:PORT]" of the request's or the node's url; "" for none */
 };
 
 /* Calls the trigger's function `field` ("input", "filter", "fn") with arg (borrowed): 1 with

@@ -27,7 +27,7 @@ static int64_t duration_of(const json_t *v, int64_t fallback) {
 }
 
 static int64_t jitter_of(const af__live_t *l) {
-    int64_t j = duration_of(json_object_get(l->config, "jitter"), 0);
+    int64_t j = l->jitter_ms;
     return j > 0 ? (int64_t)((uint64_t)af_mono_ms() * 2654435761u % (uint64_t)j) : 0;
 }
 
@@ -44,7 +44,7 @@ static void poll_ended(af__live_t *l, int ok, const char *why) {
     l->http = NULL;
     if (ok) {
         l->failures = 0;
-        arm_at(l, now + duration_of(json_object_get(l->config, "interval"), 60000) + jitter_of(l));
+        arm_at(l, now + l->interval_ms + jitter_of(l));
         return;
     }
     int64_t wait = af_backoff_ms(++l->failures, BACKOFF_BASE_MS, BACKOFF_MAX_MS);
@@ -253,26 +253,16 @@ static void host_of(const char *url, char *host, size_t size) {
 }
 
 /* The limits say whether a poll may start now; if not, *retry when. */
-static int allowed(af__live_t *l, const char *url, int64_t now, int64_t *retry) {
-    json_t *max = json_object_get(l->config, "max_per");
+static int allowed(af__live_t *l, int64_t now, int64_t *retry) {
     char key[AF_STORE_ID_MAX + 8];
-    if (json_is_object(max)) {
-        int polls = (int)json_integer_value(json_object_get(max, "polls"));
-        int64_t period = duration_of(json_object_get(max, "period"), 60000);
+    if (l->max_polls > 0) {
         snprintf(key, sizeof key, "wf:%s", l->workflow_id);
-        if (polls > 0 && af_ratelimit_take(limits, key, now, polls, period, retry) == 0) {
+        if (af_ratelimit_take(limits, key, now, l->max_polls, l->max_period_ms, retry) == 0) {
             return 0;
         }
     }
-    if (url) {
-        char host[300];
-        host_of(url, host, sizeof host);
-        if (af_ratelimit_take(limits, host, now, l->api->o.poll_max_per_host,
-                              l->api->o.poll_host_period_ms, retry) == 0) {
-            return 0;
-        }
-    }
-    return 1;
+    return !l->host[0] || af_ratelimit_take(limits, l->host, now, l->api->o.poll_max_per_host,
+                                            l->api->o.poll_host_period_ms, retry) != 0;
 }
 
 static int request(af__live_t *l, const json_t *req) {
@@ -310,12 +300,11 @@ static int request(af__live_t *l, const json_t *req) {
 static void poll_now(uv_timer_t *t) {
     af__live_t *l = t->data;
     json_t *req = json_object_get(l->config, "request");
-    const char *url = json_string_value(json_object_get(req, "url"));
     int64_t now = af_wall_ms(), retry = now;
     if (l->polling) {
         return;
     }
-    if (!allowed(l, url, now, &retry)) {
+    if (!allowed(l, now, &retry)) {
         arm_at(l, retry > now ? retry : now + 1);
         return;
     }
@@ -324,7 +313,7 @@ static void poll_now(uv_timer_t *t) {
         node_poll(l);
         return;
     }
-    if (url == NULL) {
+    if (req == NULL) {
         json_t *arg = json_object(); /* last_poll_at: absent before the first poll */
         if (l->last_fire_at > 0) {
             json_object_set_new(arg, "last_poll_at", af__api_iso(l->last_fire_at));
@@ -358,6 +347,18 @@ int af__polls_start(af__live_t *l, af_error_t *err) {
         return af_error_set(err, AF_ENOMEM, "out of memory");
     }
     npolls++;
+    json_t *max = json_object_get(l->config, "max_per");
+    const char *url = json_string_value(json_object_get(req, "url"));
+    if (url == NULL) { /* a node's target counts against its host too (http.request's url) */
+        url = json_string_value(json_object_get(json_object_get(l->config, "config"), "url"));
+    }
+    if (url) {
+        host_of(url, l->host, sizeof l->host);
+    }
+    l->interval_ms = duration_of(json_object_get(l->config, "interval"), 60000);
+    l->jitter_ms = duration_of(json_object_get(l->config, "jitter"), 0);
+    l->max_polls = (int)json_integer_value(json_object_get(max, "polls"));
+    l->max_period_ms = duration_of(json_object_get(max, "period"), 60000);
     uv_timer_init(l->api->o.loop, l->poll_timer);
     l->poll_timer->data = l;
     int64_t now = af_wall_ms(), at = now;
@@ -369,7 +370,7 @@ int af__polls_start(af__live_t *l, af_error_t *err) {
         return 0; /* the write of the copy it replaced comes here, and arms the next poll */
     }
     if (l->last_fire_at > 0) {
-        int64_t next = l->last_fire_at + duration_of(json_object_get(l->config, "interval"), 0);
+        int64_t next = l->last_fire_at + l->interval_ms;
         at = next > now ? next : now;
     }
     arm_at(l, at + jitter_of(l));

@@ -73,7 +73,8 @@ struct af_worker_s {
     struct {
         char workflow_id[AF_STORE_ID_MAX];
         int version;
-    } written[64]; /* version scripts known to be on disk (they never change) */
+    } written[256]; /* version scripts known to be on disk (they never change); as many as the
+                     * engine keeps loaded */
     int stopping;
     void (*stop_cb)(void *ud);
     void *stop_ud;
@@ -887,7 +888,8 @@ const char *af_worker_id(const af_worker_t *w) {
 
 int af_worker_version_file(af_worker_t *w, const char *workflow_id, int version, char *path,
                            size_t size, af_error_t *err) {
-    size_t slot = (af_hash_str(workflow_id) + (size_t)version) & 63;
+    size_t slot =
+        (af_hash_str(workflow_id) + (size_t)version) % (sizeof w->written / sizeof w->written[0]);
     snprintf(path, size, "%s/versions/%s-v%d.lua", w->data_dir, workflow_id, version);
     if (w->written[slot].version == version &&
         strcmp(w->written[slot].workflow_id, workflow_id) == 0) {

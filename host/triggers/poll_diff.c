@@ -23,12 +23,12 @@ static int content_hash(const json_t *item, char out[17]) {
 static int key_of(const json_t *item, const af_poll_opts_t *o, const char *hash, char *buf,
                   size_t size, af_error_t *err) {
     if (o->key == NULL) {
-        snprintf(buf, size, "%s", hash);
+        af_strlcpy(buf, hash, size);
         return 0;
     }
     const json_t *k = json_is_object(item) ? json_object_get(item, o->key) : NULL;
     if (json_is_string(k) && json_string_length(k) < size) {
-        snprintf(buf, size, "%s", json_string_value(k));
+        af_strlcpy(buf, json_string_value(k), size);
     } else if (json_is_integer(k)) {
         snprintf(buf, size, "%" JSON_INTEGER_FORMAT, json_integer_value(k));
     } else {
@@ -54,8 +54,8 @@ int af_poll_diff(const json_t *state, const json_t *items, const af_poll_opts_t 
     json_t *item;
     int rc = 0;
     json_array_foreach(items, i, item) {
-        char hash[17], key[512];
-        if ((rc = content_hash(item, hash)) != 0 ||
+        char hash[17] = "", key[512]; /* the content counts without a key, or with hash */
+        if (((o->key == NULL || o->hash) && (rc = content_hash(item, hash)) != 0) ||
             (rc = key_of(item, o, hash, key, sizeof key, err)) != 0) {
             break;
         }
