@@ -817,8 +817,8 @@ static int main_serve(int argc, char **argv) {
     if (rc == 0) {
         rc = af_config_check(&sv->cfg, &err);
     }
-    int64_t clock_start = 0;
-    if (rc == 0 && af_config_clock_start(&sv->cfg, &clock_start) > 0 && !print) {
+    int64_t clock_start = rc == 0 ? af_config_clock_start(&sv->cfg) : 0;
+    if (clock_start > 0 && !print) {
         af_clock_set_manual(clock_start); /* tests: time moves by POST /api/clock */
     }
     if (rc != 0) {

@@ -634,7 +634,7 @@ int af_config_check(const af_config_t *cfg, af_error_t *err) {
                             af_duration_format((double)cfg->worker.lease_ms, l, sizeof l),
                             cfg->af__origin[il].source);
     }
-    if (af_config_clock_start(cfg, NULL) < 0) {
+    if (af_config_clock_start(cfg) < 0) {
         int ic = find_setting("clock", 5);
         return af_error_set(err, AF_EINVAL,
                             "clock (%s): '%s' is not system, manual or manual@EPOCH_MS",
@@ -643,27 +643,14 @@ int af_config_check(const af_config_t *cfg, af_error_t *err) {
     return 0;
 }
 
-int64_t af_config_clock_start(const af_config_t *cfg, int64_t *start_ms) {
+int64_t af_config_clock_start(const af_config_t *cfg) {
     const char *c = cfg->clock;
     char *end;
-    int64_t at = 0;
-    if (strcmp(c, "system") == 0) {
-        at = 0;
-    } else if (strcmp(c, "manual") == 0) {
-        at = af_wall_ms();
-    } else if (strncmp(c, "manual@", 7) == 0) {
-        long long v = strtoll(c + 7, &end, 10);
-        if (*end != '\0' || end == c + 7 || v <= 0) {
-            return -1;
-        }
-        at = v;
-    } else {
-        return -1;
+    if (strcmp(c, "system") == 0 || strcmp(c, "manual") == 0) {
+        return c[0] == 's' ? 0 : af_wall_ms();
     }
-    if (start_ms) {
-        *start_ms = at;
-    }
-    return at;
+    long long v = strncmp(c, "manual@", 7) == 0 ? strtoll(c + 7, &end, 10) : -1;
+    return v > 0 && *end == '\0' ? v : -1;
 }
 
 /* Milliseconds in the largest unit that writes them exactly: "30s", "1m", "1500ms". */

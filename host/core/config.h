@@ -97,10 +97,9 @@ typedef struct af_config_s {
     } af__origin[AF_CONFIG_SETTINGS];
 } af_config_t;
 
-/* The start of a manual clock the `clock` setting asks for (epoch ms; "manual" alone: now) into
- * *start_ms (may be NULL), 0 for the system's clock. Returns that, or -1 when the setting is not
- * system, manual or manual@EPOCH_MS. */
-int64_t af_config_clock_start(const af_config_t *cfg, int64_t *start_ms);
+/* The start of a manual clock the `clock` setting asks for (epoch ms; "manual" alone: now), 0
+ * for the system's clock, or -1 when the setting is not system, manual or manual@EPOCH_MS. */
+int64_t af_config_clock_start(const af_config_t *cfg);
 
 /* The table of settings (AF_CONFIG_SETTINGS entries, in file order), for help texts and docs.
  * Borrowed, static. *n (may be NULL) receives the count. */

@@ -360,7 +360,6 @@ typedef struct af_trigger_state_s {
     int64_t last_fire_at;                    /* a schedule's last due time fired; 0: never */
     char last_execution_id[AF_STORE_ID_MAX]; /* "" for none */
     json_t *state;                           /* anything else (a poll's known items); may be NULL */
-    int64_t updated_at;
 } af_trigger_state_t;
 
 /* Fills *out (caller releases out->state) with the state of a trigger; AF_ENOTFOUND when none

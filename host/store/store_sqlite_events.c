@@ -10,30 +10,28 @@
 
 /* ---- trigger state -------------------------------------------------------------------------- */
 
+static int row_trigger_state(sqlite3_stmt *st, void *record) {
+    af_trigger_state_t *out = record;
+    out->last_fire_at = sqlite3_column_int64(st, 0);
+    af__sqlite_col_copy(st, 1, out->last_execution_id, sizeof out->last_execution_id);
+    out->state = af__sqlite_col_json(st, 2);
+    return 0;
+}
+
 int af__sqlite_trigger_state_get(af_store_t *s, const char *trigger_id, af_trigger_state_t *out,
                                  af_error_t *err) {
     af__sqlite_t *c = CONN(s);
-    static const char SQL[] = "SELECT last_fire_at, last_execution_id, state, updated_at"
+    static const char SQL[] = "SELECT last_fire_at, last_execution_id, state"
                               " FROM trigger_state WHERE trigger_id = ?1";
     sqlite3_stmt *st;
-    int rc = af__sqlite_prep(c, SQL, &st, err), row = 0;
+    int rc = af__sqlite_prep(c, SQL, &st, err);
     if (rc != 0) {
         return rc;
     }
     af__sqlite_bind_text(st, 1, trigger_id);
-    if ((rc = af__sqlite_first(c, st, &row, "read trigger state", err)) != 0) {
-        return rc;
-    }
-    if (!row) {
-        return af_error_set(err, AF_ENOTFOUND, "no state for trigger %s", trigger_id);
-    }
-    out->last_fire_at = sqlite3_column_int64(st, 0);
-    af__sqlite_col_copy(st, 1, out->last_execution_id, sizeof out->last_execution_id);
-    out->state = af__sqlite_col_json(st, 2);
-    out->updated_at = sqlite3_column_int64(st, 3);
-    if ((rc = af__sqlite_run(c, st, "read trigger state", err)) != 0) {
-        json_decref(out->state);
-        out->state = NULL;
+    rc = af__sqlite_one(c, st, row_trigger_state, out, "read trigger state", err);
+    if (rc == AF_ENOTFOUND) {
+        return af_error_set(err, rc, "no state for trigger %s", trigger_id);
     }
     return rc;
 }
