@@ -227,6 +227,36 @@ function helpers.close_servers()
   for srv in pairs(helpers.running) do srv.close() end
 end
 
+--- Stores a workflow script on srv (POST /api/workflows) and returns its record; fails the test
+--- unless it is created.
+function helpers.deploy(srv, src)
+  local status, wf = srv.call("POST", "/api/workflows", src, "text/x-lua")
+  assert(status == 201, "deploy: " .. tostring(status) .. " " .. json.encode(wf))
+  return wf
+end
+
+--- The env words that start a server on a manual clock at epoch ms `at` (see helpers.serve).
+function helpers.manual_clock(at) return "AGENTFLOW_CLOCK=manual@" .. string.format("%d", at) end
+
+--- Moves srv's manual clock forward by `what` (a duration: "90s") and returns {now, now_ms}.
+function helpers.advance(srv, what)
+  local status, body = srv.call("POST", "/api/clock", json.encode({ advance = what }),
+                                "application/json")
+  assert(status == 200, "advance: " .. tostring(status) .. " " .. json.encode(body))
+  return body
+end
+
+--- Calls pred() every 50 ms until it returns a true value (returned), at most `seconds` (10).
+function helpers.wait_until(pred, seconds)
+  local v
+  for _ = 1, (seconds or 10) * 20 do
+    v = pred()
+    if v then return v end
+    os.execute("sleep 0.05")
+  end
+  return v
+end
+
 --- Polls GET /api/executions/ID on srv until its status is one of `statuses` (a set; default the
 --- ends: succeeded, failed, cancelled), at most `seconds` (default 10). Returns the last record.
 function helpers.wait_execution(srv, id, statuses, seconds)

@@ -55,11 +55,7 @@ local function post(srv, body, ctype)
                   ctype or "application/json")
 end
 
-local function deploy(srv, src)
-  local status, wf = srv.call("POST", "/api/workflows", src, "text/x-lua")
-  assert.are.equal(201, status, json.encode(wf))
-  return wf
-end
+local deploy = h.deploy
 
 -- The finished executions of a workflow, oldest first, once n are there (at most 5 s).
 local function runs(srv, wf, n)
@@ -131,8 +127,10 @@ describe("agentflow serve events", function()
     assert.are.equal(1, #body.executions)
     status, body = post(srv, { type = "order.created", id = "o-2", data = { id = 2, amount = 50 } })
     assert.are.equal(0, body.deliveries) -- where: amount >= 100
-    post(srv, { type = "order.created", data = { id = 3, amount = 500, ok = false } }) -- filter
-    post(srv, { type = "order.item.added", data = { id = 4, amount = 500 } }) -- * is one segment
+    _, body = post(srv, { type = "order.created", data = { id = 3, amount = 500, ok = false } })
+    assert.are.equal(0, body.deliveries) -- the filter says no
+    _, body = post(srv, { type = "order.item.added", data = { id = 4, amount = 500 } })
+    assert.are.equal(0, body.deliveries) -- * is one segment
     status, body = post(srv, { type = "payment.failed", id = "p-1", data = { reason = "card" } })
     assert.are.equal(1, body.deliveries)
     -- the same id again: nothing new
@@ -258,7 +256,7 @@ describe("agentflow serve events", function()
 
   it("lists stored events by page and forgets them after events.retention", function()
     local t0 = 1780272000000
-    local srv = h.serve(nil, nil, "AGENTFLOW_CLOCK=manual@" .. string.format("%d", t0) ..
+    local srv = h.serve(nil, nil, h.manual_clock(t0) ..
                         " AGENTFLOW_EVENTS_RETENTION=1h AGENTFLOW_RETENTION_INTERVAL=100ms")
     for i = 1, 5 do post(srv, { type = "tick.tock", id = "t-" .. i, data = { i = i } }) end
     local _, page = srv.call("GET", "/api/events?limit=2")

@@ -27,40 +27,54 @@ describe("agentflow serve plugin triggers", function()
   it("starts a plugin's trigger type and runs an execution per fire", function()
     local dir = plugin_dir()
     local srv = h.serve(nil, "--plugins " .. dir)
-    local status, wf = srv.call("POST", "/api/workflows", SCRIPT, "text/x-lua")
-    assert.are.equal(201, status, json.encode(wf))
-    local results
-    for _ = 1, 100 do
-      local _, list = srv.call("GET", "/api/executions?workflow_id=" .. wf.id)
-      results = {}
+    local wf = h.deploy(srv, SCRIPT)
+    local function results()
+      local _, list = srv.call("GET", "/api/executions?limit=200&workflow_id=" .. wf.id)
+      local out = {}
       for _, x in ipairs(list.items) do
         local _, full = srv.call("GET", "/api/executions/" .. x.id)
-        if full.status == "succeeded" then results[#results + 1] = full.result.a end
+        if full.status == "succeeded" then out[#out + 1] = full.result.a end
       end
-      if #results == 3 then break end
-      os.execute("sleep 0.05")
+      table.sort(out)
+      return out
     end
-    table.sort(results)
-    assert.are.same({ 10, 20, 30 }, results)
+    local function count()
+      local _, list = srv.call("GET", "/api/executions?limit=200&workflow_id=" .. wf.id)
+      return #list.items
+    end
+    h.wait_until(function() return #results() == 3 end)
+    assert.are.same({ 10, 20, 30 }, results())
     local _, trig = srv.call("GET", "/api/workflows/" .. wf.id .. "/triggers")
     assert.are.equal("plugin", trig.items[1].type)
     assert.are.equal("fixture.ticks", trig.items[1].config.type)
     assert.are.equal(3, trig.items[1].config.config.count)
-    -- a new version starts it again (count 3 more); paused, it stops
-    status = srv.call("POST", "/api/workflows/" .. wf.id .. "/pause")
+    -- a new version starts it again: three more fires
+    local status = srv.call("PUT", "/api/workflows/" .. wf.id, SCRIPT, "text/x-lua")
     assert.are.equal(200, status)
+    h.wait_until(function() return #results() == 6 end)
+    assert.are.same({ 10, 10, 20, 20, 30, 30 }, results())
+    -- one that would fire for a long time stops when the workflow is paused
+    status = srv.call("PUT", "/api/workflows/" .. wf.id, SCRIPT:gsub("count = 3", "count = 100000"),
+                      "text/x-lua")
+    assert.are.equal(200, status)
+    h.wait_until(function() return count() > 20 end)
+    assert.are.equal(200, (srv.call("POST", "/api/workflows/" .. wf.id .. "/pause")))
+    local paused = count()
+    os.execute("sleep 0.3") -- it fired every millisecond: 300 fires had it gone on
+    -- (writes in flight at the pause may still land: a few, not hundreds)
+    assert.is_true(count() <= paused + 20, "fires after the pause: " .. (count() - paused))
     assert.are.equal(0, srv.close())
     h.sh("rm -rf " .. dir)
   end)
 
   it("refuses a trigger type that is not loaded", function()
     local srv = h.serve()
-    local _, wf = srv.call("POST", "/api/workflows", [[
+    local wf = h.deploy(srv, [[
 local af = require "agentflow"
 local wf = af.workflow "plain" {}
 wf:step("a", function() return 1 end)
 return wf
-]], "text/x-lua")
+]])
     for _, cfg in ipairs({ { type = "nope.never" }, { config = { count = 1 } } }) do
       local st, b = srv.call("POST", "/api/workflows/" .. wf.id .. "/triggers",
                              json.encode({ type = "plugin", config = cfg }), "application/json")

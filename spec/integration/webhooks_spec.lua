@@ -240,9 +240,12 @@ describe("agentflow serve webhooks", function()
                           "application/json")
     assert.are.equal(422, code)
     local _, still = srv.call("GET", base)
+    local found
     for _, item in ipairs(still.items) do
-      if item.id == t.id then assert.are.equal("@yearly", item.config.cron) end -- unchanged
+      if item.id == t.id then found = item end
     end
+    assert.is_not_nil(found)
+    assert.are.equal("@yearly", found.config.cron) -- unchanged
     assert.are.equal(204, (srv.call("DELETE", "/api/triggers/" .. t.id)))
   end)
 end)
