@@ -225,7 +225,8 @@ static af_api_t *serve_api; /* serve: events go to the bus; run: to the log */
 static int emit_event(void *ud, af_node_call_t *call, const char *type, json_t *data) {
     (void)ud;
     if (serve_api) {
-        return af_api_emit(serve_api, call ? call->root_execution_id : NULL, type, data);
+        return af_api_emit(serve_api, call ? call->root_execution_id : NULL,
+                           call ? call->event_depth : 0, type, data);
     }
     char *text = af_json_dumps(data, 0);
     if (call && call->log) {

@@ -45,11 +45,12 @@ af_api_t *af_api_new(const af_api_opts_t *opts, af_error_t *err);
 int af_api_start_triggers(af_api_t *api, af_error_t *err);
 /* Stops them (nothing fires after this); the API goes on answering. */
 void af_api_stop_triggers(af_api_t *api);
-/* Publishes an event a workflow emits (af.emit, the core.emit step): one level deeper than the
- * event that started root_execution_id (may be NULL), matched and delivered like one from
- * POST /api/events. data is borrowed. Returns 0, AF_EINVAL (not an event type) or AF_ELIMIT (the
- * chain is at events.max_depth: nothing is published). */
-int af_api_emit(af_api_t *api, const char *root_execution_id, const char *type, json_t *data);
+/* Publishes an event a workflow emits (af.emit, the core.emit step): one level deeper than
+ * depth, the depth of the event that started root_execution_id (may be NULL), matched and
+ * delivered like one from POST /api/events. data is borrowed. Returns 0, AF_EINVAL (not an event
+ * type) or AF_ELIMIT (the chain is at events.max_depth: nothing is published). */
+int af_api_emit(af_api_t *api, const char *root_execution_id, int depth, const char *type,
+                json_t *data);
 void af_api_free(af_api_t *api);
 
 #endif

@@ -191,18 +191,12 @@ static size_t started(const batch_t *b, json_t *ids) {
 
 /* ---- from workflows: af.emit and the core.emit step ---- */
 
-int af_api_emit(af_api_t *api, const char *root_execution_id, const char *type, json_t *data) {
+int af_api_emit(af_api_t *api, const char *root_execution_id, int depth, const char *type,
+                json_t *data) {
     af_error_t err;
-    af_execution_t x = {0};
-    int depth = 0;
     if (af_event_type_check(type, 0, &err) != 0) {
         return AF_EINVAL;
     }
-    if (root_execution_id &&
-        af_store_execution_get(api->o.store, root_execution_id, &x, &err) == 0) {
-        depth = x.event_depth;
-    }
-    af_execution_clear(&x);
     if (depth + 1 > api->o.event_max_depth) {
         af_log(AF_LEVEL_WARN, "execution %s: event %s not published: depth limit %d reached",
                root_execution_id ? root_execution_id : "?", type, api->o.event_max_depth);

@@ -115,9 +115,14 @@ void af__api_create_written(af_create_t *c, int rc) {
             }
             continue;
         }
-        af_worker_enqueue(w, c->ids[i], c->workflow_id, c->version, c->inputs[i], 0,
-                          started ? AF_WORKER_STARTED : AF_WORKER_LEASED,
-                          c->waited ? c->created_at : 0);
+        af_worker_job_t job = {.execution_id = c->ids[i],
+                               .workflow_id = c->workflow_id,
+                               .version = c->version,
+                               .input = c->inputs[i],
+                               .how = started ? AF_WORKER_STARTED : AF_WORKER_LEASED,
+                               .created_at = c->waited ? c->created_at : 0,
+                               .event_depth = c->event_depth};
+        af_worker_enqueue(w, &job);
     }
     if (c->done) {
         c->done(c, rc);
@@ -606,8 +611,11 @@ static void retry_written(void *ud, int rc) {
         af_http_res_send_error(r->res, af__api_status(rc), "could not retry %s: %s", r->id,
                                af_strerror(rc));
     } else {
-        af_worker_enqueue(r->api->o.worker, r->id, r->workflow_id, r->version, NULL, 0,
-                          AF_WORKER_QUEUED, 0);
+        af_worker_job_t job = {.execution_id = r->id,
+                               .workflow_id = r->workflow_id,
+                               .version = r->version,
+                               .how = AF_WORKER_QUEUED};
+        af_worker_enqueue(r->api->o.worker, &job);
         json_t *out = json_pack("{s:s, s:s}", "id", r->id, "status", "queued");
         af_http_res_send_json(r->res, 202, out);
         json_decref(out);

@@ -68,6 +68,7 @@ struct af_exec_s {
     char id[37];
     char *file, *dir;
     int depth;
+    int event_depth; /* of the event that started it (a top execution's) */
     af_exec_status_t status;
     af_fault_t fault;
     step_run_t *runs;
@@ -617,6 +618,7 @@ static void prepare_call(void *ud, af_node_call_t *call) {
     call->log = call_log;
     call->execution_id = x->id;
     call->root_execution_id = x->parent_call ? x->parent_call->root_execution_id : x->id;
+    call->event_depth = x->parent_call ? x->parent_call->event_depth : x->event_depth;
     call->workflow = x->g->name;
     call->engine = x;
     call->run_child = run_child;
@@ -1105,6 +1107,7 @@ static int start(af_engine_t *e, const af_exec_start_t *st, int depth, af_exec_t
         snprintf(x->id, sizeof x->id, "%s", st->id);
     }
     x->depth = depth;
+    x->event_depth = st->event_depth;
     x->on_done = st->on_done;
     x->ud = st->ud;
     x->resume = st->resume && json_object_size(st->resume) ? json_incref(st->resume) : NULL;

@@ -62,8 +62,8 @@ typedef struct af_engine_opts_s {
     uv_loop_t *loop;
     int64_t max_instructions; /* Lua budgets per execution; 0: defaults */
     size_t max_memory;
-    int max_call_depth; /* sub-workflow nesting; 0: 8 */
-    int keep_loaded;    /* workflow versions kept loaded while no execution runs them */
+    int max_call_depth;  /* sub-workflow nesting; 0: 8 */
+    int keep_loaded;     /* workflow versions kept loaded while no execution runs them */
     int immutable_files; /* a script file never changes once written (the server's versions):
                           * a loaded one is used without checking the file again */
     /* Secret values by name (run mode: the environment). Borrowed, or NULL if unknown. */
@@ -102,14 +102,15 @@ int af_exec_start_file_as(af_engine_t *e, const char *file, json_t *input, const
                           af_error_t *err);
 /* How to start an execution. Everything is borrowed for the call. */
 typedef struct af_exec_start_s {
-    const char *file;  /* the workflow script */
-    json_t *input;     /* NULL: the workflow's sample_input */
-    const char *id;    /* NULL: a new UUID */
-    json_t *resume;    /* NULL, or checkpoints to go on from: {step: {"status": "succeeded" |
-                        * "failed" | "waiting", "output", "port", "error", "attempts",
-                        * "wake_at"}} -- settled steps are not run again, waits end at their
-                        * recorded wall-clock time */
+    const char *file;   /* the workflow script */
+    json_t *input;      /* NULL: the workflow's sample_input */
+    const char *id;     /* NULL: a new UUID */
+    json_t *resume;     /* NULL, or checkpoints to go on from: {step: {"status": "succeeded" |
+                         * "failed" | "waiting", "output", "port", "error", "attempts",
+                         * "wake_at"}} -- settled steps are not run again, waits end at their
+                         * recorded wall-clock time */
     int64_t started_at; /* wall ms of the first start when resuming; 0: now */
+    int event_depth;    /* the depth of the event that started it: what it emits is deeper */
     void (*on_done)(af_exec_t *x, void *ud);
     void *ud;
 } af_exec_start_t;

@@ -34,6 +34,7 @@ typedef struct item_s {
     af_outcome_t *outcome; /* what it wrote, when it ran here from its creation; else NULL */
     int leaf_lost;         /* writer thread only: checkpoints of leaf steps that failed */
     int64_t run_at;
+    int event_depth; /* of the event that started it */
     item_state_t state;
     int heap_index; /* -1 when not in the heap */
     int cancel;     /* cancelled while its park was being written */
@@ -759,6 +760,7 @@ static json_t *resume_of(af_worker_t *w, item_t *it, int64_t *started_at) {
             it->input = e.input ? json_incref(e.input) : NULL;
         }
         *started_at = e.started_at;
+        it->event_depth = e.event_depth;
     }
     af_execution_clear(&e);
     af_checkpoint_t *cs = NULL;
@@ -792,6 +794,7 @@ static void run_item(af_worker_t *w, item_t *it) {
                               .id = it->id,
                               .resume = resume,
                               .started_at = started_at,
+                              .event_depth = it->event_depth,
                               .on_done = exec_done,
                               .ud = it};
         rc = af_exec_start(w->engine, &st, &it->x, &err);
@@ -962,15 +965,17 @@ static af_outcome_t *outcome_of(item_t *it, json_t *input, int64_t created_at, i
     return o;
 }
 
-void af_worker_enqueue(af_worker_t *w, const char *execution_id, const char *workflow_id,
-                       int version, json_t *input, int64_t run_at, int how, int64_t created_at) {
+void af_worker_enqueue(af_worker_t *w, const af_worker_job_t *job) {
+    const char *execution_id = job->execution_id, *workflow_id = job->workflow_id;
+    json_t *input = job->input;
+    int how = job->how;
     if (item_find(w, execution_id)) {
         if (how == AF_WORKER_STARTED) {
             af_worker_unreserve(w, workflow_id);
         }
         return;
     }
-    item_t *it = item_add(w, execution_id, workflow_id, version);
+    item_t *it = item_add(w, execution_id, workflow_id, job->version);
     if (it == NULL) {
         af_log(AF_LEVEL_ERROR, "worker: out of memory; execution %s waits for the next start",
                execution_id);
@@ -980,11 +985,12 @@ void af_worker_enqueue(af_worker_t *w, const char *execution_id, const char *wor
         return;
     }
     it->input = input ? json_incref(input) : NULL;
-    if (input && created_at > 0) {
-        it->outcome = outcome_of(it, input, created_at, how == AF_WORKER_STARTED);
+    it->event_depth = job->event_depth;
+    if (input && job->created_at > 0) {
+        it->outcome = outcome_of(it, input, job->created_at, how == AF_WORKER_STARTED);
     }
     it->leased = how != AF_WORKER_QUEUED;
-    it->run_at = run_at;
+    it->run_at = job->run_at;
     if (how == AF_WORKER_STARTED) {
         if (!w->stopping) { /* its slot was reserved and its row says running */
             it->leased = 0;

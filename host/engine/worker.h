@@ -56,12 +56,19 @@ enum {
     AF_WORKER_STARTED = 2, /* leased, and created "running" in a slot af_worker_reserve gave */
 };
 
-/* Hands over an execution whose row and job were just committed (input borrowed; NULL when
- * unknown, then it is read from the store). run_at 0: now. how: AF_WORKER_QUEUED, _LEASED or
- * _STARTED. created_at: the row's, for a new execution with its input (then what it writes is
- * also kept for its watches), else 0. */
-void af_worker_enqueue(af_worker_t *w, const char *execution_id, const char *workflow_id,
-                       int version, json_t *input, int64_t run_at, int how, int64_t created_at);
+/* An execution whose row and job were just committed, handed to the worker. Borrowed. */
+typedef struct af_worker_job_s {
+    const char *execution_id, *workflow_id;
+    int version;
+    json_t *input;      /* NULL when unknown: the row and its checkpoints are read at the start */
+    int64_t run_at;     /* 0: now */
+    int how;            /* AF_WORKER_QUEUED, _LEASED or _STARTED */
+    int64_t created_at; /* the row's, for a new execution with its input (then what it writes is
+                         * also kept for its watches), else 0 */
+    int event_depth;    /* with input: the depth of the event that started it (the row's) */
+} af_worker_job_t;
+
+void af_worker_enqueue(af_worker_t *w, const af_worker_job_t *job);
 /* Takes a slot for an execution of the workflow about to be created, when one is free now (the
  * process's and the workflow's limits, nothing of the workflow waiting ahead): the execution is
  * then created "running" and handed over with AF_WORKER_STARTED, or the slot given back with

@@ -54,6 +54,7 @@ struct af_node_call_s {
     json_t *config; /* resolved config, borrowed for the call's life */
     const char *execution_id, *workflow, *step;
     const char *root_execution_id; /* the top execution's id, for a sub-workflow's call */
+    int event_depth;               /* of the event that started the top execution */
     int attempt;
     char idempotency_key[192]; /* execution id + step + attempt family */
     void *vm;                  /* the execution's VM (AF_NODE_LUA types) */
