@@ -16,7 +16,6 @@
 
 struct af__events_s {
     af_bus_t *bus;
-    struct batch_s *current; /* the publication being matched (deliveries go there) */
 };
 
 /* One publication: the event, where it is stored (not on replay), and an execution per trigger
@@ -68,9 +67,8 @@ static int batch_add(batch_t *b, af_create_t *c) {
  * says no; recorded as delivered (scope "event:<trigger>"), so a replay does not repeat it. */
 static void deliver(void *sub_ud, const af_bus_event_t *bev) {
     af__live_t *l = sub_ud;
-    batch_t *b = l->api->events->current;
-    (void)bev;
-    if (b == NULL || (b->only && strcmp(b->only, l->workflow_id) != 0)) {
+    batch_t *b = bev->ud;
+    if (b->only && strcmp(b->only, l->workflow_id) != 0) {
         return;
     }
     json_t *event = event_json(&b->ev);
@@ -138,11 +136,10 @@ static void batch_submit(batch_t *b) {
                           .type = b->ev.type,
                           .data = b->ev.data,
                           .meta = b->ev.meta,
-                          .at = b->ev.created_at};
+                          .at = b->ev.created_at,
+                          .ud = b};
     if (ev) { /* else the triggers are stopped: the event is only stored */
-        ev->current = b;
         af_bus_publish(ev->bus, &bev);
-        ev->current = NULL;
     }
     for (size_t i = 0; i < b->n; i++) {
         af__api_create_reserve(b->c[i]);

@@ -19,6 +19,7 @@ typedef struct af_bus_event_s {
     json_t *data;     /* borrowed */
     json_t *meta;     /* borrowed, may be NULL (e.g. {"depth": 1, "source": ...}) */
     int64_t at;       /* ms since epoch */
+    void *ud;         /* the publisher's, handed to each delivery with the event */
 } af_bus_event_t;
 
 /* Called for each subscription an event matches, during af_bus_publish, in subscription order
