@@ -3,6 +3,7 @@
  * localtime), and a loaded zone is never modified, so one zone may be shared by threads. */
 #include "core/tz.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,9 @@ typedef struct {
 
 struct af_tz_s {
     char *name;
+    char *path;          /* the file it was read from: the key of the cache of loaded zones */
+    int refs;            /* holders of this loaded zone (under cache_lock) */
+    af_tz_t *next;       /* in the cache */
     int64_t *trans;      /* transition instants, strictly ascending */
     uint8_t *trans_type; /* index into types for each transition */
     size_t n_trans;
@@ -647,16 +651,17 @@ static const char *name_problem(const char *name) {
     return NULL;
 }
 
+static const char *zone_dir(void) {
+    const char *dir = getenv("AF_ZONEINFO");
+    return dir == NULL || dir[0] == '\0' ? TZ_DEFAULT_DIR : dir;
+}
+
 /* Reads the zone file into a new buffer. A missing file, a directory ("America") or an
  * unreadable one all mean there is no such zone for us. */
-static int read_zone_file(const char *name, unsigned char **out, size_t *out_len, af_error_t *err) {
-    const char *dir = getenv("AF_ZONEINFO");
-    if (dir == NULL || dir[0] == '\0') {
-        dir = TZ_DEFAULT_DIR;
-    }
-    char path[4096];
+static int read_zone_file(const char *name, const char *path, unsigned char **out, size_t *out_len,
+                          af_error_t *err) {
+    const char *dir = zone_dir();
     af_error_t read_err;
-    snprintf(path, sizeof path, "%s/%s", dir, name);
     int rc = af_read_file(path, TZ_FILE_MAX, (char **)out, out_len, &read_err);
     if (rc == AF_ELIMIT) {
         return af_error_set(err, AF_EINVAL, "time zone \"%s\": %s is too large for a TZif file",
@@ -686,6 +691,47 @@ static int make_utc(af_tz_t *tz, af_error_t *err) {
     return 0;
 }
 
+static void zone_free(af_tz_t *tz) {
+    free(tz->name);
+    free(tz->path);
+    free(tz->trans);
+    free(tz->trans_type);
+    free(tz->types);
+    free(tz);
+}
+
+/* Zones are loaded once while someone holds them: a thousand schedules in one zone share it. */
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static af_tz_t *cache;
+
+static af_tz_t *cache_take(const char *path) {
+    pthread_mutex_lock(&cache_lock);
+    af_tz_t *tz = cache;
+    while (tz && strcmp(tz->path, path) != 0) {
+        tz = tz->next;
+    }
+    if (tz) {
+        tz->refs++;
+    }
+    pthread_mutex_unlock(&cache_lock);
+    return tz;
+}
+
+/* Adds a freshly loaded zone, or takes the one another thread added meanwhile (tz goes). */
+static af_tz_t *cache_put(af_tz_t *tz) {
+    af_tz_t *had = cache_take(tz->path);
+    if (had) {
+        zone_free(tz);
+        return had;
+    }
+    pthread_mutex_lock(&cache_lock);
+    tz->refs = 1;
+    tz->next = cache;
+    cache = tz;
+    pthread_mutex_unlock(&cache_lock);
+    return tz;
+}
+
 af_tz_t *af_tz_load(const char *name, af_error_t *err) {
     if (name == NULL) {
         af_error_set(err, AF_EINVAL, "time zone name is missing");
@@ -697,20 +743,27 @@ af_tz_t *af_tz_load(const char *name, af_error_t *err) {
                      problem);
         return NULL;
     }
-    size_t name_len = strlen(name) + 1;
-    af_tz_t *tz = calloc(1, sizeof *tz);
-    if (tz != NULL && (tz->name = malloc(name_len)) != NULL) {
-        memcpy(tz->name, name, name_len);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", zone_dir(), name);
+    af_tz_t *tz = cache_take(path);
+    if (tz) {
+        return tz;
     }
-    if (tz == NULL || tz->name == NULL) {
-        free(tz);
+    if ((tz = calloc(1, sizeof *tz)) != NULL) {
+        tz->name = strdup(name);
+        tz->path = strdup(path);
+    }
+    if (tz == NULL || tz->name == NULL || tz->path == NULL) {
+        if (tz) {
+            zone_free(tz);
+        }
         af_error_set(err, AF_ENOMEM, "time zone \"%s\": out of memory", name);
         return NULL;
     }
     unsigned char *data = NULL;
     size_t len = 0;
     af_error_t local_err;
-    int rc = read_zone_file(name, &data, &len, &local_err);
+    int rc = read_zone_file(name, path, &data, &len, &local_err);
     if (rc == 0) {
         rc = parse_tzif(tz, data, len, &local_err);
         free(data);
@@ -721,21 +774,31 @@ af_tz_t *af_tz_load(const char *name, af_error_t *err) {
         if (err != NULL) {
             *err = local_err;
         }
-        af_tz_free(tz);
+        zone_free(tz);
         return NULL;
     }
-    return tz;
+    return cache_put(tz);
 }
 
 void af_tz_free(af_tz_t *tz) {
     if (tz == NULL) {
         return;
     }
-    free(tz->name);
-    free(tz->trans);
-    free(tz->trans_type);
-    free(tz->types);
-    free(tz);
+    pthread_mutex_lock(&cache_lock);
+    int last = --tz->refs == 0;
+    if (last) {
+        af_tz_t **p = &cache;
+        while (*p && *p != tz) {
+            p = &(*p)->next;
+        }
+        if (*p) {
+            *p = tz->next;
+        }
+    }
+    pthread_mutex_unlock(&cache_lock);
+    if (last) {
+        zone_free(tz);
+    }
 }
 
 /* ---- RFC 3339 timestamps ---- */

@@ -18,12 +18,14 @@ typedef struct af_civil_s {
 /* Loads zone `name` ("Europe/Berlin", "America/New_York", "Asia/Tokyo", "UTC", "Etc/UTC") from
  * the directory in $AF_ZONEINFO if set, else /usr/share/zoneinfo. "UTC" and "Etc/UTC" work even
  * without files. A name that is empty, longer than 200 bytes, starts with '/', contains "..", or
- * has characters other than [A-Za-z0-9_+-/] is refused with AF_EINVAL. Returns a new zone, or NULL
+ * has characters other than [A-Za-z0-9_+-/] is refused with AF_EINVAL. Returns the zone (read once
+ * per file while anyone holds it, then shared: release it with af_tz_free), or NULL
  * with err: AF_ENOTFOUND (no such zone), AF_EINVAL (bad name; not a TZif file; truncated or
  * corrupt data, e.g. counts that exceed the file size; a footer rule that does not parse),
  * AF_ENOMEM. Messages name the zone. */
 af_tz_t *af_tz_load(const char *name, af_error_t *err);
-void af_tz_free(af_tz_t *tz); /* NULL is fine */
+/* Releases a zone; loaded zones are shared (one load per file while held). NULL is fine. */
+void af_tz_free(af_tz_t *tz);
 const char *af_tz_name(const af_tz_t *tz);
 
 /* The UTC offset in seconds (east positive: 3600 for CET) in effect at Unix time t (seconds);

@@ -662,6 +662,25 @@ static void test_calendar(void **state) {
     assert_int_equal(af_days_in_month(2026, 13), 0);
 }
 
+/* A zone is read once while held: a second load shares it; after the last release it is read
+ * again. */
+static void test_zone_shared(void **state) {
+    (void)state;
+    af_error_t err = {0};
+    af_tz_t *a = load_system("Europe/Berlin"), *b = load_system("Europe/Berlin");
+    af_tz_t *ny = load_system("America/New_York");
+    assert_ptr_equal(a, b);
+    assert_ptr_not_equal(a, ny);
+    af_tz_free(a);
+    assert_int_equal(af_tz_offset(b, 1774747800, NULL), 7200); /* still held by b */
+    af_tz_free(b);
+    af_tz_free(ny);
+    af_tz_t *again = af_tz_load("Europe/Berlin", &err);
+    assert_non_null(again);
+    assert_int_equal(af_tz_offset(again, 1774747800, NULL), 7200);
+    af_tz_free(again);
+}
+
 /* RFC 3339: zones and fractions read exactly; anything looser refused. */
 static void test_time_parse(void **state) {
     (void)state;
@@ -752,6 +771,7 @@ int main(void) {
         cmocka_unit_test(test_calendar),
         cmocka_unit_test(test_unix_civil),
         cmocka_unit_test(test_time_parse),
+        cmocka_unit_test(test_zone_shared),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
