@@ -8,13 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
 
 #include "core/core.h"
+#include "core/tz.h"
 
 #define EXIT_FAILED 1
 #define EXIT_USAGE  2
@@ -234,32 +234,12 @@ static int find_by_name(const char *server, const char *name, char *id, size_t s
 
 /* ---- input ---- */
 
-
 /* ---- output ---- */
 
 /* RFC 3339 UTC ("2026-11-26T04:02:53.846Z") as Unix milliseconds; -1 when it is not one. */
 static int64_t parse_time(const json_t *v) {
-    const char *s = json_string_value(v);
-    struct tm tm = {0};
-    int ms = 0, n = 0;
-    if (s == NULL || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                            &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6) {
-        return -1;
-    }
-    if (s[n] == '.') {
-        int digits = 0;
-        for (const char *p = s + n + 1; isdigit((unsigned char)*p); p++, digits++) {
-            if (digits < 3) {
-                ms = ms * 10 + (*p - '0');
-            }
-        }
-        for (; digits < 3; digits++) {
-            ms *= 10;
-        }
-    }
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    return (int64_t)timegm(&tm) * 1000 + ms;
+    int64_t ms;
+    return json_is_string(v) && af_time_parse(json_string_value(v), &ms) == 0 ? ms : -1;
 }
 
 static const char *error_text(const json_t *e, char *buf, size_t size) {

@@ -815,13 +815,46 @@ static int digits(const char *s, int n, int *v) {
     return 0;
 }
 
+/* "YYYY-MM-DD" at the start of s into c's date; 0 or -1. */
+static int date_at(const char *s, af_civil_t *c) {
+    return digits(s, 4, &c->year) || s[4] != '-' || digits(s + 5, 2, &c->month) || s[7] != '-' ||
+                   digits(s + 8, 2, &c->day) || c->month < 1 || c->month > 12 || c->day < 1 ||
+                   c->day > af_days_in_month(c->year, c->month)
+               ? -1
+               : 0;
+}
+
+/* "HH:MM" at the start of s into c's time; 0 or -1. */
+static int hhmm_at(const char *s, af_civil_t *c) {
+    return digits(s, 2, &c->hour) || s[2] != ':' || digits(s + 3, 2, &c->minute) || c->hour > 23 ||
+                   c->minute > 59
+               ? -1
+               : 0;
+}
+
+int af_date_parse(const char *s, af_civil_t *out) {
+    af_civil_t c = {0};
+    if (s == NULL || strlen(s) != 10 || date_at(s, &c) != 0) {
+        return AF_EINVAL;
+    }
+    *out = c;
+    return 0;
+}
+
+int af_hhmm_parse(const char *s, int *minutes) {
+    af_civil_t c = {0};
+    if (s == NULL || strlen(s) != 5 || hhmm_at(s, &c) != 0) {
+        return AF_EINVAL;
+    }
+    *minutes = c.hour * 60 + c.minute;
+    return 0;
+}
+
 int af_time_parse(const char *s, int64_t *ms) {
     af_civil_t c = {0};
     int frac = 0, oh = 0, om = 0, sign = 1;
-    if (s == NULL || digits(s, 4, &c.year) || s[4] != '-' || digits(s + 5, 2, &c.month) ||
-        s[7] != '-' || digits(s + 8, 2, &c.day) || (s[10] != 'T' && s[10] != 't') ||
-        digits(s + 11, 2, &c.hour) || s[13] != ':' || digits(s + 14, 2, &c.minute) ||
-        s[16] != ':' || digits(s + 17, 2, &c.second)) {
+    if (s == NULL || strlen(s) < 19 || date_at(s, &c) || (s[10] != 'T' && s[10] != 't') ||
+        hhmm_at(s + 11, &c) || s[16] != ':' || digits(s + 17, 2, &c.second)) {
         return AF_EINVAL;
     }
     s += 19;
@@ -845,8 +878,7 @@ int af_time_parse(const char *s, int64_t *ms) {
     } else {
         return AF_EINVAL;
     }
-    if (c.month < 1 || c.month > 12 || c.day < 1 || c.day > af_days_in_month(c.year, c.month) ||
-        c.hour > 23 || c.minute > 59 || c.second > 60) {
+    if (c.second > 60) {
         return AF_EINVAL;
     }
     *ms = (af_civil_to_unix(&c) - sign * (int64_t)(oh * 60 + om) * 60) * 1000 + frac;

@@ -55,5 +55,9 @@ int af_days_in_month(int year, int month);
  * epoch milliseconds. Returns 0, or AF_EINVAL for anything else (no zone, one-digit fields,
  * out-of-range parts, trailing text). */
 int af_time_parse(const char *text, int64_t *ms);
+/* "YYYY-MM-DD" exactly (a valid day) into out's date (time 00:00:00). 0 or AF_EINVAL. */
+int af_date_parse(const char *text, af_civil_t *out);
+/* "HH:MM" exactly (00:00 to 23:59) into minutes after midnight. 0 or AF_EINVAL. */
+int af_hhmm_parse(const char *text, int *minutes);
 
 #endif

@@ -9,38 +9,33 @@
 
 /* "HH:MM" -> minutes after midnight, or -1. */
 static int parse_hhmm(const char *s) {
-    int h, m, n = 0;
-    if (s == NULL || sscanf(s, "%2d:%2d%n", &h, &m, &n) != 2 || s[n] != '\0' || strlen(s) != 5 ||
-        h < 0 || h > 23 || m < 0 || m > 59) {
-        return -1;
-    }
-    return h * 60 + m;
+    int m;
+    return af_hhmm_parse(s, &m) == 0 ? m : -1;
 }
 
-/* "YYYY-MM-DD" at s (exactly 10 characters) -> days since 1970-01-01; 0 or -1. */
+/* "YYYY-MM-DD" -> days since 1970-01-01; 0 or -1. */
 static int parse_date(const char *s, int64_t *days) {
-    int y, mo, d, n = 0;
-    if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10 || mo < 1 || mo > 12 || d < 1 ||
-        d > af_days_in_month(y, mo)) {
+    af_civil_t c;
+    if (af_date_parse(s, &c) != 0) {
         return -1;
     }
-    af_civil_t c = {y, mo, d, 0, 0, 0};
     *days = af_civil_to_unix(&c) / 86400;
     return 0;
 }
 
 /* "YYYY-MM-DD" or "YYYY-MM-DD..YYYY-MM-DD" -> first and last day; 0 or -1. */
 static int parse_day_or_range(const char *s, int64_t *first, int64_t *last) {
+    char a[11];
     size_t len = s ? strlen(s) : 0;
     if (len == 10 && parse_date(s, first) == 0) {
         *last = *first;
         return 0;
     }
-    if (len == 22 && strncmp(s + 10, "..", 2) == 0 && parse_date(s, first) == 0 &&
-        parse_date(s + 12, last) == 0 && *first <= *last) {
-        return 0;
+    if (len != 22 || strncmp(s + 10, "..", 2) != 0) {
+        return -1;
     }
-    return -1;
+    af_strlcpy(a, s, sizeof a);
+    return parse_date(a, first) == 0 && parse_date(s + 12, last) == 0 && *first <= *last ? 0 : -1;
 }
 
 static int parse_days(const json_t *v, af_window_t *w, af_error_t *err) {

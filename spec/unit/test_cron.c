@@ -258,6 +258,11 @@ static void test_window(void **state) {
     expect_window_error("{\"from\": \"08:00\", \"to\": \"08:00\"}", "two different times");
     expect_window_error("{\"days\": \"MON-FUN\"}", "window.days 'MON-FUN'");
     expect_window_error("{\"dates\": [\"2026-02-30\"]}", "window.dates '2026-02-30'");
+    /* strictly two-digit fields: no signs, spaces or short forms slip through */
+    expect_window_error("{\"from\": \"+8:00\", \"to\": \"09:00\"}", "HH:MM");
+    expect_window_error("{\"from\": \" 8:00\", \"to\": \"09:00\"}", "HH:MM");
+    expect_window_error("{\"dates\": [\"+202-01-01\"]}", "window.dates '+202-01-01'");
+    expect_window_error("{\"dates\": [\"2026-01- 1\"]}", "window.dates '2026-01- 1'");
     expect_window_error("{\"dates\": [\"2026-12-31..2026-12-01\"]}", "first day first");
     expect_window_error("{\"dates\": []}", "window.dates is a list");
     expect_window_error("{\"hours\": 3}", "unknown field 'hours'");
