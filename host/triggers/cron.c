@@ -302,11 +302,7 @@ static int next_match(const af_cron_t *c, af_civil_t *t, int year_limit) {
 int af_cron_next(const af_cron_t *c, const af_tz_t *tz, int64_t after_ms, int64_t *next_ms) {
     int64_t after = after_ms >= 0 ? after_ms / 1000 : -((-after_ms + 999) / 1000);
     af_civil_t t;
-    if (tz) {
-        af_tz_to_civil(tz, after, &t);
-    } else {
-        af_unix_to_civil(after, &t);
-    }
+    af_tz_to_civil(tz, after, &t); /* NULL: UTC */
     int year_limit = t.year + 8;
     for (;;) {
         advance(&t, 3); /* strictly after */
@@ -314,11 +310,7 @@ int af_cron_next(const af_cron_t *c, const af_tz_t *tz, int64_t after_ms, int64_
             return AF_ENOTFOUND;
         }
         int64_t at;
-        if (tz) {
-            af_tz_from_civil(tz, &t, &at);
-        } else {
-            at = af_civil_to_unix(&t);
-        }
+        af_tz_from_civil(tz, &t, &at);
         /* A repeated or skipped local time can map to an instant already past: the next one. */
         if (at > after) {
             *next_ms = at * 1000;

@@ -181,6 +181,10 @@ static void reverse(int64_t *a, int from, int to) {
     }
 }
 
+int af_schedule_max_catchup(const af_schedule_t *s) {
+    return s->keep;
+}
+
 void af_schedule_catchup(const af_schedule_t *s, int64_t last_ms, int64_t now_ms, int64_t *out,
                          int max, int *n) {
     int keep = s->keep < max ? s->keep : max;

@@ -14,6 +14,8 @@ af_schedule_t *af_schedule_new(const json_t *config, af_error_t *err);
 void af_schedule_free(af_schedule_t *s);
 /* The first fire time after after_ms inside the window: 0, or AF_ENOTFOUND when none is left. */
 int af_schedule_next(const af_schedule_t *s, int64_t after_ms, int64_t *next_ms);
+/* How many missed fire times the schedule's missed policy runs at most (0 for skip). */
+int af_schedule_max_catchup(const af_schedule_t *s);
 /* The missed fire times in (last_ms, now_ms] to run now by the missed policy (see
  * af_schedule_missed), oldest first, at most max, into out; *n gets how many. */
 void af_schedule_catchup(const af_schedule_t *s, int64_t last_ms, int64_t now_ms, int64_t *out,

@@ -6,15 +6,14 @@
 
 #include "triggers/schedule.h"
 
-#define ID_MAX      64
-#define CATCHUP_MAX 10000
+#define ID_MAX 64
 
 typedef struct entry_s {
     char id[ID_MAX];
     af_schedule_t *schedule;
     int64_t due;      /* next due time, INT64_MAX: never again */
-    int64_t *catchup; /* missed due times still to fire, oldest first */
-    int ncatchup;
+    int64_t *catchup; /* missed due times, oldest first: those from catchup_next on still fire */
+    int ncatchup, catchup_next;
     size_t heap_index;
     struct entry_s *hash_next;
 } entry_t;
@@ -28,7 +27,7 @@ struct af_scheduler_s {
 
 /* The time an entry is ordered by: its oldest catch-up, else its next due time. */
 static int64_t key_of(const entry_t *e) {
-    return e->ncatchup > 0 ? e->catchup[0] : e->due;
+    return e->catchup_next < e->ncatchup ? e->catchup[e->catchup_next] : e->due;
 }
 
 static void heap_set(af_scheduler_t *s, size_t i, entry_t *e) {
@@ -148,16 +147,10 @@ static entry_t *entry_new(const char *id, const json_t *config, int64_t last_ms,
         free(e);
         return NULL;
     }
-    if (last_ms > 0 && last_ms < now_ms &&
-        (e->catchup = malloc(CATCHUP_MAX * sizeof *e->catchup)) != NULL) {
-        af_schedule_catchup(e->schedule, last_ms, now_ms, e->catchup, CATCHUP_MAX, &e->ncatchup);
-        if (e->ncatchup == 0) {
-            free(e->catchup);
-            e->catchup = NULL;
-        } else { /* keep only what it needs; a failed shrink keeps the larger block */
-            int64_t *fit = realloc(e->catchup, (size_t)e->ncatchup * sizeof *fit);
-            e->catchup = fit ? fit : e->catchup;
-        }
+    int keep = af_schedule_max_catchup(e->schedule);
+    if (keep > 0 && last_ms > 0 && last_ms < now_ms &&
+        (e->catchup = malloc((size_t)keep * sizeof *e->catchup)) != NULL) {
+        af_schedule_catchup(e->schedule, last_ms, now_ms, e->catchup, keep, &e->ncatchup);
     }
     if (af_schedule_next(e->schedule, now_ms, &e->due) != 0) {
         e->due = INT64_MAX;
@@ -206,10 +199,8 @@ size_t af_scheduler_run(af_scheduler_t *s, int64_t now_ms, af_scheduler_fire_fn 
     size_t fired = 0;
     while (s->n > 0 && key_of(s->heap[0]) <= now_ms) {
         entry_t *e = s->heap[0];
-        if (e->ncatchup > 0) {
-            int64_t at = e->catchup[0];
-            memmove(e->catchup, e->catchup + 1, (size_t)--e->ncatchup * sizeof *e->catchup);
-            fire(ud, e->id, at, 1);
+        if (e->catchup_next < e->ncatchup) {
+            fire(ud, e->id, e->catchup[e->catchup_next++], 1);
         } else {
             int64_t at = e->due;
             if (af_schedule_next(e->schedule, at, &e->due) != 0) {
