@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/lua_json.h"
 
 typedef enum { T_NEW, T_RUNNING, T_WAIT_TIMER, T_WAIT_JOIN, T_WAIT_NODE, T_DONE } task_state_t;
@@ -102,7 +103,7 @@ static void timer_closed(uv_handle_t *h) {
 static void task_stop(af_task_t *t) {
     t->cancelled = 1;
     if (t->timer) {
-        uv_timer_stop(t->timer);
+        af_clock_timer_stop(t->timer);
         uv_close((uv_handle_t *)t->timer, timer_closed);
         t->timer = NULL;
     }
@@ -328,7 +329,7 @@ static int host_sleep(lua_State *L) {
         t->timer->data = t;
     }
     uv_update_time(t->vm->loop); /* Lua may have run for a while since the loop woke */
-    uv_timer_start(t->timer, on_timer, (uint64_t)ms, 0);
+    af_clock_timer_start(t->timer, on_timer, af_wall_ms() + ms); /* a manual clock too */
     t->state = T_WAIT_TIMER;
     return lua_yield(L, 0);
 }

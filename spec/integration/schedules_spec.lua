@@ -64,6 +64,26 @@ describe("agentflow serve schedules", function()
     assert.are.equal(0, srv.close())
   end)
 
+  it("moves af.sleep with the manual clock as it moves delays", function()
+    local srv = serve(nil, clock_env(T0))
+    local wf = h.deploy(srv, [[
+local af = require "agentflow"
+local wf = af.workflow "sleeper" {}
+wf:step("nap", function(ctx) af.sleep("1h") return af.now() end)
+return wf
+]])
+    local status, x = srv.call("POST", "/api/workflows/" .. wf.id .. "/execute", "{}",
+                               "application/json")
+    assert.are.equal(202, status, json.encode(x))
+    os.execute("sleep 0.3") -- real time passing does not end an hour's sleep
+    assert.are.equal("running", h.wait_execution(srv, x.id, { running = true }).status)
+    advance(srv, "1h")
+    local done = h.wait_execution(srv, x.id)
+    assert.are.equal("succeeded", done.status)
+    assert.are.equal(T0 + 3600000, done.result.nap)
+    assert.are.equal(0, srv.close())
+  end)
+
   it("fires at the zone's times across both daylight-saving changes of Berlin", function()
     -- 2026-03-28T12:00Z; 02:30 does not exist in Berlin on 03-29, 02:30 happens twice on 10-25
     local srv = serve(nil, clock_env(1774699200000))
