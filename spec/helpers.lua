@@ -235,6 +235,33 @@ function helpers.deploy(srv, src)
   return wf
 end
 
+--- A workflow script: `name`, one trigger (DSL text such as 'af.event { type = "x" }') and its
+--- steps (Lua text; by default one step that returns ctx.trigger).
+function helpers.workflow_src(name, trigger, steps)
+  return ("local af = require \"agentflow\"\nlocal wf = af.workflow %q {}\nwf:on(%s)\n%s\nreturn wf\n")
+    :format(name, trigger, steps or 'wf:step("a", function(ctx) return ctx.trigger end)')
+end
+
+--- The executions of workflow wf on srv as full records, oldest first (time-ordered ids break
+--- ties), once at least n of them are there — n that have ended when `ended` — or after 5 s.
+function helpers.executions(srv, wf, n, ended)
+  local items
+  helpers.wait_until(function()
+    local _, list = srv.call("GET", "/api/executions?limit=200&workflow_id=" .. wf.id)
+    items = {}
+    for _, x in ipairs(list.items) do
+      local _, full = srv.call("GET", "/api/executions/" .. x.id)
+      local over = full.status == "succeeded" or full.status == "failed"
+      if not ended or over then items[#items + 1] = full end
+    end
+    return #items >= (n or 0)
+  end, 5)
+  table.sort(items, function(a, b)
+    return a.created_at < b.created_at or (a.created_at == b.created_at and a.id < b.id)
+  end)
+  return items
+end
+
 --- The env words that start a server on a manual clock at epoch ms `at` (see helpers.serve).
 function helpers.manual_clock(at) return "AGENTFLOW_CLOCK=manual@" .. string.format("%d", at) end
 

@@ -5,23 +5,13 @@
 local h = require "spec.helpers"
 local json = require "dkjson"
 
-local ORDERS = [[
-local af = require "agentflow"
-local wf = af.workflow "orders" {}
-wf:on(af.event { type = "order.*", where = { amount = { gte = 100 } },
+local function orders_src(name)
+  return h.workflow_src(name or "orders", [[af.event { type = "order.*", where = { amount = { gte = 100 } },
   filter = function(ev) return ev.data.ok ~= false end,
-  input = function(ev) return { order = ev.data.id, amount = ev.data.amount, type = ev.type } end })
-wf:step("a", function(ctx) return ctx.trigger end)
-return wf
-]]
-
-local FAILURES = [[
-local af = require "agentflow"
-local wf = af.workflow "failures" {}
-wf:on(af.event { type = "*.failed" })
-wf:step("a", function(ctx) return ctx.trigger end)
-return wf
-]]
+  input = function(ev) return { order = ev.data.id, amount = ev.data.amount, type = ev.type } end }]])
+end
+local ORDERS = orders_src()
+local FAILURES = h.workflow_src("failures", 'af.event { type = "*.failed" }')
 
 local UPSTREAM = [[
 local af = require "agentflow"
@@ -34,21 +24,9 @@ wf:step("tell", function(ctx) return af.emit("stage.told", { one = 1 }) end, { a
 return wf
 ]]
 
-local DOWNSTREAM = [[
-local af = require "agentflow"
-local wf = af.workflow "downstream" {}
-wf:on(af.event { type = "stage.#" })
-wf:step("a", function(ctx) return ctx.trigger end)
-return wf
-]]
-
-local LOOP = [[
-local af = require "agentflow"
-local wf = af.workflow "loop" {}
-wf:on(af.event { type = "loop.tick" })
-wf:step("again", function(ctx) af.emit("loop.tick", { n = (ctx.trigger.data.n or 0) + 1 }) return 1 end)
-return wf
-]]
+local DOWNSTREAM = h.workflow_src("downstream", 'af.event { type = "stage.#" }')
+local LOOP = h.workflow_src("loop", 'af.event { type = "loop.tick" }', [[
+wf:step("again", function(ctx) af.emit("loop.tick", { n = (ctx.trigger.data.n or 0) + 1 }) return 1 end)]])
 
 local function post(srv, body, ctype)
   return srv.call("POST", "/api/events", type(body) == "table" and json.encode(body) or body,
@@ -57,24 +35,8 @@ end
 
 local deploy = h.deploy
 
--- The finished executions of a workflow, oldest first, once n are there (at most 5 s).
-local function runs(srv, wf, n)
-  local items
-  for _ = 1, 100 do
-    local _, list = srv.call("GET", "/api/executions?limit=200&workflow_id=" .. wf.id)
-    items = {}
-    for _, x in ipairs(list.items) do
-      local _, full = srv.call("GET", "/api/executions/" .. x.id)
-      if full.status == "succeeded" or full.status == "failed" then items[#items + 1] = full end
-    end
-    if #items >= (n or 0) then break end
-    os.execute("sleep 0.05")
-  end
-  table.sort(items, function(a, b) -- ids are time-ordered within a millisecond
-    return a.created_at < b.created_at or (a.created_at == b.created_at and a.id < b.id)
-  end)
-  return items
-end
+-- The finished executions of a workflow, oldest first, once n are there.
+local function runs(srv, wf, n) return h.executions(srv, wf, n, true) end
 
 local function event_count(srv)
   local _, list = srv.call("GET", "/api/events?limit=200")
@@ -205,7 +167,7 @@ describe("agentflow serve events", function()
     -- a workflow deployed later gets the past by replay, the first one nothing twice
     local failures = deploy(srv, FAILURES)
     post(srv, { type = "payment.failed", id = "r-5", data = {} })
-    local late = deploy(srv, ORDERS:gsub('"orders"', '"late"'))
+    local late = deploy(srv, orders_src("late"))
     os.execute("sleep 0.1")
     local status, body = srv.call("POST", "/api/events/replay",
                                   json.encode({ from = 0, type = "order.created" }),

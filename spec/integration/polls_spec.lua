@@ -7,16 +7,7 @@ local json = require "dkjson"
 
 local T0 = 1780272000000 -- 2026-06-01T00:00:00Z
 
-local function script(name, poll)
-  return ([[
-local af = require "agentflow"
-local wf = af.workflow "%s" {}
-wf:on(af.poll %s)
-wf:step("a", function(ctx) return ctx.trigger end)
-return wf
-]]):format(name, poll)
-end
-
+local function script(name, poll) return h.workflow_src(name, "af.poll " .. poll) end
 local function deploy(srv, name, poll) return h.deploy(srv, script(name, poll)) end
 local advance = h.advance
 
@@ -32,32 +23,16 @@ local function feed_count(mock, name)
   return json.decode(out).count
 end
 
--- The inputs of a workflow's executions, oldest first, once n are there (at most 5 s).
+-- The inputs of a workflow's executions, oldest first, once n are there.
 local function inputs(srv, wf, n)
-  local out
-  for _ = 1, 100 do
-    local _, list = srv.call("GET", "/api/executions?limit=200&workflow_id=" .. wf.id)
-    out = {}
-    table.sort(list.items, function(a, b) -- ids are time-ordered within a millisecond
-      return a.created_at < b.created_at or (a.created_at == b.created_at and a.id < b.id)
-    end)
-    for _, x in ipairs(list.items) do
-      local _, full = srv.call("GET", "/api/executions/" .. x.id)
-      out[#out + 1] = full.input
-    end
-    if #out >= (n or 0) then break end
-    os.execute("sleep 0.05")
-  end
+  local out = {}
+  for i, x in ipairs(h.executions(srv, wf, n)) do out[i] = x.input end
   return out
 end
 
 -- Waits until the feed was asked `n` times.
 local function polled(mock, name, n)
-  for _ = 1, 100 do
-    if feed_count(mock, name) >= n then return true end
-    os.execute("sleep 0.05")
-  end
-  return false
+  return h.wait_until(function() return feed_count(mock, name) >= n end, 5) == true
 end
 
 local function settle() os.execute("sleep 0.25") end
@@ -170,10 +145,9 @@ describe("agentflow serve polls", function()
   end)
 
   it("keeps what it saw across a restart", function()
-    local data = os.tmpname()
-    os.remove(data)
     local env = h.manual_clock(T0)
-    local srv = h.serve(data, nil, env)
+    local srv = h.serve(nil, nil, env)
+    local data = srv.data
     set_feed(mock, "r", { { id = "a" } })
     local wf = deploy(srv, "restart", ('{ interval = "1m", key = "id", request = { url = "%s/feed/r" } }')
                                        :format(mock.url))

@@ -9,38 +9,16 @@ local T0 = 1780272000000 -- 2026-06-01T00:00:00Z
 local MIN = 60000
 
 local function script(name, schedule, steps)
-  return ([[
-local af = require "agentflow"
-local wf = af.workflow "%s" {}
-wf:on(af.schedule %s)
-%s
-return wf
-]]):format(name, schedule, steps or 'wf:step("a", function(ctx) return ctx.trigger end)')
+  return h.workflow_src(name, "af.schedule " .. schedule, steps)
 end
-
 local function deploy(srv, name, schedule, steps) return h.deploy(srv, script(name, schedule, steps)) end
 local advance = h.advance
+local runs = h.executions -- (srv, wf, n): oldest first, once n are there
 
--- The executions of a workflow, oldest first, once `n` of them are there (or after 5 s).
-local function runs(srv, wf, n)
-  local items
-  for _ = 1, 100 do
-    local _, list = srv.call("GET", "/api/executions?limit=200&workflow_id=" .. wf.id)
-    items = list.items
-    if #items >= (n or 0) then break end
-    os.execute("sleep 0.05")
-  end
-  table.sort(items, function(a, b) -- ids are time-ordered within a millisecond
-    return a.created_at < b.created_at or (a.created_at == b.created_at and a.id < b.id)
-  end)
-  return items
-end
-
-local function scheduled(srv, items)
+local function scheduled(_, items)
   local out = {}
   for _, x in ipairs(items) do
-    local _, full = srv.call("GET", "/api/executions/" .. x.id)
-    out[#out + 1] = full.input.scheduled_at .. (full.input.catchup and " catchup" or "")
+    out[#out + 1] = x.input.scheduled_at .. (x.input.catchup and " catchup" or "")
   end
   table.sort(out)
   return out
@@ -118,9 +96,8 @@ return wf
   end)
 
   it("catches up missed runs after a restart by each policy, without doubles", function()
-    local data = os.tmpname()
-    os.remove(data)
-    local srv = serve(data, clock_env(T0))
+    local srv = serve(nil, clock_env(T0))
+    local data = srv.data
     local all = deploy(srv, "all", '{ cron = "* * * * *", missed = "run_all", max_catchup = 5 }')
     local once = deploy(srv, "once", '{ cron = "* * * * *", missed = "run_once" }')
     local skip = deploy(srv, "skip", '{ cron = "* * * * *" }')
@@ -151,9 +128,8 @@ return wf
   end)
 
   it("neither loses nor doubles a fire across a restart at the same time", function()
-    local data = os.tmpname()
-    os.remove(data)
-    local srv = serve(data, clock_env(T0))
+    local srv = serve(nil, clock_env(T0))
+    local data = srv.data
     local wf = deploy(srv, "steady", '{ every = "1m", missed = "run_all" }')
     advance(srv, "3m")
     assert.are.equal(3, #runs(srv, wf, 3))
@@ -193,9 +169,8 @@ return wf
   end)
 
   it("holds overlap between catch-ups fired together", function()
-    local data = os.tmpname()
-    os.remove(data)
-    local srv = serve(data, clock_env(T0))
+    local srv = serve(nil, clock_env(T0))
+    local data = srv.data
     local wf = deploy(srv, "catching", '{ cron = "* * * * *", missed = "run_all", overlap = "skip" }',
       'wf:step("slow", af.delay(function(ctx) return ctx.trigger.catchup and "10m" or "1ms" end))')
     advance(srv, "1m") -- 00:01 runs, and ends when the clock moves on
